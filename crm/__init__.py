@@ -1,0 +1,113 @@
+"""The 双招双引 investment-promotion CRM."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import Flask, render_template
+
+from config import Config, instance_secret_key
+
+
+def create_app(config: type[Config] | None = None) -> Flask:
+    from config import INSTANCE_DIR
+
+    app = Flask(__name__, instance_path=str(INSTANCE_DIR))
+    app.config.from_object(config or Config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = instance_secret_key()
+    register_extensions(app)
+    register_blueprints(app)
+    register_template_helpers(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from crm.extensions import csrf, db, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(
+        app,
+        db,
+        directory=str(Path(app.root_path).parent / "migrations"),
+        render_as_batch=True,
+        compare_type=True,
+    )
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "请先登录"
+    login_manager.login_message_category = "warning"
+    csrf.init_app(app)
+
+
+@sa.event.listens_for(sa.engine.Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """WAL and a busy timeout, so several gunicorn workers can share one file; enforce FKs.
+
+    pysqlite's own transaction handling is switched off and SQLAlchemy emits BEGIN itself
+    (the documented recipe), so transactions and SAVEPOINTs behave as on PostgreSQL.
+    """
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+
+@sa.event.listens_for(sa.engine.Engine, "begin")
+def _sqlite_begin(connection) -> None:
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN")
+
+
+def register_blueprints(app: Flask) -> None:
+    from crm.admin.views import bp as admin_bp
+    from crm.auth.views import bp as auth_bp
+    from crm.companies.views import bp as companies_bp
+    from crm.main.views import bp as main_bp
+    from crm.projects.views import bp as projects_bp
+
+    for bp in (main_bp, auth_bp, projects_bp, companies_bp, admin_bp):
+        app.register_blueprint(bp)
+
+
+def register_template_helpers(app: Flask) -> None:
+    from crm import templating
+
+    templating.init_app(app)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from crm.extensions import db
+
+    messages = {
+        400: "请求无效",
+        403: "没有权限",
+        404: "页面不存在",
+        405: "不支持的请求方式",
+        409: "内容冲突",
+        413: "上传的文件过大",
+        500: "服务器内部错误",
+    }
+
+    def handle(error):
+        code = getattr(error, "code", 500) or 500
+        if code >= 500:
+            db.session.rollback()
+        return render_template("error.html", code=code, message=messages.get(code, "出错了")), code
+
+    for code in messages:
+        app.register_error_handler(code, handle)
+
+
+def register_commands(app: Flask) -> None:
+    from crm.commands import crm_cli
+
+    app.cli.add_command(crm_cli)

@@ -1,0 +1,119 @@
+"""Permission rules, in one place.
+
+Every query that lists or loads a project or a company goes through `project_scope` /
+`company_scope`; every action is asked of `can`. Who sees what:
+- 招商专员 (officer): the projects of its 载体; acts on them.
+- 产业专班 (task force): the projects of its cluster in every 载体; follows up, element needs.
+- 领导 (leader): everything, read-only here (decisions come with the evaluation).
+- 管理员 (admin): everything.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import sqlalchemy as sa
+from flask import abort
+
+from crm.auth.models import Role, User
+from crm.companies.models import Company
+from crm.extensions import db
+from crm.projects.models import Project
+
+
+class Action(enum.Enum):
+    VIEW = "view"
+    EDIT = "edit"  # profile, figures, dates
+    MOVE = "move"  # stage and status
+    FUNDS = "funds"
+    FOLLOW_UP = "follow_up"
+    ELEMENTS = "elements"
+
+
+# Which roles may take which action on a project they can see.
+_PROJECT_ACTIONS: dict[Role, set[Action]] = {
+    Role.ADMIN: set(Action),
+    Role.OFFICER: set(Action),
+    Role.TASKFORCE: {Action.VIEW, Action.FOLLOW_UP, Action.ELEMENTS},
+    Role.LEADER: {Action.VIEW},
+}
+
+
+def project_scope(user: User) -> sa.ColumnElement[bool]:
+    """The WHERE clause selecting the projects `user` may read."""
+    alive = Project.is_deleted.is_(False)
+    if user.role in (Role.ADMIN, Role.LEADER):
+        return alive
+    if user.role is Role.OFFICER:
+        return sa.and_(alive, Project.carrier_id == user.carrier_id)
+    if user.role is Role.TASKFORCE:
+        return sa.and_(alive, Project.cluster_id == user.cluster_id)
+    return sa.false()
+
+
+def company_scope(user: User) -> sa.ColumnElement[bool]:
+    """Companies `user` may read: those behind a readable project, or registered by its 载体."""
+    alive = Company.is_deleted.is_(False)
+    if user.role in (Role.ADMIN, Role.LEADER):
+        return alive
+    has_project = (
+        sa.select(Project.id).where(Project.company_id == Company.id, project_scope(user)).exists()
+    )
+    if user.role is Role.OFFICER:
+        return sa.and_(
+            alive, sa.or_(Company.registered_by_carrier_id == user.carrier_id, has_project)
+        )
+    return sa.and_(alive, has_project)
+
+
+def can_read_project(user: User, project: Project) -> bool:
+    if project.is_deleted:
+        return False
+    if user.role in (Role.ADMIN, Role.LEADER):
+        return True
+    if user.role is Role.OFFICER:
+        return project.carrier_id == user.carrier_id
+    if user.role is Role.TASKFORCE:
+        return project.cluster_id == user.cluster_id
+    return False
+
+
+def can(user: User, action: Action, project: Project) -> bool:
+    return can_read_project(user, project) and action in _PROJECT_ACTIONS[user.role]
+
+
+def allowed_actions(user: User, project: Project) -> set[Action]:
+    """What the project page may offer this user."""
+    return {a for a in Action if can(user, a, project)}
+
+
+def can_create_project(user: User) -> bool:
+    return user.role in (Role.ADMIN, Role.OFFICER)
+
+
+def can_edit_company(user: User) -> bool:
+    """Officers and admins keep company records; the company must also be readable."""
+    return user.role in (Role.ADMIN, Role.OFFICER)
+
+
+def load_project(user: User, project_id: int, action: Action = Action.VIEW) -> Project:
+    """Load a project through the permission layer: 404 if unreadable, 403 if not allowed."""
+    project = db.session.scalar(
+        sa.select(Project).where(Project.id == project_id, project_scope(user))
+    )
+    if project is None:
+        abort(404)
+    if not can(user, action, project):
+        abort(403)
+    return project
+
+
+def load_company(user: User, company_id: int, edit: bool = False) -> Company:
+    company = db.session.scalar(
+        sa.select(Company).where(Company.id == company_id, company_scope(user))
+    )
+    if company is None:
+        abort(404)
+    if edit and not can_edit_company(user):
+        abort(403)
+    return company

@@ -1,0 +1,61 @@
+"""Users and roles."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from flask_login import UserMixin
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from crm.catalog.models import Carrier, Cluster
+from crm.core import LabelledEnum, UTCDateTime, enum_column, utcnow
+from crm.extensions import db
+
+
+class Role(LabelledEnum):
+    ADMIN = "管理员"
+    OFFICER = "招商专员"
+    TASKFORCE = "产业专班"
+    LEADER = "领导"
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+    __table_args__ = (
+        sa.UniqueConstraint("username"),
+        # An officer belongs to one 载体, a task force to one cluster.
+        sa.CheckConstraint(
+            "role != 'OFFICER' OR carrier_id IS NOT NULL", name="officer_has_carrier"
+        ),
+        sa.CheckConstraint(
+            "role != 'TASKFORCE' OR cluster_id IS NOT NULL", name="taskforce_has_cluster"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(sa.String(64))
+    display_name: Mapped[str] = mapped_column(sa.String(64))
+    password_hash: Mapped[str] = mapped_column(sa.String(256))
+    role: Mapped[Role] = mapped_column(enum_column(Role, "role"))
+    carrier_id: Mapped[int | None] = mapped_column(sa.ForeignKey("carriers.id"))
+    cluster_id: Mapped[int | None] = mapped_column(sa.ForeignKey("clusters.id"))
+    phone: Mapped[str] = mapped_column(sa.String(32), default="", server_default="")
+    is_active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    carrier: Mapped[Carrier | None] = relationship()
+    cluster: Mapped[Cluster | None] = relationship()
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def scope_label(self) -> str:
+        """Where the user works: the 载体 or cluster, or the whole city."""
+        if self.role is Role.OFFICER and self.carrier:
+            return self.carrier.name
+        if self.role is Role.TASKFORCE and self.cluster:
+            return f"{self.cluster.name}专班"
+        return "全市"

@@ -1,0 +1,8 @@
+from flask import Blueprint
+
+bp = Blueprint("companies", __name__, url_prefix="/companies")
+
+
+@bp.route("/")
+def index():
+    return ""

@@ -1,0 +1,100 @@
+"""Shared building blocks for models: time, labelled enums, column types."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def local_today() -> date:
+    """Today's date in Asia/Shanghai, the calendar the users live by."""
+    return datetime.now(LOCAL_TZ).date()
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes, stored naive-UTC so SQLite and PostgreSQL agree."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class LabelledEnum(enum.Enum):
+    """An enum whose members carry the Chinese word the UI shows.
+
+    Members are declared as ``NAME = "label"``; the database stores NAME.
+    """
+
+    @property
+    def label(self) -> str:
+        return self.value
+
+    @classmethod
+    def choices(cls) -> list[tuple[str, str]]:
+        return [(m.name, m.label) for m in cls]
+
+    @classmethod
+    def from_name(cls, name: str | None):
+        try:
+            return cls[name] if name else None
+        except KeyError:
+            return None
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def enum_column(enum_cls: type[enum.Enum], name: str) -> sa.Enum:
+    """A non-native enum with a named CHECK constraint: never a free-text state column."""
+    return sa.Enum(
+        enum_cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=max(len(m.name) for m in enum_cls),
+        validate_strings=True,
+    )
+
+
+Money = sa.Numeric(14, 2)  # 万元
+Area = sa.Numeric(12, 2)  # 亩
+
+
+def as_decimal(value) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+class ServiceError(Exception):
+    """A business rule refused the change; nothing of it is kept.
+
+    `errors` maps form field names to messages in Chinese, shown at the fields.
+    """
+
+    def __init__(self, message: str = "", errors: dict[str, str] | None = None):
+        super().__init__(message or "；".join((errors or {}).values()))
+        self.message = message
+        self.errors = errors or {}
+
+
+class ConflictError(ServiceError):
+    """Someone else saved the record since this user loaded it."""

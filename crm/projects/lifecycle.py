@@ -1,0 +1,209 @@
+"""The lifecycle rules (measure 28), in one module.
+
+- A project moves one stage forward at a time; it may go back to any earlier stage with a reason.
+- Each stage has fields that must be filled before entry (`STAGE_REQUIRED_FIELDS`).
+- Other packages plug checks into a stage's entry with `register_entry_check`; the evaluation
+  package uses it for the 签约 gate (measure 22), so this module never imports it.
+- Stages move only while the status is 正常. Leaving 正常 needs a reason and a date; 流失 names
+  where the project went; 终止 names a reason from the catalogue; 暂缓 can resume.
+- Every move writes a history row (StageChange / StatusChange) that is never edited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from crm.audit.services import apply_changes, record
+from crm.auth.models import User
+from crm.catalog.models import TerminationReason
+from crm.core import ServiceError, local_today
+from crm.extensions import db
+from crm.projects.models import Project, StageChange, StatusChange
+from crm.projects.stages import STAGE_REQUIRED_FIELDS, Stage, Status
+
+# A check returns None when the project may enter the stage, or the reason it may not.
+EntryCheck = Callable[[Project], str | None]
+_entry_checks: dict[Stage, list[EntryCheck]] = {stage: [] for stage in Stage}
+
+# Statuses a project may change to, from each status.
+STATUS_MOVES: dict[Status, tuple[Status, ...]] = {
+    Status.ACTIVE: (Status.ON_HOLD, Status.DROPPED, Status.LOST),
+    Status.ON_HOLD: (Status.ACTIVE, Status.DROPPED, Status.LOST),
+    Status.DROPPED: (),
+    Status.LOST: (),
+}
+
+
+def register_entry_check(stage: Stage) -> Callable[[EntryCheck], EntryCheck]:
+    """Decorator: run `check` before any project enters `stage`."""
+
+    def decorator(check: EntryCheck) -> EntryCheck:
+        if check not in _entry_checks[stage]:
+            _entry_checks[stage].append(check)
+        return check
+
+    return decorator
+
+
+def entry_blockers(project: Project, stage: Stage) -> list[str]:
+    """Why `project` may not enter `stage` now, from the registered checks (gates)."""
+    return [reason for check in _entry_checks[stage] if (reason := check(project))]
+
+
+def stage_moves(project: Project) -> list[Stage]:
+    """The stages this project may move to: the next one, and every earlier one."""
+    if project.status is not Status.ACTIVE:
+        return []
+    moves = [s for s in Stage if s.order < project.stage.order]
+    if project.stage.next:
+        moves.append(project.stage.next)
+    return moves
+
+
+def move_stage(
+    user: User,
+    project: Project,
+    to_stage: Stage,
+    reason: str = "",
+    fields: dict[str, Any] | None = None,
+) -> StageChange:
+    """Move `project` to `to_stage`, filling that stage's required fields from `fields`."""
+    from_stage = project.stage
+    reason = reason.strip()
+    if project.status is not Status.ACTIVE:
+        raise ServiceError(f"项目处于“{project.status.label}”状态，不能变更阶段")
+    if to_stage not in stage_moves(project):
+        raise ServiceError(f"不能从“{from_stage.label}”直接进入“{to_stage.label}”：阶段须逐级推进")
+    backward = to_stage.order < from_stage.order
+    if backward and not reason:
+        raise ServiceError(errors={"reason": "退回到之前的阶段须说明原因"})
+
+    changes: dict[str, list[Any]] = {"stage": [from_stage.name, to_stage.name]}
+    if not backward:
+        required = STAGE_REQUIRED_FIELDS.get(to_stage, {})
+        values = {k: v for k, v in (fields or {}).items() if k in required}
+        missing = {
+            k: f"进入“{to_stage.label}”须填写{label}"
+            for k, label in required.items()
+            if values.get(k) in (None, "") and getattr(project, k) in (None, "")
+        }
+        if missing:
+            raise ServiceError(errors=missing)
+        errors = _actual_date_errors(project, values)
+        if errors:
+            raise ServiceError(errors=errors)
+        if blockers := entry_blockers(project, to_stage):
+            raise ServiceError("；".join(blockers))
+        changes |= apply_changes(project, {k: v for k, v in values.items() if v not in (None, "")})
+
+    project.stage = to_stage
+    project.version += 1
+    change = StageChange(
+        project_id=project.id,
+        from_stage=from_stage,
+        to_stage=to_stage,
+        reason=reason,
+        changed_by_id=user.id,
+    )
+    db.session.add(change)
+    db.session.flush()
+    record(
+        user,
+        "stage_moved",
+        project,
+        summary=f"{project.name}：{from_stage.label} → {to_stage.label}",
+        changes=changes,
+    )
+    return change
+
+
+def _actual_date_errors(project: Project, values: dict[str, Any]) -> dict[str, str]:
+    """Actual dates may not lie in the future, nor before the previous milestone."""
+    today = local_today()
+    order = ["signed_on", "started_on", "producing_on"]
+    errors = {}
+    for i, field in enumerate(order):
+        value: date | None = values.get(field)
+        if value is None:
+            continue
+        if value > today:
+            errors[field] = "实际日期不能晚于今天"
+        for earlier in order[:i]:
+            before = values.get(earlier) or getattr(project, earlier)
+            if before and value < before:
+                errors[field] = "日期不能早于前一阶段的实际日期"
+    return errors
+
+
+def record_initial_stage(user: User, project: Project) -> StageChange:
+    """The first history row of a new project."""
+    change = StageChange(
+        project_id=project.id, from_stage=None, to_stage=project.stage, changed_by_id=user.id
+    )
+    db.session.add(change)
+    return change
+
+
+def change_status(
+    user: User,
+    project: Project,
+    to_status: Status,
+    *,
+    reason: str = "",
+    effective_on: date | None = None,
+    lost_to: str = "",
+    termination_reason: TerminationReason | None = None,
+) -> StatusChange:
+    from_status = project.status
+    reason, lost_to = reason.strip(), lost_to.strip()
+    if to_status not in STATUS_MOVES[from_status]:
+        raise ServiceError(f"项目不能从“{from_status.label}”变为“{to_status.label}”")
+    errors = {}
+    if to_status is not Status.ACTIVE and not reason:
+        errors["reason"] = f"变为“{to_status.label}”须说明原因"
+    if effective_on is None:
+        errors["effective_on"] = "请填写生效日期"
+    elif effective_on > local_today():
+        errors["effective_on"] = "生效日期不能晚于今天"
+    if to_status is Status.LOST and not lost_to:
+        errors["lost_to"] = "流失须写明流向何地"
+    if to_status is Status.DROPPED and termination_reason is None:
+        errors["termination_reason_id"] = "请选择终止原因"
+    if errors:
+        raise ServiceError(errors=errors)
+
+    changes = apply_changes(
+        project,
+        {
+            "status": to_status,
+            "status_reason": reason,
+            "status_on": effective_on,
+            "lost_to": lost_to if to_status is Status.LOST else "",
+            "termination_reason_id": termination_reason.id
+            if termination_reason and to_status is Status.DROPPED
+            else None,
+        },
+    )
+    project.version += 1
+    change = StatusChange(
+        project_id=project.id,
+        from_status=from_status,
+        to_status=to_status,
+        reason=reason,
+        effective_on=effective_on,
+        lost_to=project.lost_to,
+        termination_reason_id=project.termination_reason_id,
+        changed_by_id=user.id,
+    )
+    db.session.add(change)
+    db.session.flush()
+    record(
+        user,
+        "status_changed",
+        project,
+        summary=f"{project.name}：{from_status.label} → {to_status.label}",
+        changes=changes,
+    )
+    return change

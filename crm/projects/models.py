@@ -1,0 +1,243 @@
+"""Projects and what happens to them: stage and status history, follow-ups,
+element needs (要素保障) and funds actually invested (实际到位资金)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from crm.auth.models import User
+from crm.catalog.models import Carrier, Chain, Channel, Cluster, TerminationReason
+from crm.companies.models import Company, Contact
+from crm.core import Area, LabelledEnum, Money, UTCDateTime, enum_column, utcnow
+from crm.extensions import db
+from crm.projects.stages import Stage, Status
+
+
+class Project(db.Model):
+    __tablename__ = "projects"
+    __table_args__ = (
+        sa.Index("ix_projects_stage_updated_at", "stage", "updated_at"),
+        sa.Index("ix_projects_carrier_id_updated_at", "carrier_id", "updated_at"),
+        sa.Index("ix_projects_cluster_id_updated_at", "cluster_id", "updated_at"),
+        sa.CheckConstraint("total_investment >= 0", name="total_investment_not_negative"),
+        sa.CheckConstraint("land_area >= 0", name="land_area_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200), index=True)
+    company_id: Mapped[int] = mapped_column(sa.ForeignKey("companies.id"), index=True)
+    carrier_id: Mapped[int] = mapped_column(sa.ForeignKey("carriers.id"))
+    cluster_id: Mapped[int] = mapped_column(sa.ForeignKey("clusters.id"))
+    chain_id: Mapped[int | None] = mapped_column(sa.ForeignKey("chains.id"))
+    channel_id: Mapped[int] = mapped_column(sa.ForeignKey("channels.id"), index=True)
+    officer_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    is_key: Mapped[bool] = mapped_column(default=False, server_default=sa.false())  # 重点项目
+
+    stage: Mapped[Stage] = mapped_column(enum_column(Stage, "stage"), default=Stage.PLANNED)
+    status: Mapped[Status] = mapped_column(enum_column(Status, "status"), default=Status.ACTIVE)
+    status_reason: Mapped[str] = mapped_column(sa.String(500), default="", server_default="")
+    status_on: Mapped[date | None]
+    lost_to: Mapped[str] = mapped_column(sa.String(100), default="", server_default="")
+    termination_reason_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("termination_reasons.id")
+    )
+
+    total_investment: Mapped[Decimal] = mapped_column(Money)  # 总投资, 万元
+    fixed_asset_investment: Mapped[Decimal | None] = mapped_column(Money)  # 固定资产投资, 万元
+    land_area: Mapped[Decimal | None] = mapped_column(Area)  # 亩
+    expected_output: Mapped[Decimal | None] = mapped_column(Money)  # 预计年产值, 万元
+    expected_tax: Mapped[Decimal | None] = mapped_column(Money)  # 预计年税收, 万元
+    expected_jobs: Mapped[int | None]
+    description: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+
+    planned_signed_on: Mapped[date | None]
+    signed_on: Mapped[date | None]
+    signed_amount: Mapped[Decimal | None] = mapped_column(Money)
+    planned_started_on: Mapped[date | None]
+    started_on: Mapped[date | None]
+    planned_producing_on: Mapped[date | None]
+    producing_on: Mapped[date | None]
+
+    # Kept by the follow-up service so lists can filter without reading follow-ups.
+    last_followup_on: Mapped[date | None] = mapped_column(index=True)
+    next_action: Mapped[str] = mapped_column(sa.String(500), default="", server_default="")
+    next_action_due: Mapped[date | None] = mapped_column(index=True)
+
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow, index=True
+    )
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
+    is_deleted: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+
+    # The version is raised by the services on every edit or move, not on follow-ups;
+    # an UPDATE over a newer version fails (optimistic locking).
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
+
+    company: Mapped[Company] = relationship()
+    carrier: Mapped[Carrier] = relationship()
+    cluster: Mapped[Cluster] = relationship()
+    chain: Mapped[Chain | None] = relationship()
+    channel: Mapped[Channel] = relationship()
+    officer: Mapped[User] = relationship(foreign_keys=[officer_id])
+    termination_reason: Mapped[TerminationReason | None] = relationship()
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def investment_per_mu(self) -> Decimal | None:
+        """亩均投资 (万元/亩)."""
+        if self.land_area:
+            return (self.total_investment / self.land_area).quantize(Decimal("0.01"))
+        return None
+
+    @property
+    def tax_per_mu(self) -> Decimal | None:
+        """亩均税收 (万元/亩)."""
+        if self.land_area and self.expected_tax is not None:
+            return (self.expected_tax / self.land_area).quantize(Decimal("0.01"))
+        return None
+
+
+class StageChange(db.Model):
+    """One move between stages. Written by the lifecycle service, never edited."""
+
+    __tablename__ = "stage_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"), index=True)
+    from_stage: Mapped[Stage | None] = mapped_column(enum_column(Stage, "from_stage"))
+    to_stage: Mapped[Stage] = mapped_column(enum_column(Stage, "to_stage"))
+    reason: Mapped[str] = mapped_column(sa.String(500), default="", server_default="")
+    changed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    project: Mapped[Project] = relationship()
+    changed_by: Mapped[User | None] = relationship()
+
+    @property
+    def is_backward(self) -> bool:
+        return self.from_stage is not None and self.to_stage.order < self.from_stage.order
+
+
+class StatusChange(db.Model):
+    """One change of status (正常 / 暂缓 / 终止 / 流失), never edited."""
+
+    __tablename__ = "status_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"), index=True)
+    from_status: Mapped[Status] = mapped_column(enum_column(Status, "from_status"))
+    to_status: Mapped[Status] = mapped_column(enum_column(Status, "to_status"))
+    reason: Mapped[str] = mapped_column(sa.String(500), default="", server_default="")
+    effective_on: Mapped[date]
+    lost_to: Mapped[str] = mapped_column(sa.String(100), default="", server_default="")
+    termination_reason_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("termination_reasons.id")
+    )
+    changed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    changed_by: Mapped[User | None] = relationship()
+    termination_reason: Mapped[TerminationReason | None] = relationship()
+
+
+class FollowUpKind(LabelledEnum):
+    VISIT = "走访"
+    CALL = "电话"
+    NEGOTIATION = "洽谈"
+    MEETING = "会议"
+    OTHER = "其他"
+
+
+followup_contacts = sa.Table(
+    "followup_contacts",
+    db.metadata,
+    sa.Column("followup_id", sa.ForeignKey("followups.id"), primary_key=True),
+    sa.Column("contact_id", sa.ForeignKey("contacts.id"), primary_key=True),
+)
+
+
+class FollowUp(db.Model):
+    """跟踪服务: one contact with the company, and the next action it leads to."""
+
+    __tablename__ = "followups"
+    __table_args__ = (sa.Index("ix_followups_project_id_happened_on", "project_id", "happened_on"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"))
+    kind: Mapped[FollowUpKind] = mapped_column(enum_column(FollowUpKind, "kind"))
+    happened_on: Mapped[date]
+    summary: Mapped[str] = mapped_column(sa.Text)
+    next_action: Mapped[str] = mapped_column(sa.String(500), default="", server_default="")
+    next_action_due: Mapped[date | None]
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    created_by: Mapped[User | None] = relationship()
+    contacts: Mapped[list[Contact]] = relationship(secondary=followup_contacts)
+
+
+class ElementKind(LabelledEnum):
+    LAND = "用地"
+    FOREST = "用林"
+    ENERGY = "用能"
+    WATER = "用水"
+    ENVIRONMENT = "环境容量"
+
+    @property
+    def default_unit(self) -> str:
+        return {
+            "LAND": "亩",
+            "FOREST": "亩",
+            "ENERGY": "吨标准煤/年",
+            "WATER": "吨/年",
+            "ENVIRONMENT": "吨/年",
+        }[self.name]
+
+
+class ElementStatus(LabelledEnum):
+    RAISED = "提出"
+    CONSULTING = "会商中"
+    SECURED = "已保障"
+
+
+class ElementNeed(db.Model):
+    """要素保障: one need of a project for land, forest, energy, water or environmental capacity."""
+
+    __tablename__ = "element_needs"
+    __table_args__ = (sa.CheckConstraint("quantity >= 0", name="quantity_not_negative"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"), index=True)
+    kind: Mapped[ElementKind] = mapped_column(enum_column(ElementKind, "kind"))
+    quantity: Mapped[Decimal] = mapped_column(sa.Numeric(14, 2))
+    unit: Mapped[str] = mapped_column(sa.String(20))
+    status: Mapped[ElementStatus] = mapped_column(
+        enum_column(ElementStatus, "status"), default=ElementStatus.RAISED
+    )
+    note: Mapped[str] = mapped_column(sa.String(500), default="", server_default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class FundsRecord(db.Model):
+    """实际到位资金: an amount actually invested, on a date."""
+
+    __tablename__ = "funds_records"
+    __table_args__ = (sa.CheckConstraint("amount > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"), index=True)
+    received_on: Mapped[date]
+    amount: Mapped[Decimal] = mapped_column(Money)
+    note: Mapped[str] = mapped_column(sa.String(500), default="", server_default="")
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    created_by: Mapped[User | None] = relationship()

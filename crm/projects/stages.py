@@ -1,0 +1,46 @@
+"""The one list of lifecycle stages and statuses (measure 28)."""
+
+from __future__ import annotations
+
+from crm.core import LabelledEnum
+
+
+class Stage(LabelledEnum):
+    PLANNED = "谋划"
+    ATTRACTING = "招引"
+    SIGNED = "签约"
+    STARTED = "开工"
+    PRODUCING = "投产"
+
+    @property
+    def order(self) -> int:
+        return list(Stage).index(self)
+
+    @property
+    def next(self) -> Stage | None:
+        stages = list(Stage)
+        return stages[self.order + 1] if self.order + 1 < len(stages) else None
+
+
+class Status(LabelledEnum):
+    """Separate from the stage, as in Data Hub."""
+
+    ACTIVE = "正常"
+    ON_HOLD = "暂缓"
+    DROPPED = "终止"
+    LOST = "流失"
+
+
+# Fields a project must have before it may enter a stage, with the label the form shows.
+STAGE_REQUIRED_FIELDS: dict[Stage, dict[str, str]] = {
+    Stage.SIGNED: {"signed_amount": "签约金额(万元)", "signed_on": "签约日期"},
+    Stage.STARTED: {"started_on": "开工日期"},
+    Stage.PRODUCING: {"producing_on": "投产日期"},
+}
+
+# Planned/actual date pairs, in lifecycle order.
+MILESTONES: list[tuple[str, str, str]] = [
+    ("签约", "planned_signed_on", "signed_on"),
+    ("开工", "planned_started_on", "started_on"),
+    ("投产", "planned_producing_on", "producing_on"),
+]
