@@ -6,7 +6,8 @@ import sqlite3
 from pathlib import Path
 
 import sqlalchemy as sa
-from flask import Flask, render_template
+from flask import Flask, abort, render_template, request
+from werkzeug.routing import IntegerConverter
 
 from config import Config, instance_secret_key
 
@@ -19,6 +20,7 @@ def create_app(config: type[Config] | None = None) -> Flask:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = instance_secret_key()
     register_extensions(app)
+    register_request_guards(app)
     register_blueprints(app)
     register_template_helpers(app)
     register_errorhandlers(app)
@@ -65,6 +67,24 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 def _sqlite_begin(connection) -> None:
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql("BEGIN")
+
+
+class _DatabaseIntConverter(IntegerConverter):
+    """`<int:...>` in URLs stops at the largest id the database can hold: 404, not a 500."""
+
+    def __init__(self, url_map, fixed_digits=0, min=None, max=2**31 - 1, signed=False):
+        super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
+def register_request_guards(app: Flask) -> None:
+    app.url_map.converters["int"] = _DatabaseIntConverter
+
+    @app.before_request
+    def refuse_nul_bytes():
+        """No text field legitimately holds a NUL byte, and PostgreSQL refuses one."""
+        for _key, values in request.values.lists():
+            if any("\x00" in value for value in values):
+                abort(400)
 
 
 def register_blueprints(app: Flask) -> None:

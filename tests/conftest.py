@@ -34,10 +34,31 @@ def _reset_database(engine: sa.Engine) -> None:
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory) -> str:
-    return os.environ.get("CRM_TEST_DATABASE_URL") or (
-        f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
-    )
+def database_url(tmp_path_factory):
+    """SQLite in a temporary folder, or a fresh PostgreSQL database of its own for this run
+    (created next to the one CRM_TEST_DATABASE_URL names, dropped afterwards), so parallel
+    runs never share tables."""
+    url = os.environ.get("CRM_TEST_DATABASE_URL")
+    if not url:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+        return
+    base = sa.make_url(url)
+    own = base.set(database=f"{base.database}_run{os.getpid()}")
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{own.database}"')
+        conn.exec_driver_sql(f'CREATE DATABASE "{own.database}"')
+    try:
+        yield own.render_as_string(hide_password=False)
+    finally:
+        for engine in _engines:
+            engine.dispose()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{own.database}" WITH (FORCE)')
+        admin.dispose()
+
+
+_engines: list[sa.Engine] = []
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +68,7 @@ def app(database_url):
 
     app = create_app(Config)
     with app.app_context():
+        _engines.append(db.engine)
         _reset_database(db.engine)
         upgrade()  # the suite runs on the migrated schema, not on create_all
     return app

@@ -1,13 +1,470 @@
-from flask import Blueprint
+"""Project pages: list, registration, detail with its actions, edit."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from crm.access import (
+    Action,
+    allowed_actions,
+    can_create_project,
+    load_company,
+    load_project,
+    project_scope,
+)
+from crm.auth.models import Role, User
+from crm.catalog.models import Carrier, Chain, Channel, Cluster, TerminationReason
+from crm.companies.models import Contact
+from crm.core import ConflictError, ServiceError, local_today
+from crm.extensions import db
+from crm.forms import show_service_errors
+from crm.projects import lifecycle
+from crm.projects.forms import (
+    ElementNeedForm,
+    ElementStatusForm,
+    FollowUpForm,
+    FundsForm,
+    ProjectForm,
+    StageForm,
+    StatusForm,
+)
+from crm.projects.models import ElementKind, ElementNeed, ElementStatus, FollowUpKind, Project
+from crm.projects.services import (
+    PROJECT_FIELDS,
+    SORTS,
+    ProjectFilter,
+    add_element_need,
+    add_followup,
+    add_funds,
+    create_project,
+    element_needs,
+    funds_ratio,
+    funds_records,
+    is_stale,
+    project_list_query,
+    project_timeline,
+    update_element_need,
+    update_project,
+)
+from crm.projects.stages import STAGE_REQUIRED_FIELDS, Stage, Status
 
 bp = Blueprint("projects", __name__, url_prefix="/projects")
 
 
+def _active(model):
+    return db.session.scalars(
+        sa.select(model).where(model.is_active.is_(True)).order_by(model.sort_order, model.id)
+    ).all()
+
+
+def _int_arg(name: str) -> int | None:
+    value = request.args.get(name, "")
+    return int(value) if value.isdigit() and len(value) < 10 else None
+
+
+def _officers(user: User) -> list[User]:
+    """Officers a project may be assigned to by this user."""
+    query = sa.select(User).where(User.role == Role.OFFICER, User.is_active.is_(True))
+    if user.role is Role.OFFICER:
+        query = query.where(User.carrier_id == user.carrier_id)
+    elif user.role is Role.TASKFORCE:
+        query = query.where(
+            User.carrier_id.in_(sa.select(Project.carrier_id).where(project_scope(user)).distinct())
+        )
+    return db.session.scalars(query.order_by(User.display_name)).all()
+
+
+def _read_filter() -> ProjectFilter:
+    args = request.args
+    f = ProjectFilter(
+        q=args.get("q", "").strip()[:100],
+        stage=Stage.from_name(args.get("stage")),
+        status=Status.from_name(args.get("status")),
+        carrier_id=_int_arg("carrier"),
+        cluster_id=_int_arg("cluster"),
+        channel_id=_int_arg("channel"),
+        officer_id=_int_arg("officer"),
+        is_key=args.get("key") == "1",
+        stale=args.get("stale") == "1",
+        sort=args.get("sort") if args.get("sort") in SORTS else "updated",
+    )
+    return f
+
+
 @bp.route("/")
+@login_required
 def index():
-    return ""
+    f = _read_filter()
+    today = local_today()
+    stale_days = current_app.config["STALE_AFTER_DAYS"]
+    page = db.paginate(
+        project_list_query(current_user, f, today, stale_days),
+        page=_int_arg("page") or 1,
+        per_page=current_app.config["PAGE_SIZE"],
+        error_out=False,
+    )
+    return render_template(
+        "projects/index.html",
+        page=page,
+        f=f,
+        stale_ids={p.id for p in page.items if is_stale(p, today, stale_days)},
+        stages=list(Stage),
+        statuses=list(Status),
+        carriers=_active(Carrier),
+        clusters=_active(Cluster),
+        channels=_active(Channel),
+        officers=_officers(current_user),
+        sorts=SORTS,
+        can_create=can_create_project(current_user),
+    )
+
+
+def _fill_project_choices(form: ProjectForm, user: User) -> None:
+    form.carrier_id.choices = [(c.id, c.name) for c in _active(Carrier)]
+    if user.role is Role.OFFICER:
+        form.carrier_id.choices = [(user.carrier_id, user.carrier.name)]
+    form.cluster_id.choices = [(0, "请选择")] + [(c.id, c.name) for c in _active(Cluster)]
+    chains = db.session.execute(
+        sa.select(Chain.id, Chain.name, Cluster.name)
+        .join(Chain.cluster)
+        .where(Chain.is_active.is_(True))
+        .order_by(Cluster.sort_order, Cluster.id, Chain.sort_order, Chain.id)
+    ).all()
+    form.chain_id.choices = [(0, "—")] + [(cid, f"{cl} / {name}") for cid, name, cl in chains]
+    form.channel_id.choices = [(0, "请选择")] + [(c.id, c.name) for c in _active(Channel)]
+    form.officer_id.choices = [
+        (u.id, f"{u.display_name}（{u.carrier.name}）") for u in _officers(user)
+    ]
+
+
+def _project_values(form: ProjectForm) -> dict:
+    return {name: getattr(form, name).data for name in PROJECT_FIELDS}
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@login_required
+def new():
+    if not can_create_project(current_user):
+        abort(403)
+    company_id = _int_arg("company")
+    if company_id is None:
+        flash("请先在企业库中找到或登记企业，再为它新建项目。", "info")
+        return redirect(url_for("companies.index"))
+    company = load_company(current_user, company_id)
+    form = ProjectForm()
+    if request.method == "GET":
+        form.officer_id.data = current_user.id if current_user.role is Role.OFFICER else None
+    _fill_project_choices(form, current_user)
+    status = 200
+    if form.validate_on_submit():
+        try:
+            project = create_project(
+                current_user, company, _project_values(form), Stage[form.stage.data]
+            )
+        except ServiceError as exc:
+            db.session.rollback()
+            show_service_errors(form, exc)
+            status = 400
+        else:
+            db.session.commit()
+            flash(f"已登记项目“{project.name}”", "success")
+            return redirect(url_for("projects.detail", project_id=project.id))
+    elif form.is_submitted():
+        status = 400
+    return render_template("projects/form.html", form=form, company=company, project=None), status
+
+
+@bp.route("/<int:project_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(project_id: int):
+    project = load_project(current_user, project_id, Action.EDIT)
+    form = ProjectForm(obj=project)
+    del form.stage
+    _fill_project_choices(form, current_user)
+    if project.officer_id not in dict(form.officer_id.choices):
+        form.officer_id.choices.append((project.officer.id, project.officer.display_name))
+    if request.method == "GET":
+        form.version.data = project.version
+    status, conflict = 200, None
+    if form.validate_on_submit():
+        try:
+            loaded = int(form.version.data or 0)
+        except ValueError:
+            loaded = 0
+        try:
+            update_project(current_user, project, _project_values(form), loaded)
+        except ConflictError as exc:
+            db.session.rollback()
+            status, conflict = 409, _conflict_rows(form, project)
+            form.version.data = project.version
+            flash(exc.message, "error")
+        except ServiceError as exc:
+            db.session.rollback()
+            show_service_errors(form, exc)
+            status = 400
+        else:
+            db.session.commit()
+            flash("已保存", "success")
+            return redirect(url_for("projects.detail", project_id=project.id))
+    elif form.is_submitted():
+        status = 400
+    return render_template(
+        "projects/form.html", form=form, company=project.company, project=project, conflict=conflict
+    ), status
+
+
+def _conflict_rows(form: ProjectForm, project: Project) -> list[tuple[str, str, str]]:
+    """Fields where this user's input differs from the version saved meanwhile."""
+    rows = []
+    for name in PROJECT_FIELDS:
+        field = getattr(form, name)
+        mine, theirs = field.data, getattr(project, name)
+        if isinstance(mine, Decimal) and theirs is not None:
+            theirs = Decimal(theirs)
+        if mine != theirs and not (mine in (None, "") and theirs in (None, "")):
+            rows.append((field.label.text, _shown(field, mine), _shown(field, theirs)))
+    return rows
+
+
+def _shown(field, value) -> str:
+    if value in (None, ""):
+        return "—"
+    if getattr(field, "choices", None):
+        return dict(field.choices).get(value, str(value))
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    return str(value)
+
+
+# Detail page and its actions ----------------------------------------------------------------
+
+
+def _stage_form(project: Project, form: StageForm | None = None) -> StageForm:
+    form = form or StageForm(formdata=None)
+    form.to_stage.choices = [(s.name, s.label) for s in lifecycle.stage_moves(project)]
+    if form.to_stage.data is None and project.stage.next:
+        form.to_stage.data = project.stage.next.name
+    return form
+
+
+def _status_form(project: Project, form: StatusForm | None = None) -> StatusForm:
+    form = form or StatusForm(formdata=None)
+    form.set_choices(
+        project.status, lifecycle.STATUS_MOVES[project.status], _active(TerminationReason)
+    )
+    return form
+
+
+def _followup_form(project: Project, form: FollowUpForm | None = None) -> FollowUpForm:
+    form = form or FollowUpForm(formdata=None)
+    form.contact_ids.choices = [(c.id, str(c)) for c in project.company.contacts]
+    return form
+
+
+def render_detail(project: Project, status: int = 200, open_form: str = "", **forms):
+    """The project page, with any action form that failed shown open with its errors."""
+    actions = allowed_actions(current_user, project)
+    needs = element_needs(project)
+    funds = funds_records(project)
+    funds_total = sum((r.amount for r in funds), Decimal(0))
+    next_stage = project.stage.next
+    return render_template(
+        "projects/detail.html",
+        project=project,
+        Action=Action,
+        actions=actions,
+        stages=list(Stage),
+        timeline=project_timeline(project),
+        needs=needs,
+        need_forms={
+            n.id: ElementStatusForm(formdata=None, obj=n, prefix=f"e{n.id}") for n in needs
+        },
+        funds=funds,
+        funds_total=funds_total,
+        funds_ratio=funds_ratio(funds_total, project),
+        stale=is_stale(project, local_today(), current_app.config["STALE_AFTER_DAYS"]),
+        next_stage=next_stage,
+        next_required=STAGE_REQUIRED_FIELDS.get(next_stage, {}) if next_stage else {},
+        blockers=lifecycle.entry_blockers(project, next_stage) if next_stage else [],
+        open_form=open_form,
+        stage_form=_stage_form(project, forms.get("stage_form")),
+        status_form=_status_form(project, forms.get("status_form")),
+        followup_form=_followup_form(project, forms.get("followup_form")),
+        element_form=forms.get("element_form") or ElementNeedForm(formdata=None),
+        funds_form=forms.get("funds_form") or FundsForm(formdata=None),
+        kinds=ElementKind,
+        FollowUpKind=FollowUpKind,
+        ElementStatus=ElementStatus,
+    ), status
 
 
 @bp.route("/<int:project_id>")
-def detail(project_id):
-    return ""
+@login_required
+def detail(project_id: int):
+    return render_detail(load_project(current_user, project_id))
+
+
+def _run_action(project: Project, form, form_name: str, service, success: str):
+    """Validate `form`, call `service()`, commit; or show the page again with the errors."""
+    if form.validate_on_submit():
+        try:
+            service()
+        except ServiceError as exc:
+            db.session.rollback()
+            db.session.refresh(project)
+            show_service_errors(form, exc)
+        else:
+            db.session.commit()
+            flash(success, "success")
+            return redirect(url_for("projects.detail", project_id=project.id))
+    return render_detail(project, 400, open_form=form_name, **{form_name: form})
+
+
+@bp.route("/<int:project_id>/stage", methods=["POST"])
+@login_required
+def move_stage(project_id: int):
+    project = load_project(current_user, project_id, Action.MOVE)
+    form = _stage_form(project, StageForm())
+    fields = {
+        k: getattr(form, k).data
+        for k in ("signed_amount", "signed_on", "started_on", "producing_on")
+    }
+    return _run_action(
+        project,
+        form,
+        "stage_form",
+        lambda: lifecycle.move_stage(
+            current_user, project, Stage[form.to_stage.data], form.reason.data or "", fields
+        ),
+        "阶段已变更",
+    )
+
+
+@bp.route("/<int:project_id>/status", methods=["POST"])
+@login_required
+def change_status(project_id: int):
+    project = load_project(current_user, project_id, Action.MOVE)
+    form = _status_form(project, StatusForm())
+
+    def service():
+        reason = (
+            db.session.get(TerminationReason, form.termination_reason_id.data)
+            if form.termination_reason_id.data
+            else None
+        )
+        lifecycle.change_status(
+            current_user,
+            project,
+            Status[form.to_status.data],
+            reason=form.reason.data or "",
+            effective_on=form.effective_on.data,
+            lost_to=form.lost_to.data or "",
+            termination_reason=reason,
+        )
+
+    return _run_action(project, form, "status_form", service, "状态已变更")
+
+
+@bp.route("/<int:project_id>/followups", methods=["POST"])
+@login_required
+def new_followup(project_id: int):
+    project = load_project(current_user, project_id, Action.FOLLOW_UP)
+    form = _followup_form(project, FollowUpForm())
+
+    def service():
+        contacts = db.session.scalars(
+            sa.select(Contact).where(Contact.id.in_(form.contact_ids.data or []))
+        ).all()
+        add_followup(
+            current_user,
+            project,
+            {
+                "kind": FollowUpKind[form.kind.data],
+                "happened_on": form.happened_on.data,
+                "summary": form.summary.data,
+                "next_action": form.next_action.data or "",
+                "next_action_due": form.next_action_due.data,
+            },
+            list(contacts),
+        )
+
+    return _run_action(project, form, "followup_form", service, "已记录跟踪服务")
+
+
+@bp.route("/<int:project_id>/elements", methods=["POST"])
+@login_required
+def new_element(project_id: int):
+    project = load_project(current_user, project_id, Action.ELEMENTS)
+    form = ElementNeedForm()
+    return _run_action(
+        project,
+        form,
+        "element_form",
+        lambda: add_element_need(
+            current_user,
+            project,
+            {
+                "kind": ElementKind[form.kind.data],
+                "quantity": form.quantity.data,
+                "unit": form.unit.data,
+                "status": ElementStatus[form.status.data],
+                "note": form.note.data or "",
+            },
+        ),
+        "已添加要素需求",
+    )
+
+
+@bp.route("/<int:project_id>/elements/<int:need_id>", methods=["POST"])
+@login_required
+def update_element(project_id: int, need_id: int):
+    project = load_project(current_user, project_id, Action.ELEMENTS)
+    need = db.session.scalar(
+        sa.select(ElementNeed).where(
+            ElementNeed.id == need_id, ElementNeed.project_id == project.id
+        )
+    )
+    if need is None:
+        abort(404)
+    form = ElementStatusForm(prefix=f"e{need.id}")
+    if form.validate_on_submit():
+        update_element_need(
+            current_user,
+            need,
+            {
+                "quantity": form.quantity.data,
+                "status": ElementStatus[form.status.data],
+                "note": form.note.data or "",
+            },
+        )
+        db.session.commit()
+        flash(f"已更新{need.kind.label}需求", "success")
+        return redirect(url_for("projects.detail", project_id=project.id) + "#elements")
+    flash("要素需求未保存：" + "；".join(e for errs in form.errors.values() for e in errs), "error")
+    return render_detail(project, 400)
+
+
+@bp.route("/<int:project_id>/funds", methods=["POST"])
+@login_required
+def new_funds(project_id: int):
+    project = load_project(current_user, project_id, Action.FUNDS)
+    form = FundsForm()
+    return _run_action(
+        project,
+        form,
+        "funds_form",
+        lambda: add_funds(
+            current_user,
+            project,
+            {
+                "received_on": form.received_on.data,
+                "amount": form.amount.data,
+                "note": form.note.data or "",
+            },
+        ),
+        "已记录到位资金",
+    )

@@ -1,0 +1,97 @@
+"""The base form: WTForms' built-in messages in Chinese, and optional select fields."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import DecimalField as _DecimalField
+from wtforms import SelectField
+
+_MESSAGES = {
+    "This field is required.": "此项必填",
+    "Not a valid decimal value.": "请输入数字",
+    "Not a valid float value.": "请输入数字",
+    "Not a valid integer value.": "请输入整数",
+    "Not a valid date value.": "请输入有效日期（年-月-日）",
+    "Not a valid datetime value.": "请输入有效的日期时间",
+    "Not a valid choice.": "请从列表中选择",
+    "Not a valid choice": "请从列表中选择",
+    "Invalid Choice: could not coerce.": "请从列表中选择",
+    "Invalid choice(s): one or more data inputs could not be coerced.": "请从列表中选择",
+    "'%(value)s' is not a valid choice for this field.": "请从列表中选择",
+    "'%(value)s' are not valid choices for this field.": "请从列表中选择",
+    "Choices cannot be None.": "请从列表中选择",
+    "Invalid email address.": "电子邮箱格式不正确",
+    "Number must be at least %(min)s.": "不能小于 %(min)s",
+    "Number must be at most %(max)s.": "不能大于 %(max)s",
+    "Number must be between %(min)s and %(max)s.": "应在 %(min)s 到 %(max)s 之间",
+    "Field must be at least %(min)d character long.": "至少 %(min)d 个字符",
+    "Field must be at least %(min)d characters long.": "至少 %(min)d 个字符",
+    "Field cannot be longer than %(max)d character.": "不能超过 %(max)d 个字符",
+    "Field cannot be longer than %(max)d characters.": "不能超过 %(max)d 个字符",
+    "Field must be exactly %(max)d character long.": "应为 %(max)d 个字符",
+    "Field must be exactly %(max)d characters long.": "应为 %(max)d 个字符",
+    "Field must be between %(min)d and %(max)d characters long.": "应为 %(min)d 到 %(max)d 个字符",
+    "The CSRF token is missing.": "页面已过期，请刷新后重试",
+    "The CSRF token is invalid.": "页面已过期，请刷新后重试",
+    "The CSRF token has expired.": "页面已过期，请刷新后重试",
+    "The CSRF tokens do not match.": "页面已过期，请刷新后重试",
+    "The CSRF session token is missing.": "页面已过期，请刷新后重试",
+}
+
+
+class _ChineseTranslations:
+    def gettext(self, string: str) -> str:
+        return _MESSAGES.get(string, string)
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        return self.gettext(singular if n == 1 else plural)
+
+
+class Form(FlaskForm):
+    class Meta:
+        def get_translations(self, form):
+            return _ChineseTranslations()
+
+
+class OptionalSelectField(SelectField):
+    """A select whose first choice "—" (value 0) means none: data is None then."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("coerce", int)
+        super().__init__(*args, **kwargs)
+
+    def process_formdata(self, valuelist):
+        super().process_formdata(valuelist)
+        if self.data == 0:
+            self.data = None
+
+    def pre_validate(self, form):
+        if self.data is not None:
+            super().pre_validate(form)
+
+
+class DecimalField(_DecimalField):
+    """A decimal that is a real number: "NaN" and "Infinity" are not amounts."""
+
+    def process_formdata(self, valuelist):
+        super().process_formdata(valuelist)
+        if self.data is not None and not self.data.is_finite():
+            self.data = None
+            raise ValueError(self.gettext("Not a valid decimal value."))
+
+
+def strip(value):
+    """Filter for text fields: surrounding spaces are never meaningful."""
+    return value.strip() if isinstance(value, str) else value
+
+
+def show_service_errors(form, exc) -> None:
+    """Put a ServiceError's messages at the form's fields (or above the form)."""
+    for name, message in exc.errors.items():
+        field = getattr(form, name, None)
+        if field is not None and hasattr(field, "errors"):
+            field.errors = [*field.errors, message]
+        else:
+            form.form_errors.append(message)
+    if exc.message and not exc.errors:
+        form.form_errors.append(exc.message)

@@ -1,0 +1,160 @@
+"""Project forms. Choices of catalogue selects are filled by the views."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from wtforms import (
+    BooleanField,
+    DateField,
+    HiddenField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    widgets,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+
+from crm.core import local_today
+from crm.forms import DecimalField, Form, OptionalSelectField, strip
+from crm.projects.models import ElementKind, ElementStatus, FollowUpKind
+from crm.projects.services import INITIAL_STAGES
+from crm.projects.stages import Status
+
+MAX_MONEY = Decimal("100000000")  # 万元: 1 万亿, beyond any single project
+MAX_AREA = Decimal("1000000")  # 亩
+
+
+def money_field(label: str, required: bool = False) -> DecimalField:
+    first = InputRequired(f"请填写{label}") if required else Optional()
+    return DecimalField(
+        label,
+        places=2,
+        validators=[first, NumberRange(0, MAX_MONEY, f"{label}应在 0 到 1 亿万元之间")],
+        render_kw={"inputmode": "decimal", "step": "0.01"},
+    )
+
+
+class ProjectForm(Form):
+    name = StringField(
+        "项目名称",
+        filters=[strip],
+        validators=[DataRequired("请填写项目名称"), Length(max=200)],
+    )
+    stage = SelectField(
+        "登记阶段",
+        choices=[(s.name, s.label) for s in INITIAL_STAGES],
+        default=INITIAL_STAGES[0].name,
+    )
+    carrier_id = SelectField("载体", coerce=int, validators=[DataRequired("请选择载体")])
+    cluster_id = SelectField("产业集群", coerce=int, validators=[DataRequired("请选择产业集群")])
+    chain_id = OptionalSelectField("产业链")
+    channel_id = SelectField("招商渠道", coerce=int, validators=[DataRequired("请选择招商渠道")])
+    officer_id = SelectField("责任人", coerce=int, validators=[DataRequired("请选择责任人")])
+    is_key = BooleanField("重点项目")
+    total_investment = money_field("总投资", required=True)
+    fixed_asset_investment = money_field("固定资产投资")
+    land_area = DecimalField(
+        "用地面积",
+        places=2,
+        validators=[Optional(), NumberRange(0, MAX_AREA, "用地面积应在 0 到 100 万亩之间")],
+    )
+    expected_output = money_field("预计年产值")
+    expected_tax = money_field("预计年税收")
+    expected_jobs = IntegerField(
+        "预计新增就业",
+        validators=[Optional(), NumberRange(0, 1000000, "就业人数应在 0 到 100 万之间")],
+    )
+    description = TextAreaField(
+        "项目简介", filters=[strip], validators=[Length(max=5000, message="不能超过 5000 个字符")]
+    )
+    planned_signed_on = DateField("计划签约日期", validators=[Optional()])
+    planned_started_on = DateField("计划开工日期", validators=[Optional()])
+    planned_producing_on = DateField("计划投产日期", validators=[Optional()])
+    version = HiddenField()
+
+
+class StageForm(Form):
+    to_stage = SelectField("变更为", validators=[DataRequired("请选择阶段")])
+    reason = StringField(
+        "说明", filters=[strip], validators=[Length(max=500)], description="退回时必填"
+    )
+    signed_amount = money_field("签约金额")
+    signed_on = DateField("签约日期", validators=[Optional()])
+    started_on = DateField("开工日期", validators=[Optional()])
+    producing_on = DateField("投产日期", validators=[Optional()])
+
+
+class StatusForm(Form):
+    to_status = SelectField("变更为", validators=[DataRequired("请选择状态")])
+    reason = StringField("原因", filters=[strip], validators=[Length(max=500)])
+    effective_on = DateField("生效日期", default=local_today, validators=[Optional()])
+    lost_to = StringField(
+        "流向", filters=[strip], validators=[Length(max=100)], description="流失时填写，如：合肥市"
+    )
+    termination_reason_id = OptionalSelectField("终止原因")
+
+    def set_choices(self, current: Status, moves, reasons) -> None:
+        self.to_status.choices = [(s.name, s.label) for s in moves]
+        self.termination_reason_id.choices = [(0, "—")] + [(r.id, r.name) for r in reasons]
+
+
+class FollowUpForm(Form):
+    kind = SelectField("方式", choices=FollowUpKind.choices())
+    happened_on = DateField(
+        "日期", default=local_today, validators=[InputRequired("请填写跟踪日期")]
+    )
+    summary = TextAreaField(
+        "情况记录",
+        filters=[strip],
+        validators=[DataRequired("请填写跟踪情况"), Length(max=5000)],
+    )
+    contact_ids = SelectMultipleField(
+        "会见的联系人",
+        coerce=int,
+        widget=widgets.ListWidget(prefix_label=False),
+        option_widget=widgets.CheckboxInput(),
+        validate_choice=True,
+    )
+    next_action = StringField("下一步", filters=[strip], validators=[Length(max=500)])
+    next_action_due = DateField("下一步期限", validators=[Optional()])
+
+
+class ElementNeedForm(Form):
+    kind = SelectField("要素", choices=ElementKind.choices())
+    quantity = DecimalField(
+        "数量",
+        places=2,
+        validators=[
+            InputRequired("请填写数量"),
+            NumberRange(0, Decimal("100000000"), "数量应在 0 到 1 亿之间"),
+        ],
+    )
+    unit = StringField(
+        "单位", filters=[strip], validators=[Length(max=20)], description="留空按要素默认单位"
+    )
+    status = SelectField("保障状态", choices=ElementStatus.choices())
+    note = StringField("备注", filters=[strip], validators=[Length(max=500)])
+
+
+class ElementStatusForm(Form):
+    quantity = ElementNeedForm.quantity
+    status = SelectField("保障状态", choices=ElementStatus.choices())
+    note = StringField("备注", filters=[strip], validators=[Length(max=500)])
+
+
+class FundsForm(Form):
+    received_on = DateField(
+        "到位日期", default=local_today, validators=[InputRequired("请填写日期")]
+    )
+    amount = DecimalField(
+        "到位金额",
+        places=2,
+        validators=[
+            InputRequired("请填写金额"),
+            NumberRange(Decimal("0.01"), MAX_MONEY, "金额应大于 0 且不超过 1 亿万元"),
+        ],
+    )
+    note = StringField("说明", filters=[strip], validators=[Length(max=500)])
