@@ -17,6 +17,7 @@ def create_app(config: type[Config] | None = None) -> Flask:
 
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
     app.config.from_object(config or Config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = instance_secret_key()
     register_extensions(app)

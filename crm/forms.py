@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Callable
+
 from flask_wtf import FlaskForm
 from wtforms import DecimalField as _DecimalField
-from wtforms import SelectField
+from wtforms import SelectChoice, SelectField
 
 _MESSAGES = {
     "This field is required.": "此项必填",
@@ -95,3 +98,25 @@ def show_service_errors(form, exc) -> None:
             form.form_errors.append(message)
     if exc.message and not exc.errors:
         form.form_errors.append(exc.message)
+
+
+NONE_CHOICE = (0, "—")
+
+
+def select_choices(pairs) -> list[SelectChoice]:
+    """(value, label) pairs as WTForms choices (plain tuples are deprecated in WTForms 3.3)."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+def enum_coerce(enum_cls: type[enum.Enum]) -> Callable[[object], enum.Enum]:
+    """A SelectField coerce for enums: accepts a member (from `obj=`) or a member's name."""
+
+    def coerce(value: object) -> enum.Enum:
+        if isinstance(value, enum_cls):
+            return value
+        try:
+            return enum_cls[str(value)]
+        except KeyError:
+            raise ValueError(value) from None
+
+    return coerce

@@ -11,10 +11,12 @@ import re
 
 import pytest
 import sqlalchemy as sa
+from flask import g
+from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from sqlalchemy.orm import scoped_session, sessionmaker
 
-from config import TestingConfig
+from config import TestingConfig, _database_url
 from crm import create_app
 from crm.extensions import db
 from tests import factories
@@ -39,6 +41,7 @@ def database_url(tmp_path_factory):
     (created next to the one CRM_TEST_DATABASE_URL names, dropped afterwards), so parallel
     runs never share tables."""
     url = os.environ.get("CRM_TEST_DATABASE_URL")
+    url = _database_url(url) if url else None
     if not url:
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
         return
@@ -94,8 +97,21 @@ def db_session(app):
             connection.close()
 
 
+class Client(FlaskClient):
+    """Each request starts without the signed-in user cached by Flask-Login.
+
+    The test holds one app context open (for its database session), and Flask reuses it for
+    every request, so `g` would otherwise carry the user of one client into another's request.
+    """
+
+    def open(self, *args, **kwargs):
+        g.pop("_login_user", None)
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def client(app):
+    app.test_client_class = Client
     return app.test_client()
 
 

@@ -1,10 +1,288 @@
-"""Admin pages: users and catalogues. (stub, filled next)"""
+"""Admin pages (系统管理): user accounts and the catalogues. For the admin role only.
 
-from flask import Blueprint
+Each view: check the role, load, validate the form, call a service, commit once; on a
+ServiceError roll back and show the messages at the fields (status 400).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+import sqlalchemy as sa
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from sqlalchemy.orm import selectinload
+
+from crm.admin.forms import UserCreateForm, UserEditForm, UserFilterForm
+from crm.auth.models import Role, User
+from crm.auth.services import create_user, update_user
+from crm.catalog.forms import FORMS, NONE_CHOICE, optional_id, select_choices
+from crm.catalog.models import Carrier, CatalogEntry, Chain, Cluster
+from crm.catalog.services import (
+    CATALOG_KINDS,
+    CatalogKind,
+    active_entries,
+    create_entry,
+    get_kind,
+    list_entries,
+    update_entry,
+)
+from crm.core import ServiceError
+from crm.extensions import db
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
+def admin_required(view):
+    """Signed in (else to the login page) and of the admin role (else 403)."""
+
+    @wraps(view)
+    @login_required
+    def wrapped(*args, **kwargs):
+        if current_user.role is not Role.ADMIN:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+@bp.context_processor
+def admin_navigation() -> dict:
+    return {"catalog_kinds": CATALOG_KINDS}
+
+
+def _actor() -> User:
+    return current_user._get_current_object()
+
+
+def _show_service_errors(form: FlaskForm, error: ServiceError) -> None:
+    """Put each message at its field; messages for fields the form lacks go on top."""
+    for name, message in error.errors.items():
+        if name in form:
+            form[name].errors.append(message)
+        else:
+            form.form_errors.append(message)
+    if not error.errors:
+        form.form_errors.append(error.message or "保存失败")
+
+
+def _entry_choices(model: type[CatalogEntry], keep_id: int | None, empty: tuple[int, str]):
+    """Choices for a select of catalogue entries: the active ones, and the current value."""
+    return select_choices(
+        [empty]
+        + [
+            (e.id, e.name if e.is_active else f"{e.name}（已停用）")
+            for e in active_entries(model, keep_id)
+        ]
+    )
+
+
+def _form_status() -> int:
+    """A form shown again after a POST carries errors: 400; a first display: 200."""
+    return 400 if request.method == "POST" else 200
+
+
+# ---- users (用户管理) ----
+
+
 @bp.route("/users")
+@admin_required
 def users():
-    return ""
+    filters = UserFilterForm(request.args)
+    stmt = (
+        sa.select(User)
+        .options(selectinload(User.carrier), selectinload(User.cluster))
+        .order_by(User.username)
+    )
+    if q := (filters.q.data or "").strip():
+        stmt = stmt.where(
+            sa.or_(
+                User.username.icontains(q, autoescape=True),
+                User.display_name.icontains(q, autoescape=True),
+            )
+        )
+    if role := Role.from_name(filters.role.data):
+        stmt = stmt.where(User.role == role)
+    if filters.active.data in ("0", "1"):
+        stmt = stmt.where(User.is_active.is_(filters.active.data == "1"))
+    page = db.paginate(stmt, per_page=current_app.config["PAGE_SIZE"], error_out=False)
+    return render_template("admin/users.html", page=page, filters=filters, section="users")
+
+
+def _user_choices(form, user: User | None = None) -> None:
+    form.carrier_id.choices = _entry_choices(Carrier, user and user.carrier_id, NONE_CHOICE)
+    form.cluster_id.choices = _entry_choices(Cluster, user and user.cluster_id, NONE_CHOICE)
+
+
+def _scope_values(form) -> dict:
+    carrier_id = optional_id(form.carrier_id.data)
+    cluster_id = optional_id(form.cluster_id.data)
+    return {
+        "carrier": db.session.get(Carrier, carrier_id) if carrier_id else None,
+        "cluster": db.session.get(Cluster, cluster_id) if cluster_id else None,
+    }
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+@admin_required
+def user_new():
+    form = UserCreateForm()
+    _user_choices(form)
+    if form.validate_on_submit():
+        try:
+            user = create_user(
+                _actor(),
+                username=form.username.data,
+                display_name=form.display_name.data,
+                password=form.password.data,
+                role=form.role.data,
+                phone=form.phone.data or "",
+                **_scope_values(form),
+            )
+        except ServiceError as error:
+            db.session.rollback()
+            _show_service_errors(form, error)
+        else:
+            db.session.commit()
+            flash(f"已创建用户 {user.username}", "success")
+            return redirect(url_for(".users"))
+    return render_template(
+        "admin/user_form.html", form=form, user=None, section="users"
+    ), _form_status()
+
+
+@bp.route("/users/<int:user_id>/edit", methods=["GET", "POST"])
+@admin_required
+def user_edit(user_id: int):
+    user = db.get_or_404(User, user_id)
+    form = UserEditForm(obj=user)
+    _user_choices(form, user)
+    if not form.is_submitted():
+        form.carrier_id.data = user.carrier_id or 0
+        form.cluster_id.data = user.cluster_id or 0
+    if form.validate_on_submit():
+        try:
+            update_user(
+                _actor(),
+                user,
+                display_name=form.display_name.data,
+                role=form.role.data,
+                phone=form.phone.data or "",
+                is_active=form.is_active.data,
+                password=form.password.data or "",
+                **_scope_values(form),
+            )
+        except ServiceError as error:
+            db.session.rollback()
+            _show_service_errors(form, error)
+        else:
+            db.session.commit()
+            flash(f"已保存用户 {user.username}", "success")
+            return redirect(url_for(".users"))
+    return render_template(
+        "admin/user_form.html", form=form, user=user, section="users"
+    ), _form_status()
+
+
+# ---- catalogues (载体, 产业集群, 产业链, 招商渠道, 终止原因) ----
+
+# Columns a catalogue's list shows besides name, sort order and state.
+_EXTRA_COLUMNS: dict[type[CatalogEntry], list[tuple[str, Callable[[CatalogEntry], str]]]] = {
+    Carrier: [("主导产业", lambda e: e.leading_industry or "—")],
+    Cluster: [("产业类别", lambda e: e.category.label)],
+    Chain: [("所属产业集群", lambda e: e.cluster.name)],
+}
+
+
+def _kind_or_404(slug: str) -> CatalogKind:
+    kind = get_kind(slug)
+    if kind is None:
+        abort(404)
+    return kind
+
+
+@bp.route("/catalog/<kind>/")
+@admin_required
+def catalog(kind: str):
+    catalog_kind = _kind_or_404(kind)
+    columns = _EXTRA_COLUMNS.get(catalog_kind.model, [])
+    rows = [(e, [cell(e) for _, cell in columns]) for e in list_entries(catalog_kind)]
+    return render_template(
+        "admin/catalog.html",
+        kind=catalog_kind,
+        headers=[header for header, _ in columns],
+        rows=rows,
+        section=catalog_kind.slug,
+    )
+
+
+def _catalog_form(kind: CatalogKind, entry: CatalogEntry | None):
+    form = FORMS[kind.model](obj=entry)
+    if "cluster_id" in form:
+        keep = entry.cluster_id if entry is not None else None
+        form.cluster_id.choices = _entry_choices(Cluster, keep, (0, "请选择"))
+    return form
+
+
+def _render_catalog_form(kind: CatalogKind, form, entry: CatalogEntry | None):
+    order = ("name", *kind.extra_fields, "sort_order", "is_active")
+    return render_template(
+        "admin/catalog_form.html",
+        kind=kind,
+        form=form,
+        fields=[form[name] for name in order],
+        entry=entry,
+        section=kind.slug,
+    ), _form_status()
+
+
+def _catalog_values(kind: CatalogKind, form) -> dict:
+    return {name: form[name].data for name in kind.fields}
+
+
+@bp.route("/catalog/<kind>/new", methods=["GET", "POST"])
+@admin_required
+def catalog_new(kind: str):
+    catalog_kind = _kind_or_404(kind)
+    form = _catalog_form(catalog_kind, None)
+    if form.validate_on_submit():
+        try:
+            entry = create_entry(_actor(), catalog_kind, **_catalog_values(catalog_kind, form))
+        except ServiceError as error:
+            db.session.rollback()
+            _show_service_errors(form, error)
+        else:
+            db.session.commit()
+            flash(f"已添加{catalog_kind.label}“{entry.name}”", "success")
+            return redirect(url_for(".catalog", kind=catalog_kind.slug))
+    return _render_catalog_form(catalog_kind, form, None)
+
+
+@bp.route("/catalog/<kind>/<int:entry_id>/edit", methods=["GET", "POST"])
+@admin_required
+def catalog_edit(kind: str, entry_id: int):
+    catalog_kind = _kind_or_404(kind)
+    entry = db.get_or_404(catalog_kind.model, entry_id)
+    form = _catalog_form(catalog_kind, entry)
+    if form.validate_on_submit():
+        try:
+            update_entry(_actor(), catalog_kind, entry, **_catalog_values(catalog_kind, form))
+        except ServiceError as error:
+            db.session.rollback()
+            _show_service_errors(form, error)
+        else:
+            db.session.commit()
+            flash(f"已保存{catalog_kind.label}“{entry.name}”", "success")
+            return redirect(url_for(".catalog", kind=catalog_kind.slug))
+    return _render_catalog_form(catalog_kind, form, entry)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 from flask import current_app
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -54,13 +56,59 @@ def check_password_rules(password: str, username: str = "") -> str | None:
     return None
 
 
-def _check_scope(role: Role, carrier: Carrier | None, cluster: Cluster | None) -> dict[str, str]:
+USERNAME_MAX = 64
+DISPLAY_NAME_MAX = 64
+PHONE_MAX = 32
+_USERNAME_RE = re.compile(r"[A-Za-z0-9_.\-]+")
+_PHONE_RE = re.compile(r"[0-9+\-() ]*")
+
+
+def _check_scope(
+    role: Role,
+    carrier: Carrier | None,
+    cluster: Cluster | None,
+    user: User | None = None,
+) -> dict[str, str]:
+    """An officer needs an active 载体, a task force an active cluster.
+
+    A user may keep the 载体 or cluster it already has after that entry was deactivated.
+    """
     errors = {}
-    if role is Role.OFFICER and carrier is None:
-        errors["carrier_id"] = "招商专员须属于一个载体"
-    if role is Role.TASKFORCE and cluster is None:
-        errors["cluster_id"] = "产业专班须对应一个产业集群"
+    if role is Role.OFFICER:
+        if carrier is None:
+            errors["carrier_id"] = "招商专员须属于一个载体"
+        elif not carrier.is_active and (user is None or user.carrier_id != carrier.id):
+            errors["carrier_id"] = "该载体已停用"
+    if role is Role.TASKFORCE:
+        if cluster is None:
+            errors["cluster_id"] = "产业专班须对应一个产业集群"
+        elif not cluster.is_active and (user is None or user.cluster_id != cluster.id):
+            errors["cluster_id"] = "该产业集群已停用"
     return errors
+
+
+def _check_profile(display_name: str, phone: str) -> dict[str, str]:
+    errors = {}
+    if len(display_name) > DISPLAY_NAME_MAX:
+        errors["display_name"] = f"姓名不能超过 {DISPLAY_NAME_MAX} 个字"
+    if len(phone) > PHONE_MAX:
+        errors["phone"] = f"电话不能超过 {PHONE_MAX} 个字符"
+    elif not _PHONE_RE.fullmatch(phone):
+        errors["phone"] = "电话只能包含数字、空格和 + - ( )"
+    return errors
+
+
+def _check_username(username: str) -> str | None:
+    if not username:
+        return "请填写用户名"
+    if len(username) > USERNAME_MAX:
+        return f"用户名不能超过 {USERNAME_MAX} 个字符"
+    if not _USERNAME_RE.fullmatch(username):
+        return "用户名只能包含英文字母、数字、下划线、点和连字符"
+    taken = sa.select(User.id).where(sa.func.lower(User.username) == username.lower())
+    if db.session.scalar(taken.limit(1)) is not None:
+        return "该用户名已存在"
+    return None
 
 
 def create_user(
@@ -74,17 +122,21 @@ def create_user(
     cluster: Cluster | None = None,
     phone: str = "",
 ) -> User:
+    """Create an account. Errors are keyed by the form's field names (carrier_id, cluster_id)."""
     username = username.strip()
+    display_name = display_name.strip()
+    phone = phone.strip()
     errors = _check_scope(role, carrier, cluster)
-    if db.session.scalar(sa.select(User.id).where(User.username == username)):
-        errors["username"] = "该用户名已存在"
+    errors.update(_check_profile(display_name, phone))
+    if message := _check_username(username):
+        errors["username"] = message
     if message := check_password_rules(password, username):
         errors["password"] = message
     if errors:
         raise ServiceError(errors=errors)
     user = User(
         username=username,
-        display_name=display_name.strip() or username,
+        display_name=display_name or username,
         password_hash=hash_password(password),
         role=role,
         carrier=carrier if role is Role.OFFICER else None,
@@ -109,17 +161,28 @@ def update_user(
     is_active: bool = True,
     password: str = "",
 ) -> User:
-    errors = _check_scope(role, carrier, cluster)
+    """Change an account; `is_active=False` disables it (accounts are never deleted).
+
+    An empty `password` keeps the current one. Admins cannot disable or demote themselves,
+    so at least one active admin always remains.
+    """
+    display_name = display_name.strip()
+    phone = phone.strip()
+    errors = _check_scope(role, carrier, cluster, user)
+    errors.update(_check_profile(display_name, phone))
     if password and (message := check_password_rules(password, user.username)):
         errors["password"] = message
-    if user.id == actor.id and (not is_active or role is not Role.ADMIN):
-        errors["role"] = "不能停用自己或取消自己的管理员角色"
+    if user.id == actor.id:
+        if not is_active:
+            errors["is_active"] = "不能停用自己的账号"
+        if role is not Role.ADMIN:
+            errors["role"] = "不能取消自己的管理员角色"
     if errors:
         raise ServiceError(errors=errors)
     changes = apply_changes(
         user,
         {
-            "display_name": display_name.strip() or user.username,
+            "display_name": display_name or user.username,
             "role": role,
             "carrier_id": carrier.id if carrier and role is Role.OFFICER else None,
             "cluster_id": cluster.id if cluster and role is Role.TASKFORCE else None,
@@ -131,5 +194,9 @@ def update_user(
         user.password_hash = hash_password(password)
         changes["password"] = ["***", "***"]
     if changes:
-        record(actor, "user_updated", user, summary=user.username, changes=changes)
+        action = "user_updated"
+        if "is_active" in changes:
+            action = "user_enabled" if is_active else "user_disabled"
+        record(actor, action, user, summary=user.username, changes=changes)
+        db.session.flush()
     return user

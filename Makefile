@@ -1,0 +1,39 @@
+# The setup contract: `make run` serves the app, `make test` checks it. Both install what is
+# missing first (scripts/setup.sh), so a fresh clone needs nothing else.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app wsgi
+PORT := $(or $(PORT),5000)
+
+.PHONY: help setup run test bench
+
+help:
+	@echo "make run    install what is missing, migrate, load the demo data, serve on http://127.0.0.1:$(PORT)"
+	@echo "make test   install what is missing, run the tests, ruff check and ruff format --check"
+	@echo "make setup  only the install step"
+	@echo "make bench  performance benchmarks (not there yet)"
+
+setup:
+	@bash scripts/setup.sh
+
+# --no-control-socket: gunicorn's control socket is one per user (~/.gunicorn/gunicorn.ctl),
+# so two `make run` on one machine would take it from each other; nothing here uses it.
+run: setup
+	@mkdir -p "$${CRM_INSTANCE_PATH:-instance}"
+	$(FLASK) db upgrade
+	$(FLASK) crm demo
+	@echo "Serving the CRM on http://127.0.0.1:$(PORT) (Ctrl-C stops it)"
+	exec $(BIN)/gunicorn --workers 2 --bind 127.0.0.1:$(PORT) --access-logfile - \
+		--no-control-socket wsgi:app
+
+test: setup
+	$(BIN)/pytest
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
+
+bench:
+	@echo "make bench: the benchmarks come with the performance issue; nothing is measured yet."
