@@ -51,7 +51,10 @@ class Config:
     # A project with no follow-up for this many days is shown as stale (久未跟踪).
     STALE_AFTER_DAYS = _env_int("CRM_STALE_AFTER_DAYS", 30)
     PAGE_SIZE = 50
-    MAX_CONTENT_LENGTH = _env_int("CRM_MAX_UPLOAD_MB", 20) * 1024 * 1024
+    # Uploaded files (project documents, evaluation evidence): size limit and folder.
+    MAX_UPLOAD_BYTES = _env_int("CRM_MAX_UPLOAD_MB", 20) * 1024 * 1024
+    MAX_CONTENT_LENGTH = MAX_UPLOAD_BYTES + 1024 * 1024  # the rest of the form besides the file
+    UPLOAD_FOLDER = os.environ.get("CRM_UPLOAD_FOLDER", str(INSTANCE_DIR / "uploads"))
     TIMEZONE = "Asia/Shanghai"
 
 

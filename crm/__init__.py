@@ -92,10 +92,12 @@ def register_blueprints(app: Flask) -> None:
     from crm.admin.views import bp as admin_bp
     from crm.auth.views import bp as auth_bp
     from crm.companies.views import bp as companies_bp
+    from crm.evaluation.views import bp as evaluation_bp
+    from crm.files.views import bp as files_bp
     from crm.main.views import bp as main_bp
     from crm.projects.views import bp as projects_bp
 
-    for bp in (main_bp, auth_bp, projects_bp, companies_bp, admin_bp):
+    for bp in (main_bp, auth_bp, projects_bp, companies_bp, files_bp, evaluation_bp, admin_bp):
         app.register_blueprint(bp)
 
 

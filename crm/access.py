@@ -3,9 +3,10 @@
 Every query that lists or loads a project or a company goes through `project_scope` /
 `company_scope`; every action is asked of `can`. Who sees what:
 - 招商专员 (officer): the projects of its 载体; acts on them.
-- 产业专班 (task force): the projects of its cluster in every 载体; follows up, element needs.
-- 领导 (leader): everything, read-only here (decisions come with the evaluation).
-- 管理员 (admin): everything.
+- 产业专班 (task force): the projects of its cluster in every 载体; follows up, element needs,
+  fills and submits evaluations.
+- 领导 (leader): everything; takes the collective decision on evaluations, changes nothing else.
+- 管理员 (admin): everything but the decision.
 """
 
 from __future__ import annotations
@@ -28,14 +29,26 @@ class Action(enum.Enum):
     FUNDS = "funds"
     FOLLOW_UP = "follow_up"
     ELEMENTS = "elements"
+    DOCUMENTS = "documents"  # upload project documents (投资协议, 可研报告, …)
+    START_EVALUATION = "start_evaluation"
+    FILL_EVALUATION = "fill_evaluation"  # verdicts, comments, scores, evidence
+    SUBMIT_EVALUATION = "submit_evaluation"  # 草稿 → 待决策, by the task force
+    DECIDE = "decide"  # 集体决策, leaders only
 
 
 # Which roles may take which action on a project they can see.
 _PROJECT_ACTIONS: dict[Role, set[Action]] = {
-    Role.ADMIN: set(Action),
-    Role.OFFICER: set(Action),
-    Role.TASKFORCE: {Action.VIEW, Action.FOLLOW_UP, Action.ELEMENTS},
-    Role.LEADER: {Action.VIEW},
+    Role.ADMIN: set(Action) - {Action.DECIDE},
+    Role.OFFICER: set(Action) - {Action.SUBMIT_EVALUATION, Action.DECIDE},
+    Role.TASKFORCE: {
+        Action.VIEW,
+        Action.FOLLOW_UP,
+        Action.ELEMENTS,
+        Action.DOCUMENTS,
+        Action.FILL_EVALUATION,
+        Action.SUBMIT_EVALUATION,
+    },
+    Role.LEADER: {Action.VIEW, Action.DECIDE},
 }
 
 

@@ -12,9 +12,9 @@ from werkzeug.security import generate_password_hash
 from crm.auth.models import Role, User
 from crm.catalog.models import Carrier, Chain, Channel, Cluster, ClusterCategory, TerminationReason
 from crm.companies.credit_code import check_character
-from crm.companies.models import Company, Origin
+from crm.companies.models import Company, Contact, Origin
 from crm.extensions import db
-from crm.projects.models import Project, StageChange
+from crm.projects.models import FollowUp, FollowUpKind, Project, StageChange
 from crm.projects.stages import Stage, Status
 
 PASSWORD = "Passw0rd!"
@@ -154,3 +154,21 @@ def today() -> date:
     from crm.core import local_today
 
     return local_today()
+
+
+def contact(company_: Company, name=None, **kw) -> Contact:
+    return _add(Contact(company_id=company_.id, name=name or f"联系人{next(_seq)}", **kw))
+
+
+def followup(project_: Project, user_: User, **kw) -> FollowUp:
+    """A follow-up row as stored; it does not touch the project (the service does that)."""
+    return _add(
+        FollowUp(
+            project_id=project_.id,
+            kind=kw.pop("kind", FollowUpKind.VISIT),
+            happened_on=kw.pop("happened_on", today()),
+            summary=kw.pop("summary", f"跟踪记录{next(_seq)}"),
+            created_by_id=user_.id,
+            **kw,
+        )
+    )

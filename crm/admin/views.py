@@ -57,7 +57,7 @@ def admin_required(view):
     return wrapped
 
 
-@bp.context_processor
+@bp.app_context_processor
 def admin_navigation() -> dict:
     return {"catalog_kinds": CATALOG_KINDS}
 

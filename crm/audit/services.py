@@ -17,7 +17,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (date, datetime)):
         return value.isoformat()
     if isinstance(value, Decimal):
-        return str(value.normalize()) if value == value.to_integral() else str(value)
+        return format(value.normalize(), "f")
     if hasattr(value, "id") and hasattr(value, "__tablename__"):
         return value.id
     return value

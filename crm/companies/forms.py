@@ -6,7 +6,7 @@ from wtforms import EmailField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
 from crm.companies.models import Origin
-from crm.forms import DecimalField, Form, strip
+from crm.forms import DecimalField, Form, select_choices, strip
 
 
 class CompanyForm(Form):
@@ -28,7 +28,7 @@ class CompanyForm(Form):
             NumberRange(0, Decimal("100000000"), "注册资本应在 0 到 1 亿万元之间"),
         ],
     )
-    origin = SelectField("来源地", choices=Origin.choices())
+    origin = SelectField("来源地", choices=select_choices(Origin.choices()))
     industry = StringField("所属行业", filters=[strip], validators=[Length(max=100)])
 
 

@@ -18,7 +18,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from crm.core import local_today
-from crm.forms import DecimalField, Form, OptionalSelectField, strip
+from crm.forms import NONE_CHOICE, DecimalField, Form, OptionalSelectField, select_choices, strip
 from crm.projects.models import ElementKind, ElementStatus, FollowUpKind
 from crm.projects.services import INITIAL_STAGES
 from crm.projects.stages import Status
@@ -45,7 +45,7 @@ class ProjectForm(Form):
     )
     stage = SelectField(
         "登记阶段",
-        choices=[(s.name, s.label) for s in INITIAL_STAGES],
+        choices=select_choices((s.name, s.label) for s in INITIAL_STAGES),
         default=INITIAL_STAGES[0].name,
     )
     carrier_id = SelectField("载体", coerce=int, validators=[DataRequired("请选择载体")])
@@ -97,12 +97,14 @@ class StatusForm(Form):
     termination_reason_id = OptionalSelectField("终止原因")
 
     def set_choices(self, current: Status, moves, reasons) -> None:
-        self.to_status.choices = [(s.name, s.label) for s in moves]
-        self.termination_reason_id.choices = [(0, "—")] + [(r.id, r.name) for r in reasons]
+        self.to_status.choices = select_choices((s.name, s.label) for s in moves)
+        self.termination_reason_id.choices = select_choices(
+            [NONE_CHOICE, *((r.id, r.name) for r in reasons)]
+        )
 
 
 class FollowUpForm(Form):
-    kind = SelectField("方式", choices=FollowUpKind.choices())
+    kind = SelectField("方式", choices=select_choices(FollowUpKind.choices()))
     happened_on = DateField(
         "日期", default=local_today, validators=[InputRequired("请填写跟踪日期")]
     )
@@ -123,7 +125,7 @@ class FollowUpForm(Form):
 
 
 class ElementNeedForm(Form):
-    kind = SelectField("要素", choices=ElementKind.choices())
+    kind = SelectField("要素", choices=select_choices(ElementKind.choices()))
     quantity = DecimalField(
         "数量",
         places=2,
@@ -135,13 +137,13 @@ class ElementNeedForm(Form):
     unit = StringField(
         "单位", filters=[strip], validators=[Length(max=20)], description="留空按要素默认单位"
     )
-    status = SelectField("保障状态", choices=ElementStatus.choices())
+    status = SelectField("保障状态", choices=select_choices(ElementStatus.choices()))
     note = StringField("备注", filters=[strip], validators=[Length(max=500)])
 
 
 class ElementStatusForm(Form):
     quantity = ElementNeedForm.quantity
-    status = SelectField("保障状态", choices=ElementStatus.choices())
+    status = SelectField("保障状态", choices=select_choices(ElementStatus.choices()))
     note = StringField("备注", filters=[strip], validators=[Length(max=500)])
 
 

@@ -21,7 +21,7 @@ from crm.catalog.models import Carrier, Chain, Channel, Cluster, TerminationReas
 from crm.companies.models import Contact
 from crm.core import ConflictError, ServiceError, local_today
 from crm.extensions import db
-from crm.forms import show_service_errors
+from crm.forms import NONE_CHOICE, select_choices, show_service_errors
 from crm.projects import lifecycle
 from crm.projects.forms import (
     ElementNeedForm,
@@ -33,6 +33,7 @@ from crm.projects.forms import (
     StatusForm,
 )
 from crm.projects.models import ElementKind, ElementNeed, ElementStatus, FollowUpKind, Project
+from crm.projects.panels import panels_for
 from crm.projects.services import (
     PROJECT_FIELDS,
     SORTS,
@@ -124,21 +125,28 @@ def index():
 
 
 def _fill_project_choices(form: ProjectForm, user: User) -> None:
-    form.carrier_id.choices = [(c.id, c.name) for c in _active(Carrier)]
+    form.carrier_id.choices = select_choices((c.id, c.name) for c in _active(Carrier))
     if user.role is Role.OFFICER:
-        form.carrier_id.choices = [(user.carrier_id, user.carrier.name)]
-    form.cluster_id.choices = [(0, "请选择")] + [(c.id, c.name) for c in _active(Cluster)]
+        form.carrier_id.choices = select_choices([(user.carrier_id, user.carrier.name)])
+        form.carrier_id.data = user.carrier_id  # its own 载体, whatever the request names
+    form.cluster_id.choices = select_choices(
+        [(0, "请选择"), *((c.id, c.name) for c in _active(Cluster))]
+    )
     chains = db.session.execute(
         sa.select(Chain.id, Chain.name, Cluster.name)
         .join(Chain.cluster)
         .where(Chain.is_active.is_(True))
         .order_by(Cluster.sort_order, Cluster.id, Chain.sort_order, Chain.id)
     ).all()
-    form.chain_id.choices = [(0, "—")] + [(cid, f"{cl} / {name}") for cid, name, cl in chains]
-    form.channel_id.choices = [(0, "请选择")] + [(c.id, c.name) for c in _active(Channel)]
-    form.officer_id.choices = [
+    form.chain_id.choices = select_choices(
+        [NONE_CHOICE, *((cid, f"{cl} / {name}") for cid, name, cl in chains)]
+    )
+    form.channel_id.choices = select_choices(
+        [(0, "请选择"), *((c.id, c.name) for c in _active(Channel))]
+    )
+    form.officer_id.choices = select_choices(
         (u.id, f"{u.display_name}（{u.carrier.name}）") for u in _officers(user)
-    ]
+    )
 
 
 def _project_values(form: ProjectForm) -> dict:
@@ -185,8 +193,10 @@ def edit(project_id: int):
     form = ProjectForm(obj=project)
     del form.stage
     _fill_project_choices(form, current_user)
-    if project.officer_id not in dict(form.officer_id.choices):
-        form.officer_id.choices.append((project.officer.id, project.officer.display_name))
+    if project.officer_id not in {c.value for c in form.officer_id.choices}:
+        form.officer_id.choices += select_choices(
+            [(project.officer.id, project.officer.display_name)]
+        )
     if request.method == "GET":
         form.version.data = project.version
     status, conflict = 200, None
@@ -234,7 +244,7 @@ def _shown(field, value) -> str:
     if value in (None, ""):
         return "—"
     if getattr(field, "choices", None):
-        return dict(field.choices).get(value, str(value))
+        return {c.value: c.label for c in field.choices}.get(value, str(value))
     if isinstance(value, bool):
         return "是" if value else "否"
     return str(value)
@@ -245,7 +255,9 @@ def _shown(field, value) -> str:
 
 def _stage_form(project: Project, form: StageForm | None = None) -> StageForm:
     form = form or StageForm(formdata=None)
-    form.to_stage.choices = [(s.name, s.label) for s in lifecycle.stage_moves(project)]
+    form.to_stage.choices = select_choices(
+        (s.name, s.label) for s in lifecycle.stage_moves(project)
+    )
     if form.to_stage.data is None and project.stage.next:
         form.to_stage.data = project.stage.next.name
     return form
@@ -261,7 +273,7 @@ def _status_form(project: Project, form: StatusForm | None = None) -> StatusForm
 
 def _followup_form(project: Project, form: FollowUpForm | None = None) -> FollowUpForm:
     form = form or FollowUpForm(formdata=None)
-    form.contact_ids.choices = [(c.id, str(c)) for c in project.company.contacts]
+    form.contact_ids.choices = select_choices((c.id, str(c)) for c in project.company.contacts)
     return form
 
 
@@ -291,6 +303,7 @@ def render_detail(project: Project, status: int = 200, open_form: str = "", **fo
         next_required=STAGE_REQUIRED_FIELDS.get(next_stage, {}) if next_stage else {},
         blockers=lifecycle.entry_blockers(project, next_stage) if next_stage else [],
         open_form=open_form,
+        panels=panels_for(project, current_user),
         stage_form=_stage_form(project, forms.get("stage_form")),
         status_form=_status_form(project, forms.get("status_form")),
         followup_form=_followup_form(project, forms.get("followup_form")),

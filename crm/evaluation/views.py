@@ -1,0 +1,303 @@
+"""Evaluation pages: the checklist of one project, the leaders' decision queue, and the
+admin's template versions."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy.orm import joinedload
+
+from crm.access import Action, allowed_actions, can, load_project, project_scope
+from crm.auth.models import Role, User
+from crm.core import ConflictError, ServiceError
+from crm.evaluation.forms import (
+    DecisionForm,
+    EvidenceForm,
+    TemplateForm,
+    checklist_form,
+    form_to_specs,
+    specs_to_form_data,
+)
+from crm.evaluation.models import (
+    ChecklistTemplate,
+    DecisionOutcome,
+    Evaluation,
+    EvaluationAnswer,
+    EvaluationState,
+    Verdict,
+)
+from crm.evaluation.services import (
+    AnswerInput,
+    attach_evidence,
+    create_template_version,
+    decide,
+    decision_queue_query,
+    decisions_of,
+    load_answers,
+    load_template,
+    project_evaluations,
+    save_answers,
+    start_evaluation,
+    submit_evaluation,
+    summarize,
+    template_specs,
+)
+from crm.extensions import db
+from crm.files.models import DocumentKind
+from crm.files.views import save_upload
+from crm.forms import show_service_errors
+from crm.projects.lifecycle import entry_blockers
+from crm.projects.models import Project
+from crm.projects.panels import Panel, register_panel
+from crm.projects.stages import Stage
+
+bp = Blueprint("evaluation", __name__)
+
+
+def load_evaluation(user: User, evaluation_id: int, action: Action = Action.VIEW) -> Evaluation:
+    """An evaluation is readable exactly when its project is; then the action is checked."""
+    evaluation = db.session.scalar(
+        sa.select(Evaluation)
+        .join(Evaluation.project)
+        .where(Evaluation.id == evaluation_id, project_scope(user))
+        .options(joinedload(Evaluation.project), joinedload(Evaluation.template))
+    )
+    if evaluation is None:
+        abort(404)
+    if not can(user, action, evaluation.project):
+        abort(403)
+    return evaluation
+
+
+@register_panel
+def evaluation_panel(project: Project, user: User) -> Panel:
+    evaluations = project_evaluations(project)
+    open_ = next((e for e in evaluations if e.is_open), None)
+    return Panel(
+        "evaluation/_panel.html",
+        {
+            "evaluations": evaluations,
+            "can_start": (
+                project.stage is Stage.ATTRACTING
+                and open_ is None
+                and can(user, Action.START_EVALUATION, project)
+            ),
+            "signing_blockers": entry_blockers(project, Stage.SIGNED)
+            if project.stage is Stage.ATTRACTING
+            else [],
+        },
+    )
+
+
+@bp.route("/projects/<int:project_id>/evaluations", methods=["POST"])
+@login_required
+def start(project_id: int):
+    project = load_project(current_user, project_id, Action.START_EVALUATION)
+    try:
+        evaluation = start_evaluation(current_user, project)
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("projects.detail", project_id=project.id))
+    db.session.commit()
+    flash("已发起评估，请逐项填写", "success")
+    return redirect(url_for("evaluation.detail", evaluation_id=evaluation.id))
+
+
+def render_evaluation(
+    evaluation: Evaluation,
+    status: int = 200,
+    form=None,
+    decision_form: DecisionForm | None = None,
+    evidence_form: EvidenceForm | None = None,
+    answers: list[EvaluationAnswer] | None = None,
+):
+    answers = answers if answers is not None else load_answers(evaluation)
+    actions = allowed_actions(current_user, evaluation.project)
+    editable = evaluation.is_editable and Action.FILL_EVALUATION in actions
+    sections: dict[str, list[EvaluationAnswer]] = {}
+    for a in answers:
+        sections.setdefault(a.item.section.title, []).append(a)
+    summary = summarize(answers)
+    return render_template(
+        "evaluation/detail.html",
+        evaluation=evaluation,
+        project=evaluation.project,
+        sections=sections,
+        summary=summary,
+        form=form if form is not None else (checklist_form(answers) if editable else None),
+        evidence_form=(evidence_form or EvidenceForm(formdata=None).set_answers(answers))
+        if editable
+        else None,
+        can_submit=evaluation.is_editable and Action.SUBMIT_EVALUATION in actions,
+        decision_form=(decision_form or DecisionForm(formdata=None))
+        if evaluation.state is EvaluationState.SUBMITTED and Action.DECIDE in actions
+        else None,
+        decisions=decisions_of(evaluation),
+        Verdict=Verdict,
+    ), status
+
+
+@bp.route("/evaluations/<int:evaluation_id>")
+@login_required
+def detail(evaluation_id: int):
+    return render_evaluation(load_evaluation(current_user, evaluation_id))
+
+
+@bp.route("/evaluations/<int:evaluation_id>/answers", methods=["POST"])
+@login_required
+def save(evaluation_id: int):
+    evaluation = load_evaluation(current_user, evaluation_id, Action.FILL_EVALUATION)
+    answers = load_answers(evaluation)
+    form = checklist_form(answers, request.form)
+    if not form.validate_on_submit():
+        return render_evaluation(evaluation, 400, form=form, answers=answers)
+    given = {}
+    for a in answers:
+        verdict = getattr(form, f"verdict_{a.id}").data
+        score_field = getattr(form, f"score_{a.id}", None)
+        given[a.id] = AnswerInput(
+            Verdict[verdict] if verdict else None,
+            getattr(form, f"comment_{a.id}").data or "",
+            score_field.data if score_field is not None else None,
+        )
+    try:
+        changed = save_answers(current_user, evaluation, given)
+    except ServiceError as exc:
+        db.session.rollback()
+        for key, message in exc.errors.items():  # keys are a<answer id>
+            getattr(form, f"comment_{key[1:]}").errors = [message]
+        form.form_errors.append(exc.message)
+        return render_evaluation(evaluation, 400, form=form, answers=load_answers(evaluation))
+    db.session.commit()
+    flash(f"已保存（更新 {len(changed)} 项）" if changed else "没有需要保存的修改", "success")
+    return redirect(url_for("evaluation.detail", evaluation_id=evaluation.id))
+
+
+@bp.route("/evaluations/<int:evaluation_id>/evidence", methods=["POST"])
+@login_required
+def upload_evidence(evaluation_id: int):
+    evaluation = load_evaluation(current_user, evaluation_id, Action.FILL_EVALUATION)
+    answers = load_answers(evaluation)
+    form = EvidenceForm().set_answers(answers)
+    if not form.validate_on_submit():
+        return render_evaluation(evaluation, 400, evidence_form=form, answers=answers)
+    answer = next(a for a in answers if a.id == form.answer_id.data)
+    try:
+        stored = save_upload(current_user, evaluation.project, form, DocumentKind.EVIDENCE)
+        attach_evidence(current_user, answer, stored)
+    except ServiceError as exc:
+        db.session.rollback()
+        show_service_errors(form, exc)
+        return render_evaluation(evaluation, 400, evidence_form=form)
+    db.session.commit()
+    flash(f"已上传佐证材料“{stored.original_name}”", "success")
+    return redirect(
+        url_for("evaluation.detail", evaluation_id=evaluation.id) + f"#item-{answer.id}"
+    )
+
+
+@bp.route("/evaluations/<int:evaluation_id>/submit", methods=["POST"])
+@login_required
+def submit(evaluation_id: int):
+    evaluation = load_evaluation(current_user, evaluation_id, Action.SUBMIT_EVALUATION)
+    try:
+        submit_evaluation(current_user, evaluation)
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return render_evaluation(evaluation, 409 if isinstance(exc, ConflictError) else 400)
+    db.session.commit()
+    flash("已提交领导集体决策", "success")
+    return redirect(url_for("evaluation.detail", evaluation_id=evaluation.id))
+
+
+@bp.route("/evaluations/<int:evaluation_id>/decision", methods=["POST"])
+@login_required
+def decision(evaluation_id: int):
+    evaluation = load_evaluation(current_user, evaluation_id, Action.DECIDE)
+    form = DecisionForm()
+    if not form.validate_on_submit():
+        return render_evaluation(evaluation, 400, decision_form=form)
+    try:
+        decide(
+            current_user,
+            evaluation,
+            DecisionOutcome[form.outcome.data],
+            meeting_date=form.meeting_date.data,
+            meeting_name=form.meeting_name.data or "",
+            participants=form.participants.data or "",
+            opinion=form.opinion.data or "",
+        )
+    except ServiceError as exc:
+        db.session.rollback()
+        db.session.refresh(evaluation)
+        show_service_errors(form, exc)
+        status = 409 if isinstance(exc, ConflictError) else 400
+        return render_evaluation(evaluation, status, decision_form=form)
+    db.session.commit()
+    flash(f"已记录决策：{DecisionOutcome[form.outcome.data].label}", "success")
+    return redirect(url_for("evaluation.detail", evaluation_id=evaluation.id))
+
+
+@bp.route("/evaluations/")
+@login_required
+def queue():
+    """待决策: evaluations waiting for the leaders, oldest first."""
+    page_arg = request.args.get("page", "1")
+    page = db.paginate(
+        decision_queue_query().where(project_scope(current_user)),
+        page=int(page_arg) if page_arg.isdigit() and len(page_arg) < 10 else 1,
+        per_page=current_app.config["PAGE_SIZE"],
+        error_out=False,
+    )
+    return render_template("evaluation/queue.html", page=page)
+
+
+# Checklist templates (admin) ----------------------------------------------------------------
+
+
+def _admin_only() -> None:
+    if current_user.role is not Role.ADMIN:
+        abort(403)
+
+
+@bp.route("/admin/checklists/")
+@login_required
+def templates():
+    _admin_only()
+    versions = db.session.scalars(
+        sa.select(ChecklistTemplate).order_by(ChecklistTemplate.version.desc())
+    ).all()
+    return render_template("evaluation/templates.html", versions=versions, section="checklists")
+
+
+@bp.route("/admin/checklists/<int:template_id>", methods=["GET", "POST"])
+@login_required
+def template_version(template_id: int):
+    """Show a version; the form below it saves an edited copy as the next version."""
+    _admin_only()
+    template = load_template(template_id)
+    if template is None:
+        abort(404)
+    form = TemplateForm(data=specs_to_form_data(template_specs(template)))
+    if request.method == "POST":
+        form = TemplateForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            new = create_template_version(
+                current_user, template.name, form_to_specs(form), form.change_note.data or ""
+            )
+        except ServiceError as exc:
+            db.session.rollback()
+            show_service_errors(form, exc)
+            status = 400
+        else:
+            db.session.commit()
+            flash(f"已保存为第 {new.version} 版；此后发起的评估使用新版本", "success")
+            return redirect(url_for("evaluation.template_version", template_id=new.id))
+    elif form.is_submitted():
+        status = 400
+    return render_template("evaluation/template_version.html", template=template, form=form), status

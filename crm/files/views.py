@@ -1,0 +1,116 @@
+"""Project documents on the project page; downloads through the project's permission check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, current_app, flash, redirect, send_file, url_for
+from flask_login import current_user, login_required
+
+from crm.access import Action, can, load_project, project_scope
+from crm.audit.services import record
+from crm.auth.models import User
+from crm.core import ServiceError
+from crm.extensions import db
+from crm.files.forms import DocumentForm
+from crm.files.models import DocumentKind, StoredFile
+from crm.files.services import archive_file, file_path, project_documents, store_file
+from crm.projects.models import Project
+from crm.projects.panels import Panel, register_panel
+
+bp = Blueprint("files", __name__)
+
+
+def upload_folder() -> Path:
+    return Path(current_app.config["UPLOAD_FOLDER"])
+
+
+def save_upload(user: User, project: Project, form, kind: DocumentKind) -> StoredFile:
+    """Store the file of a validated upload form; raises ServiceError on a refused file."""
+    upload = form.file.data
+    return store_file(
+        user,
+        project,
+        upload.stream,
+        upload.filename or "",
+        kind,
+        upload_folder(),
+        current_app.config["MAX_UPLOAD_BYTES"],
+    )
+
+
+def load_file(user: User, file_id: int, action: Action = Action.VIEW) -> StoredFile:
+    """A file is readable exactly when its project is."""
+    row = db.session.execute(
+        sa.select(StoredFile, Project)
+        .join(Project, Project.id == StoredFile.project_id)
+        .where(StoredFile.id == file_id, StoredFile.is_deleted.is_(False), project_scope(user))
+    ).first()
+    if row is None:
+        abort(404)
+    stored, project = row
+    if not can(user, action, project):
+        abort(403)
+    return stored
+
+
+@register_panel
+def documents_panel(project: Project, user: User) -> Panel:
+    return Panel(
+        "files/_documents.html",
+        {
+            "documents": project_documents(project),
+            "form": DocumentForm(formdata=None) if can(user, Action.DOCUMENTS, project) else None,
+        },
+    )
+
+
+@bp.route("/projects/<int:project_id>/documents", methods=["POST"])
+@login_required
+def upload_document(project_id: int):
+    project = load_project(current_user, project_id, Action.DOCUMENTS)
+    form = DocumentForm()
+    if form.validate_on_submit():
+        try:
+            stored = save_upload(current_user, project, form, DocumentKind[form.kind.data])
+        except ServiceError as exc:
+            db.session.rollback()
+            flash("上传失败：" + "；".join(exc.errors.values() or [exc.message]), "error")
+            return redirect(url_for("projects.detail", project_id=project.id) + "#documents"), 303
+        db.session.commit()
+        flash(f"已上传“{stored.original_name}”", "success")
+    else:
+        flash("上传失败：" + "；".join(e for errs in form.errors.values() for e in errs), "error")
+    return redirect(url_for("projects.detail", project_id=project.id) + "#documents")
+
+
+@bp.route("/files/<int:file_id>")
+@login_required
+def download(file_id: int):
+    stored = load_file(current_user, file_id)
+    path = file_path(stored, upload_folder())
+    if not path.is_file():
+        abort(404)
+    record(current_user, "file_downloaded", stored, summary=stored.original_name)
+    db.session.commit()
+    response = send_file(
+        path,
+        mimetype=stored.content_type,
+        as_attachment=True,
+        download_name=stored.original_name,
+        max_age=0,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@bp.route("/files/<int:file_id>/archive", methods=["POST"])
+@login_required
+def archive(file_id: int):
+    stored = load_file(current_user, file_id, Action.DOCUMENTS)
+    archive_file(current_user, stored)
+    db.session.commit()
+    flash(f"已移除“{stored.original_name}”（文件仍存档）", "success")
+    return redirect(url_for("projects.detail", project_id=stored.project_id) + "#documents")
