@@ -62,6 +62,21 @@ def create_user_command(username, role, carrier, cluster, display_name):
     click.echo(f"已创建用户 {user.username}（{user.role.label}）")
 
 
+@crm_cli.command("seed")
+def seed_command():
+    """Load the catalogues (载体, clusters and chains, channels, 终止 reasons) and the default
+    evaluation checklist; idempotent. A production install runs this instead of `demo`."""
+    from crm.catalog.seed import seed_catalogues
+    from crm.evaluation.seed import seed_default_template
+
+    added = seed_catalogues()
+    template_added = seed_default_template()
+    db.session.commit()
+    click.echo("基础目录已载入。" if added else "基础目录已是最新，未作改动。")
+    if template_added:
+        click.echo("已创建默认评估清单。")
+
+
 @crm_cli.command("demo")
 def demo_command():
     """Load the demo data (idempotent) and print the demo accounts."""
@@ -74,4 +89,4 @@ def demo_command():
     from crm.demo import DEMO_USERS
 
     for username, display_name, role, scope in DEMO_USERS:
-        click.echo(f"  {username:<12} {role.label} {scope or ''} {display_name}")
+        click.echo(f"  {username:<14} {role.label:<5} {scope or '':<10} {display_name}")
