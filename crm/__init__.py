@@ -129,6 +129,16 @@ def register_errorhandlers(app: Flask) -> None:
     for code in messages:
         app.register_error_handler(code, handle)
 
+    @app.errorhandler(sa.exc.OperationalError)
+    def database_busy(error):
+        """SQLite refuses a write that raced another one ("database is locked"): nothing was
+        saved, and trying again works. Anything else is a real failure."""
+        db.session.rollback()
+        if "database is locked" not in str(error.orig):
+            raise error
+        message = "系统繁忙，本次操作未保存，请重试"
+        return render_template("error.html", code=503, message=message), 503
+
 
 def register_commands(app: Flask) -> None:
     from crm.commands import crm_cli

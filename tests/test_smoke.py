@@ -15,3 +15,22 @@ def test_login_and_home(world, login):
     response = client.get("/")
     assert response.status_code == 200
     assert "工作台" in response.get_data(as_text=True)
+
+
+def test_a_write_that_races_on_sqlite_answers_503_in_chinese(app, world, login, monkeypatch):
+    import sqlalchemy as sa
+
+    from crm.projects import services
+
+    def locked(*args, **kwargs):
+        raise sa.exc.OperationalError("UPDATE", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(services, "add_element_need", locked)
+    monkeypatch.setattr("crm.projects.views.add_element_need", locked)
+    client = login(world.officer_a)
+    response = client.post(
+        f"/projects/{world.project_a.id}/elements",
+        data={"kind": "LAND", "quantity": "10", "status": "RAISED"},
+    )
+    assert response.status_code == 503
+    assert "系统繁忙" in response.get_data(as_text=True)

@@ -13,7 +13,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import InputRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from crm.core import local_today
 from crm.evaluation.models import DecisionOutcome, EvaluationAnswer, Verdict
@@ -74,11 +74,14 @@ class DecisionForm(Form):
     meeting_name = StringField(
         "会议名称或编号",
         filters=[strip],
-        validators=[Length(max=200)],
+        validators=[DataRequired("请填写会议名称或编号"), Length(max=200)],
         description="如：市招商引资项目评审会 2026 年第 12 次",
     )
     participants = TextAreaField(
-        "参会人员", filters=[strip], validators=[Length(max=2000)], render_kw={"rows": 2}
+        "参会人员",
+        filters=[strip],
+        validators=[DataRequired("请填写参会人员"), Length(max=2000)],
+        render_kw={"rows": 2},
     )
     opinion = TextAreaField(
         "决策意见", filters=[strip], validators=[Length(max=5000)], description="退回或否决时必填"

@@ -14,8 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import contains_eager, joinedload, selectinload
 
 from crm.audit.services import apply_changes, record
 from crm.auth.models import User
@@ -333,12 +333,19 @@ def _transition(
     evaluation: Evaluation, from_states: tuple[EvaluationState, ...], values: dict[str, Any]
 ) -> None:
     """Change the state only if nobody changed it meanwhile: exactly one concurrent caller wins."""
-    result = db.session.execute(
-        sa.update(Evaluation)
-        .where(Evaluation.id == evaluation.id, Evaluation.state.in_(from_states))
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    try:
+        result = db.session.execute(
+            sa.update(Evaluation)
+            .where(Evaluation.id == evaluation.id, Evaluation.state.in_(from_states))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+    except OperationalError as exc:
+        # SQLite (WAL) refuses the write when another transaction wrote since this one began
+        # reading ("database is locked"): the concurrent change must be looked at first.
+        if db.session.get_bind().dialect.name != "sqlite":
+            raise
+        raise ConflictError("该评估刚被他人处理，请刷新页面后查看") from exc
     if result.rowcount != 1:
         db.session.refresh(evaluation)
         raise ConflictError(f"该评估已被他人处理，当前状态为“{evaluation.state.label}”")
@@ -438,10 +445,11 @@ def decision_queue_query() -> sa.Select:
     """Evaluations waiting for a decision, across all 载体, oldest first."""
     return (
         sa.select(Evaluation)
+        .join(Evaluation.project)  # so callers may filter on Project (the permission scope)
         .where(Evaluation.state == EvaluationState.SUBMITTED)
         .options(
-            joinedload(Evaluation.project).joinedload(Project.carrier),
-            joinedload(Evaluation.project).joinedload(Project.cluster),
+            contains_eager(Evaluation.project).joinedload(Project.carrier),
+            contains_eager(Evaluation.project).joinedload(Project.cluster),
             joinedload(Evaluation.submitted_by),
         )
         .order_by(Evaluation.submitted_at, Evaluation.id)

@@ -179,6 +179,9 @@ def save(evaluation_id: int):
 @login_required
 def upload_evidence(evaluation_id: int):
     evaluation = load_evaluation(current_user, evaluation_id, Action.FILL_EVALUATION)
+    if not evaluation.is_editable:  # refuse before any byte is written to the file store
+        flash(f"评估处于“{evaluation.state.label}”状态，不能修改", "error")
+        return render_evaluation(evaluation, 400)
     answers = load_answers(evaluation)
     form = EvidenceForm().set_answers(answers)
     if not form.validate_on_submit():
@@ -234,8 +237,10 @@ def decision(evaluation_id: int):
         db.session.rollback()
         db.session.refresh(evaluation)
         show_service_errors(form, exc)
-        status = 409 if isinstance(exc, ConflictError) else 400
-        return render_evaluation(evaluation, status, decision_form=form)
+        if isinstance(exc, ConflictError):  # the form is gone from the page now: say why
+            flash(exc.message, "error")
+            return render_evaluation(evaluation, 409, decision_form=form)
+        return render_evaluation(evaluation, 400, decision_form=form)
     db.session.commit()
     flash(f"已记录决策：{DecisionOutcome[form.outcome.data].label}", "success")
     return redirect(url_for("evaluation.detail", evaluation_id=evaluation.id))

@@ -117,6 +117,8 @@ def file_path(stored: StoredFile, upload_folder: Path) -> Path:
 
 def archive_file(user: User, stored: StoredFile) -> None:
     """Files are archived, never deleted: the bytes stay for the record."""
+    if stored.kind is DocumentKind.EVIDENCE:  # part of an evaluation, which may be decided
+        raise ServiceError("评估佐证材料随评估存档，不能移除")
     stored.is_deleted = True
     record(user, "file_archived", stored, summary=stored.original_name)
 

@@ -110,7 +110,12 @@ def download(file_id: int):
 @login_required
 def archive(file_id: int):
     stored = load_file(current_user, file_id, Action.DOCUMENTS)
-    archive_file(current_user, stored)
+    try:
+        archive_file(current_user, stored)
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("projects.detail", project_id=stored.project_id)), 303
     db.session.commit()
     flash(f"已移除“{stored.original_name}”（文件仍存档）", "success")
     return redirect(url_for("projects.detail", project_id=stored.project_id) + "#documents")

@@ -293,7 +293,12 @@ def render_detail(project: Project, status: int = 200, open_form: str = "", **fo
         timeline=project_timeline(project),
         needs=needs,
         need_forms={
-            n.id: ElementStatusForm(formdata=None, obj=n, prefix=f"e{n.id}") for n in needs
+            n.id: ElementStatusForm(
+                formdata=None,
+                prefix=f"e{n.id}",
+                data={"quantity": n.quantity, "status": n.status.name, "note": n.note},
+            )
+            for n in needs
         },
         funds=funds,
         funds_total=funds_total,

@@ -1,0 +1,432 @@
+"""The file store: project documents and evaluation evidence — the type judged by content, the
+size limit, generated names on disk, Chinese names kept, downloads through the project's
+permission check, archiving instead of deleting."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from urllib.parse import quote
+
+import pytest
+import sqlalchemy as sa
+
+from crm.audit.models import AuditEntry
+from crm.evaluation.models import DecisionOutcome, EvaluationState
+from crm.evaluation.services import decide, load_answers, start_evaluation, submit_evaluation
+from crm.extensions import db
+from crm.files.models import DocumentKind, StoredFile
+from crm.files.services import file_path
+from tests.evaluation_factories import (
+    PDF,
+    answer_for,
+    attach_agreement,
+    attracting,
+    decision_values,
+    default_template,
+    docx_bytes,
+    fill_all,
+)
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
+
+
+def text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+def stored_files() -> list[StoredFile]:
+    return list(db.session.scalars(sa.select(StoredFile).order_by(StoredFile.id)))
+
+
+def files_on_disk(folder) -> list:
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+
+
+def audit(action: str, obj) -> list[AuditEntry]:
+    return list(
+        db.session.scalars(
+            sa.select(AuditEntry).where(
+                AuditEntry.action == action,
+                AuditEntry.object_type == obj.__tablename__,
+                AuditEntry.object_id == obj.id,
+            )
+        )
+    )
+
+
+@pytest.fixture(autouse=True)
+def uploads(app, tmp_path, monkeypatch):
+    """Uploaded files go to a temporary folder, never into the repository's instance folder."""
+    folder = tmp_path / "uploads"
+    monkeypatch.setitem(app.config, "UPLOAD_FOLDER", str(folder))
+    return folder
+
+
+def upload(client, project, data: bytes, name: str, kind: str = "AGREEMENT", **kw):
+    return client.post(
+        f"/projects/{project.id}/documents",
+        data={"kind": kind, "file": (io.BytesIO(data), name)},
+        content_type="multipart/form-data",
+        **kw,
+    )
+
+
+# Project documents ------------------------------------------------------------------------------
+
+
+def test_a_document_is_stored_under_a_generated_name(world, login, db_session, uploads):
+    client = login(world.officer_a)
+    response = upload(client, world.project_a, PDF, "投资协议.pdf")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(f"/projects/{world.project_a.id}#documents")
+
+    [stored] = stored_files()
+    assert (stored.project_id, stored.kind) == (world.project_a.id, DocumentKind.AGREEMENT)
+    assert stored.original_name == "投资协议.pdf"
+    assert (stored.content_type, stored.size) == ("application/pdf", len(PDF))
+    assert stored.uploaded_by_id == world.officer_a.id
+
+    [on_disk] = files_on_disk(uploads)
+    assert on_disk == file_path(stored, uploads)
+    assert on_disk.read_bytes() == PDF
+    assert "投资协议" not in str(on_disk.relative_to(uploads))
+    assert not on_disk.name.endswith(".pdf")
+    assert on_disk.name == stored.stored_name != stored.original_name
+
+    page = text(client.get(f"/projects/{world.project_a.id}"))
+    assert "投资协议.pdf" in page
+    assert f"/files/{stored.id}" in page
+    assert audit("file_uploaded", stored)[0].user_id == world.officer_a.id
+
+
+def test_a_path_in_the_file_name_is_dropped(world, login, db_session, uploads):
+    client = login(world.officer_a)
+    response = upload(client, world.project_a, PDF, "../../etc/考察报告.pdf", "INSPECTION")
+    assert response.status_code == 302
+    [stored] = stored_files()
+    assert stored.original_name == "考察报告.pdf"
+    assert all(uploads in p.parents for p in files_on_disk(uploads))
+
+
+def test_the_download_gives_back_the_bytes_and_the_chinese_name(world, login, db_session):
+    client = login(world.officer_a)
+    upload(client, world.project_a, PDF, "投资协议.pdf")
+    [stored] = stored_files()
+
+    response = client.get(f"/files/{stored.id}")
+    assert response.status_code == 200
+    assert response.data == PDF
+    disposition = response.headers["Content-Disposition"]
+    assert disposition.startswith("attachment")
+    assert "filename*=UTF-8''" + quote("投资协议.pdf") in disposition
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.mimetype == "application/pdf"
+    response.close()
+
+    entries = audit("file_downloaded", stored)
+    assert [e.user_id for e in entries] == [world.officer_a.id]
+
+
+@pytest.mark.parametrize(
+    ("who", "status"),
+    [
+        ("officer_a", 200),
+        ("taskforce_x", 200),
+        ("leader", 200),
+        ("admin", 200),
+        ("officer_b", 404),
+        ("taskforce_y", 404),
+    ],
+)
+def test_a_download_is_as_private_as_its_project(world, login, db_session, uploads, who, status):
+    stored = attach_agreement(world.project_a, world.officer_a, uploads)
+    db_session.commit()
+    client = login(getattr(world, who))
+    response = client.get(f"/files/{stored.id}")
+    assert response.status_code == status
+    if status == 200:
+        assert response.data == PDF
+    else:
+        assert PDF not in response.data
+        assert audit("file_downloaded", stored) == []
+    response.close()
+
+
+def test_a_missing_file_is_not_found(world, login, db_session):
+    client = login(world.admin)
+    assert client.get("/files/999999").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("content", "name"),
+    [
+        (b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff" + b"\x00" * 64, "投资协议.pdf"),
+        (b"<!doctype html><html><script>alert(1)</script></html>", "投资协议.pdf"),
+        ("这是一份纯文本的投资协议".encode(), "投资协议.pdf"),
+        (b"PK\x03\x04not really a zip", "可研报告.docx"),
+    ],
+    ids=["exe", "html", "text", "broken-zip"],
+)
+def test_a_forged_type_is_refused_and_nothing_is_stored(
+    world, login, db_session, uploads, content, name
+):
+    db_session.commit()
+    client = login(world.officer_a)
+    response = upload(client, world.project_a, content, name, follow_redirects=True)
+    assert "上传失败：只能上传PDF、图片（PNG/JPG）、Word、Excel文件" in text(response)
+    assert stored_files() == []
+    assert files_on_disk(uploads) == []
+
+
+def test_content_that_does_not_match_the_extension_is_refused(world, login, db_session, uploads):
+    db_session.commit()
+    client = login(world.officer_a)
+    response = upload(client, world.project_a, PNG, "投资协议.pdf", follow_redirects=True)
+    assert "文件内容与扩展名不符" in text(response)
+    response = upload(client, world.project_a, PDF, "投资协议.exe", follow_redirects=True)
+    assert "文件内容与扩展名不符" in text(response)
+    assert stored_files() == []
+    assert files_on_disk(uploads) == []
+
+
+def test_a_zip_that_is_no_office_document_is_refused(world, login, db_session, uploads):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("payload.exe", b"MZ")
+    db_session.commit()
+    client = login(world.officer_a)
+    response = upload(client, world.project_a, buffer.getvalue(), "可研报告.docx", "FEASIBILITY")
+    assert response.status_code in (302, 303)
+    assert stored_files() == []
+
+
+def test_a_word_document_is_accepted(world, login, db_session, uploads):
+    client = login(world.officer_a)
+    content = docx_bytes()
+    response = upload(client, world.project_a, content, "可行性研究报告.docx", "FEASIBILITY")
+    assert response.status_code == 302
+    [stored] = stored_files()
+    assert stored.kind is DocumentKind.FEASIBILITY
+    assert stored.original_name == "可行性研究报告.docx"
+    assert stored.content_type == (
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    )
+    assert file_path(stored, uploads).read_bytes() == content
+
+
+def test_an_image_is_accepted(world, login, db_session):
+    client = login(world.taskforce_x)
+    assert upload(client, world.project_a, PNG, "现场照片.png", "OTHER").status_code == 302
+    [stored] = stored_files()
+    assert (stored.content_type, stored.uploaded_by_id) == ("image/png", world.taskforce_x.id)
+
+
+def test_an_oversize_upload_is_refused(world, login, db_session, uploads, app, monkeypatch):
+    monkeypatch.setitem(app.config, "MAX_UPLOAD_BYTES", 1024)
+    db_session.commit()
+    client = login(world.officer_a)
+    big = PDF + b"0" * 2048
+    response = upload(client, world.project_a, big, "投资协议.pdf", follow_redirects=True)
+    assert "上传失败：文件不能超过" in text(response)
+    assert stored_files() == []
+    assert files_on_disk(uploads) == []
+
+    small = PDF + b"0" * (1024 - len(PDF))
+    assert upload(client, world.project_a, small, "投资协议.pdf").status_code == 302
+    assert len(stored_files()) == 1
+
+
+def test_a_request_above_the_content_length_limit_is_refused(
+    world, login, db_session, uploads, app, monkeypatch
+):
+    db_session.commit()
+    client = login(world.officer_a)
+    monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", 4096)
+    response = upload(client, world.project_a, PDF + b"0" * 8192, "投资协议.pdf")
+    assert response.status_code == 413
+    assert "上传的文件过大" in text(response)
+    assert stored_files() == []
+    assert files_on_disk(uploads) == []
+
+
+def test_an_upload_without_a_file_is_refused(world, login, db_session):
+    db_session.commit()
+    client = login(world.officer_a)
+    response = client.post(
+        f"/projects/{world.project_a.id}/documents",
+        data={"kind": "AGREEMENT"},
+        content_type="multipart/form-data",
+        follow_redirects=True,
+    )
+    assert "请选择要上传的文件" in text(response)
+    assert stored_files() == []
+
+
+@pytest.mark.parametrize(
+    ("who", "status"),
+    [("leader", 403), ("officer_b", 404), ("taskforce_y", 404)],
+)
+def test_who_may_not_upload(world, login, db_session, uploads, who, status):
+    client = login(getattr(world, who))
+    assert upload(client, world.project_a, PDF, "投资协议.pdf").status_code == status
+    assert stored_files() == []
+    assert files_on_disk(uploads) == []
+
+
+def test_evidence_cannot_be_uploaded_as_a_project_document(world, login, db_session):
+    db_session.commit()
+    client = login(world.officer_a)
+    upload(client, world.project_a, PDF, "佐证.pdf", "EVIDENCE")
+    assert stored_files() == []
+
+
+# Archiving ---------------------------------------------------------------------------------------
+
+
+def test_archiving_hides_a_document_but_keeps_its_bytes(world, login, db_session, uploads):
+    stored = attach_agreement(world.project_a, world.officer_a, uploads)
+    db_session.commit()
+
+    client = login(world.leader)
+    assert client.post(f"/files/{stored.id}/archive").status_code == 403
+    client = login(world.officer_b)
+    assert client.post(f"/files/{stored.id}/archive").status_code == 404
+    db_session.expire_all()
+    assert stored.is_deleted is False
+
+    client = login(world.officer_a)
+    response = client.post(f"/files/{stored.id}/archive")
+    assert response.status_code == 302
+    db_session.expire_all()
+    assert stored.is_deleted is True
+    page = text(client.get(f"/projects/{world.project_a.id}"))
+    assert f"/files/{stored.id}" not in page
+    assert "尚未上传文件" in page
+    assert client.get(f"/files/{stored.id}").status_code == 404
+    assert file_path(stored, uploads).read_bytes() == PDF  # archived, never deleted
+    assert audit("file_archived", stored)
+
+
+# Evidence -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def draft(world, db_session):
+    default_template()
+    attracting(world.project_a, world.officer_a)
+    evaluation = start_evaluation(world.officer_a, world.project_a)
+    db_session.commit()
+    return evaluation
+
+
+def upload_evidence(client, evaluation, answer, content=PDF, name="营业执照.pdf"):
+    return client.post(
+        f"/evaluations/{evaluation.id}/evidence",
+        data={"answer_id": str(answer.id), "file": (io.BytesIO(content), name)},
+        content_type="multipart/form-data",
+    )
+
+
+def test_evidence_is_attached_to_its_answer_and_listed(world, login, db_session, draft, uploads):
+    answer = answer_for(draft, "工商登记与股权结构")
+    other = answer_for(draft, "近三年财务状况")
+    client = login(world.taskforce_x)
+    response = upload_evidence(client, draft, answer)
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(f"/evaluations/{draft.id}#item-{answer.id}")
+
+    db_session.expire_all()
+    [stored] = stored_files()
+    assert (stored.kind, stored.project_id) == (DocumentKind.EVIDENCE, world.project_a.id)
+    assert [f.id for f in answer_for(draft, "工商登记与股权结构").files] == [stored.id]
+    assert answer_for(draft, "近三年财务状况").files == []
+    assert other.id != answer.id
+
+    page = text(client.get(f"/evaluations/{draft.id}"))
+    assert "佐证材料：" in page
+    assert f'<a href="/files/{stored.id}">营业执照.pdf</a>' in page
+    # Evidence belongs to the evaluation page, not to the project's documents.
+    project_page = text(client.get(f"/projects/{world.project_a.id}"))
+    assert "营业执照.pdf" not in project_page
+
+    response = client.get(f"/files/{stored.id}")
+    assert response.data == PDF
+    response.close()
+    client = login(world.officer_b)
+    assert client.get(f"/files/{stored.id}").status_code == 404
+
+    entries = db_session.scalars(
+        sa.select(AuditEntry.action).where(
+            AuditEntry.object_type == "evaluations", AuditEntry.object_id == draft.id
+        )
+    ).all()
+    assert "evidence_attached" in entries
+
+
+def test_forged_evidence_is_refused_with_a_message(world, login, db_session, draft, uploads):
+    answer = load_answers(draft)[0]
+    client = login(world.officer_a)
+    response = upload_evidence(client, draft, answer, b"MZ\x90\x00" + b"\x00" * 64, "执照.pdf")
+    assert response.status_code == 400
+    assert "只能上传PDF、图片（PNG/JPG）、Word、Excel文件" in text(response)
+    assert stored_files() == []
+    assert files_on_disk(uploads) == []
+
+
+def test_evidence_needs_an_answer_of_this_evaluation(world, login, db_session, draft, uploads):
+    client = login(world.officer_a)
+    response = client.post(
+        f"/evaluations/{draft.id}/evidence",
+        data={"answer_id": "999999", "file": (io.BytesIO(PDF), "营业执照.pdf")},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 400
+    assert stored_files() == []
+
+
+@pytest.mark.parametrize(("who", "status"), [("leader", 403), ("taskforce_y", 404)])
+def test_who_may_not_upload_evidence(world, login, db_session, draft, uploads, who, status):
+    answer = load_answers(draft)[0]
+    client = login(getattr(world, who))
+    assert upload_evidence(client, draft, answer).status_code == status
+    assert stored_files() == []
+    assert files_on_disk(uploads) == []
+
+
+def test_no_evidence_once_submitted(world, login, db_session, draft, uploads):
+    fill_all(draft, world.taskforce_x)
+    submit_evaluation(world.taskforce_x, draft)
+    db_session.commit()
+    assert draft.state is EvaluationState.SUBMITTED
+    answer = load_answers(draft)[0]
+    client = login(world.officer_a)
+    response = upload_evidence(client, draft, answer)
+    assert response.status_code == 400
+    assert "评估处于“待决策”状态，不能修改" in text(response)
+    assert stored_files() == []
+    assert files_on_disk(uploads) == []
+
+
+def test_evidence_of_a_decided_evaluation_cannot_be_archived(
+    world, login, db_session, draft, uploads
+):
+    """A decided evaluation reads as it was decided: its evidence cannot be taken away."""
+    answer = answer_for(draft, "工商登记与股权结构")
+    client = login(world.officer_a)
+    assert upload_evidence(client, draft, answer).status_code == 302
+    [stored] = stored_files()
+    fill_all(draft, world.taskforce_x)
+    submit_evaluation(world.taskforce_x, draft)
+    decide(world.leader, draft, DecisionOutcome.PASSED, **decision_values())
+    db_session.commit()
+
+    for user in (world.officer_a, world.taskforce_x, world.admin):
+        client = login(user)
+        response = client.post(f"/files/{stored.id}/archive", follow_redirects=True)
+        assert "评估佐证材料随评估存档，不能移除" in text(response)
+    db_session.expire_all()
+    assert stored.is_deleted is False
+    assert [f.id for f in answer_for(draft, "工商登记与股权结构").files] == [stored.id]
+    assert "营业执照.pdf" in text(client.get(f"/evaluations/{draft.id}"))
