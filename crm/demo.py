@@ -65,6 +65,12 @@ DEMO_USERS: list[tuple[str, str, Role, str]] = [
 
 IN, OUT, ABROAD = Origin.IN_PROVINCE, Origin.OUT_OF_PROVINCE, Origin.OVERSEAS
 
+# The rejected demo evaluation fails this veto item (一票否决).
+REJECTED_VETO_ITEM = "产业政策与行业准入"
+REJECTED_VETO_COMMENT = (
+    "主要产品属于《产业结构调整指导目录》限制类，新增产能不符合行业准入条件，一票否决。"
+)
+
 # key: (name, short name, origin, 6-digit region code of the credit code or None, city,
 #       legal representative, registered capital in 万元, industry)
 COMPANIES: dict[str, tuple[str, str, Origin, str | None, str, str, int, str]] = {
@@ -738,6 +744,8 @@ class _DemoBuilder:
         overseas = COMPANIES[spec.company][2] is Origin.OVERSEAS
         if item.title in CHECKLIST_NOT_APPLICABLE and not overseas:
             return AnswerInput(Verdict.NOT_APPLICABLE, CHECKLIST_NOT_APPLICABLE[item.title])
+        if outcome is DecisionOutcome.REJECTED and item.title == REJECTED_VETO_ITEM:
+            return AnswerInput(Verdict.FAILS, REJECTED_VETO_COMMENT, Decimal(0))
         mostly = rng.random() < (0.45 if outcome is DecisionOutcome.REJECTED else 0.2)
         if mostly and not item.is_veto:
             verdict, comment = Verdict.MOSTLY, rng.choice(MOSTLY_COMMENTS)

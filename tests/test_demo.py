@@ -18,7 +18,14 @@ from crm.companies.credit_code import credit_code_error
 from crm.companies.models import Company, Contact, Origin
 from crm.core import local_today, utcnow
 from crm.demo import DEMO_PASSWORD, DEMO_USERS, load_demo
-from crm.evaluation.models import Decision, Evaluation, EvaluationState
+from crm.evaluation.models import (
+    ChecklistItem,
+    Decision,
+    Evaluation,
+    EvaluationAnswer,
+    EvaluationState,
+    Verdict,
+)
 from crm.extensions import db
 from crm.files.models import DocumentKind, StoredFile
 from crm.projects.models import (
@@ -218,6 +225,17 @@ def test_load_demo_builds_a_pipeline_at_every_stage_once(db_session, upload_fold
         EvaluationState.REJECTED: 1,
     }
     assert all(e.created_at <= (e.submitted_at or now) for e in evaluations)
+    rejected = next(e for e in evaluations if e.state is EvaluationState.REJECTED)
+    veto_fails = db_session.scalars(
+        sa.select(EvaluationAnswer)
+        .join(EvaluationAnswer.item)
+        .where(
+            EvaluationAnswer.evaluation_id == rejected.id,
+            EvaluationAnswer.verdict == Verdict.FAILS,
+            ChecklistItem.is_veto.is_(True),
+        )
+    ).all()
+    assert len(veto_fails) == 1 and veto_fails[0].comment
     decided = db_session.scalars(sa.select(Decision)).all()
     assert len(decided) == len(signed) + 2
     assert all(d.meeting_date <= today and d.participants for d in decided)
