@@ -46,7 +46,7 @@ def checklist_form(answers: list[EvaluationAnswer], formdata=None) -> Form:
                 default=a.comment,
                 filters=[strip],
                 validators=[Length(max=MAX_COMMENT, message=f"说明不能超过 {MAX_COMMENT} 个字符")],
-                render_kw={"rows": 2},
+                render_kw={"rows": 1},
             ),
         )
         if a.item.max_score is not None:
