@@ -56,6 +56,10 @@ class Config:
     MAX_CONTENT_LENGTH = MAX_UPLOAD_BYTES + 1024 * 1024  # the rest of the form besides the file
     UPLOAD_FOLDER = os.environ.get("CRM_UPLOAD_FOLDER", str(INSTANCE_DIR / "uploads"))
     TIMEZONE = "Asia/Shanghai"
+    # The PDF dossier renders in a helper process (keeps web workers small); the copy frozen
+    # at each decision is archived.
+    PDF_IN_SUBPROCESS = True
+    DOSSIER_ARCHIVE = True
 
 
 class TestingConfig(Config):
@@ -64,3 +68,4 @@ class TestingConfig(Config):
     SQLALCHEMY_DATABASE_URI = _database_url(os.environ.get("CRM_TEST_DATABASE_URL", "sqlite://"))
     WTF_CSRF_ENABLED = False
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1"
+    DOSSIER_ARCHIVE = False  # the tests that check the archive switch it on

@@ -96,8 +96,10 @@ def register_blueprints(app: Flask) -> None:
     from crm.files.views import bp as files_bp
     from crm.main.views import bp as main_bp
     from crm.projects.views import bp as projects_bp
+    from crm.reports.views import bp as reports_bp
 
-    for bp in (main_bp, auth_bp, projects_bp, companies_bp, files_bp, evaluation_bp, admin_bp):
+    blueprints = (main_bp, auth_bp, projects_bp, companies_bp, files_bp, evaluation_bp)
+    for bp in (*blueprints, reports_bp, admin_bp):
         app.register_blueprint(bp)
 
 

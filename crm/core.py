@@ -98,3 +98,12 @@ class ServiceError(Exception):
 
 class ConflictError(ServiceError):
     """Someone else saved the record since this user loaded it."""
+
+
+def content_disposition(filename: str, fallback: str) -> str:
+    """`attachment` with the real (Chinese) name as RFC 5987 `filename*`, and an ASCII
+    `fallback` for clients that read only `filename`."""
+    from urllib.parse import quote
+
+    safe = "".join(c for c in fallback if c.isascii() and c.isprintable() and c not in '"\\')
+    return f"attachment; filename=\"{safe}\"; filename*=UTF-8''{quote(filename, safe='')}"

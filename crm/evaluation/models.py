@@ -188,5 +188,8 @@ class Decision(db.Model):
     opinion: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
     decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The due-diligence summary as it stood at the decision, archived with its SHA-256.
+    dossier_file_id: Mapped[int | None] = mapped_column(sa.ForeignKey("stored_files.id"))
 
     decided_by: Mapped[User | None] = relationship()
+    dossier_file: Mapped[StoredFile | None] = relationship()

@@ -6,7 +6,7 @@ from wtforms import SelectField
 from crm.files.models import DocumentKind
 from crm.forms import Form, select_choices
 
-DOCUMENT_KINDS = [k for k in DocumentKind if k is not DocumentKind.EVIDENCE]
+DOCUMENT_KINDS = [k for k in DocumentKind if k not in (DocumentKind.EVIDENCE, DocumentKind.DOSSIER)]
 
 
 class UploadForm(Form):

@@ -17,6 +17,7 @@ class DocumentKind(LabelledEnum):
     FEASIBILITY = "可研报告"
     INSPECTION = "考察报告"
     EVIDENCE = "评估佐证材料"
+    DOSSIER = "尽调摘要存档"  # the PDF frozen when a decision is taken
     OTHER = "其他"
 
 

@@ -119,6 +119,8 @@ def archive_file(user: User, stored: StoredFile) -> None:
     """Files are archived, never deleted: the bytes stay for the record."""
     if stored.kind is DocumentKind.EVIDENCE:  # part of an evaluation, which may be decided
         raise ServiceError("评估佐证材料随评估存档，不能移除")
+    if stored.kind is DocumentKind.DOSSIER:
+        raise ServiceError("决策时存档的尽调摘要不能移除")
     stored.is_deleted = True
     record(user, "file_archived", stored, summary=stored.original_name)
 
@@ -129,7 +131,7 @@ def project_documents(project: Project) -> list[StoredFile]:
             sa.select(StoredFile)
             .where(
                 StoredFile.project_id == project.id,
-                StoredFile.kind != DocumentKind.EVIDENCE,
+                StoredFile.kind.not_in([DocumentKind.EVIDENCE, DocumentKind.DOSSIER]),
                 StoredFile.is_deleted.is_(False),
             )
             .order_by(StoredFile.kind, StoredFile.id)

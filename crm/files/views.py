@@ -11,7 +11,7 @@ from flask_login import current_user, login_required
 from crm.access import Action, can, load_project, project_scope
 from crm.audit.services import record
 from crm.auth.models import User
-from crm.core import ServiceError
+from crm.core import ServiceError, content_disposition
 from crm.extensions import db
 from crm.files.forms import DocumentForm
 from crm.files.models import DocumentKind, StoredFile
@@ -94,12 +94,10 @@ def download(file_id: int):
         abort(404)
     record(current_user, "file_downloaded", stored, summary=stored.original_name)
     db.session.commit()
-    response = send_file(
-        path,
-        mimetype=stored.content_type,
-        as_attachment=True,
-        download_name=stored.original_name,
-        max_age=0,
+    response = send_file(path, mimetype=stored.content_type, max_age=0)
+    extension = Path(stored.original_name).suffix.encode("ascii", "ignore").decode()
+    response.headers["Content-Disposition"] = content_disposition(
+        stored.original_name, f"file-{stored.id}{extension}"
     )
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -1,8 +1,8 @@
 """evaluation and file store
 
-Revision ID: 66b071d97439
+Revision ID: 82eb6099b95b
 Revises: cd73aec0f3a4
-Create Date: 2026-11-28 08:11:25.389757
+Create Date: 2026-11-28 08:29:54.486882
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '66b071d97439'
+revision = '82eb6099b95b'
 down_revision = 'cd73aec0f3a4'
 branch_labels = None
 depends_on = None
@@ -80,7 +80,7 @@ def upgrade():
     op.create_table('stored_files',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('project_id', sa.Integer(), nullable=False),
-    sa.Column('kind', sa.Enum('AGREEMENT', 'FEASIBILITY', 'INSPECTION', 'EVIDENCE', 'OTHER', name='kind', native_enum=False, create_constraint=True), nullable=False),
+    sa.Column('kind', sa.Enum('AGREEMENT', 'FEASIBILITY', 'INSPECTION', 'EVIDENCE', 'DOSSIER', 'OTHER', name='kind', native_enum=False, create_constraint=True), nullable=False),
     sa.Column('original_name', sa.String(length=255), nullable=False),
     sa.Column('stored_name', sa.String(length=64), nullable=False),
     sa.Column('content_type', sa.String(length=100), nullable=False),
@@ -107,7 +107,9 @@ def upgrade():
     sa.Column('opinion', sa.Text(), server_default='', nullable=False),
     sa.Column('decided_by_id', sa.Integer(), nullable=True),
     sa.Column('decided_at', sa.DateTime(), nullable=False),
+    sa.Column('dossier_file_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['decided_by_id'], ['users.id'], name=op.f('fk_decisions_decided_by_id_users')),
+    sa.ForeignKeyConstraint(['dossier_file_id'], ['stored_files.id'], name=op.f('fk_decisions_dossier_file_id_stored_files')),
     sa.ForeignKeyConstraint(['evaluation_id'], ['evaluations.id'], name=op.f('fk_decisions_evaluation_id_evaluations')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_decisions'))
     )

@@ -1,0 +1,107 @@
+"""The due-diligence summary (尽职调查摘要) of one project: what it shows, as plain values."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import current_app, render_template
+from sqlalchemy.orm import joinedload
+
+from crm.auth.models import User
+from crm.core import LOCAL_TZ, utcnow
+from crm.evaluation.models import Decision, Evaluation, EvaluationAnswer, Verdict
+from crm.evaluation.services import decisions_of, latest_evaluation, load_answers, summarize
+from crm.extensions import db
+from crm.files.models import DocumentKind, StoredFile
+from crm.files.services import store_file
+from crm.projects.models import FollowUp, Project, StageChange
+from crm.projects.services import element_needs, funds_ratio, funds_records
+from crm.reports.renderer import render_pdf
+
+LATEST_FOLLOWUPS = 10
+
+
+@dataclass
+class Dossier:
+    project: Project
+    html: str
+    generated_at: datetime
+
+    @property
+    def filename(self) -> str:
+        day = self.generated_at.astimezone(LOCAL_TZ).strftime("%Y%m%d")
+        name = "".join(c for c in self.project.name if c not in '\\/:*?"<>|\r\n\t')[:80]
+        return f"尽调摘要-{name}-{day}.pdf"
+
+
+def build_dossier(project: Project, user: User, evaluation: Evaluation | None = None) -> Dossier:
+    """The dossier's HTML from the data as it stands now."""
+    evaluation = evaluation or latest_evaluation(project)
+    answers: list[EvaluationAnswer] = load_answers(evaluation) if evaluation else []
+    sections: dict[str, list[EvaluationAnswer]] = {}
+    for a in answers:
+        sections.setdefault(a.item.section.title, []).append(a)
+    funds = funds_records(project)
+    funds_total = sum((r.amount for r in funds), Decimal(0))
+    history = db.session.scalars(
+        sa.select(StageChange)
+        .where(StageChange.project_id == project.id)
+        .options(joinedload(StageChange.changed_by))
+        .order_by(StageChange.changed_at, StageChange.id)
+    ).all()
+    followups = db.session.scalars(
+        sa.select(FollowUp)
+        .where(FollowUp.project_id == project.id)
+        .options(joinedload(FollowUp.created_by))
+        .order_by(FollowUp.happened_on.desc(), FollowUp.id.desc())
+        .limit(LATEST_FOLLOWUPS)
+    ).all()
+    decisions: list[Decision] = decisions_of(evaluation) if evaluation else []
+    generated_at = utcnow()
+    html = render_template(
+        "reports/dossier.html",
+        project=project,
+        company=project.company,
+        evaluation=evaluation,
+        sections=sections,
+        summary=summarize(answers) if evaluation else None,
+        decision=decisions[0] if decisions else None,
+        needs=element_needs(project),
+        funds_total=funds_total,
+        funds_ratio=funds_ratio(funds_total, project),
+        history=history,
+        followups=followups,
+        user=user,
+        generated_at=generated_at,
+        verdicts=list(Verdict),
+    )
+    return Dossier(project, html, generated_at)
+
+
+def render_dossier(dossier: Dossier) -> bytes:
+    return render_pdf(dossier.html, in_subprocess=current_app.config["PDF_IN_SUBPROCESS"])
+
+
+def archive_dossier(user: User, decision: Decision, evaluation: Evaluation) -> StoredFile:
+    """Render the dossier as it stands at `decision` and keep it, with its SHA-256."""
+    project = evaluation.project
+    dossier = build_dossier(project, user, evaluation)
+    pdf = render_dossier(dossier)
+    stored = store_file(
+        user,
+        project,
+        io.BytesIO(pdf),
+        dossier.filename,
+        DocumentKind.DOSSIER,
+        Path(current_app.config["UPLOAD_FOLDER"]),
+        max(len(pdf), current_app.config["MAX_UPLOAD_BYTES"]),
+    )
+    decision.dossier_file_id = stored.id
+    assert stored.sha256 == hashlib.sha256(pdf).hexdigest()
+    return stored

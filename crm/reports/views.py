@@ -1,0 +1,55 @@
+"""Where users get the dossier: the project page, the evaluation page; the archive at decisions."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app
+from flask_login import current_user, login_required
+
+from crm.access import Action, load_project
+from crm.audit.services import record
+from crm.auth.models import User
+from crm.core import LOCAL_TZ, content_disposition
+from crm.evaluation.models import Decision, Evaluation
+from crm.evaluation.services import evaluation_decided
+from crm.extensions import db
+from crm.projects.models import Project
+from crm.projects.panels import Panel, register_panel
+from crm.reports.dossier import archive_dossier, build_dossier, render_dossier
+
+bp = Blueprint("reports", __name__)
+
+
+@register_panel
+def dossier_panel(project: Project, user: User) -> Panel:
+    return Panel("reports/_panel.html")
+
+
+@bp.route("/projects/<int:project_id>/dossier.pdf")
+@login_required
+def project_dossier(project_id: int):
+    project = load_project(current_user, project_id, Action.VIEW)
+    dossier = build_dossier(project, current_user)
+    pdf = render_dossier(dossier)
+    record(current_user, "dossier_downloaded", project, summary=dossier.filename)
+    db.session.commit()
+    day = dossier.generated_at.astimezone(LOCAL_TZ).strftime("%Y%m%d")
+    response = Response(pdf, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = content_disposition(
+        dossier.filename, f"dossier-{project.id}-{day}.pdf"
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@evaluation_decided.connect
+def archive_on_decision(evaluation: Evaluation, user: User, decision: Decision) -> None:
+    if not current_app.config["DOSSIER_ARCHIVE"]:
+        return
+    stored = archive_dossier(user, decision, evaluation)
+    record(
+        user,
+        "dossier_archived",
+        evaluation,
+        summary=f"决策时存档尽调摘要 SHA-256 {stored.sha256}",
+        changes={"file_id": stored.id, "sha256": stored.sha256},
+    )
