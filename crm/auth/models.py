@@ -45,6 +45,16 @@ class User(UserMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    # Failed sign-ins in the current window, kept in the database so every worker sees them.
+    failed_login_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    failed_login_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Raised on logout, password change, role change and disabling: every earlier session
+    # (remember-me included) carries the old number and is refused.
+    session_version: Mapped[int] = mapped_column(default=1, server_default="1")
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+
     carrier: Mapped[Carrier | None] = relationship()
     cluster: Mapped[Cluster | None] = relationship()
 

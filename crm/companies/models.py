@@ -25,6 +25,9 @@ class Company(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(200), index=True)
+    # The name without spaces and legal-form suffixes (有限公司, 集团, …), to find the same
+    # company registered twice (see crm.companies.services.name_key).
+    name_key: Mapped[str] = mapped_column(sa.String(200), index=True, default="", server_default="")
     # 统一社会信用代码; empty for a company not yet registered in China.
     credit_code: Mapped[str | None] = mapped_column(sa.String(18))
     legal_representative: Mapped[str] = mapped_column(sa.String(64), default="", server_default="")

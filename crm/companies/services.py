@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,10 +25,49 @@ COMPANY_FIELDS = (
 )
 CONTACT_FIELDS = ("name", "position", "phone", "email", "wechat", "notes")
 
+# Legal-form endings that do not tell two companies apart, longest first.
+_NAME_SUFFIXES = (
+    "集团股份有限公司",
+    "集团有限责任公司",
+    "集团有限公司",
+    "股份有限公司",
+    "有限责任公司",
+    "有限公司",
+    "集团公司",
+    "集团",
+    "公司",
+    "corporation",
+    "limited",
+    "co.,ltd.",
+    "co.,ltd",
+    "co.ltd",
+    "ltd.",
+    "ltd",
+    "inc.",
+    "inc",
+)
+
+
+def name_key(name: str) -> str:
+    """The company name for matching: full-width folded, lower case, no spaces, no "(中国)",
+    no legal-form suffix. 安徽 某某 药业有限公司 and 安徽某某药业 match."""
+    key = unicodedata.normalize("NFKC", name).lower()
+    key = re.sub(r"\s+", "", key).replace("(中国)", "")
+    stripped = True
+    while stripped:
+        stripped = False
+        for suffix in _NAME_SUFFIXES:
+            if key.endswith(suffix) and len(key) > len(suffix):
+                key = key[: -len(suffix)]
+                stripped = True
+                break
+    return key[:200]
+
 
 def _clean_company(values: dict[str, Any], company_id: int | None = None) -> dict[str, Any]:
     values = {k: values[k] for k in COMPANY_FIELDS if k in values}
     values["name"] = values["name"].strip()
+    values["name_key"] = name_key(values["name"])
     code = normalize(values.get("credit_code") or "")
     errors = {}
     if code:

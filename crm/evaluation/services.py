@@ -442,7 +442,7 @@ def decisions_of(evaluation: Evaluation) -> list[Decision]:
         db.session.scalars(
             sa.select(Decision)
             .where(Decision.evaluation_id == evaluation.id)
-            .options(joinedload(Decision.decided_by))
+            .options(joinedload(Decision.decided_by), joinedload(Decision.dossier_file))
             .order_by(Decision.id.desc())
         )
     )

@@ -21,7 +21,13 @@ from crm.catalog.models import TerminationReason
 from crm.core import ServiceError, local_today
 from crm.extensions import db
 from crm.projects.models import Project, StageChange, StatusChange
-from crm.projects.stages import STAGE_REQUIRED_FIELDS, Stage, Status
+from crm.projects.stages import (
+    STAGE_REQUIRED_FIELDS,
+    VERIFIED_STAGES,
+    Stage,
+    Status,
+    Verification,
+)
 
 # A check returns None when the project may enter the stage, or the reason it may not.
 EntryCheck = Callable[[Project], str | None]
@@ -106,6 +112,8 @@ def move_stage(
         to_stage=to_stage,
         reason=reason,
         changed_by_id=user.id,
+        # 甄别: a claimed 签约, 开工 or 投产 waits for the task force before it counts.
+        verification=Verification.PENDING if not backward and to_stage in VERIFIED_STAGES else None,
     )
     db.session.add(change)
     db.session.flush()

@@ -14,7 +14,7 @@ from crm.catalog.models import Carrier, Chain, Channel, Cluster, TerminationReas
 from crm.companies.models import Company, Contact
 from crm.core import Area, LabelledEnum, Money, UTCDateTime, enum_column, utcnow
 from crm.extensions import db
-from crm.projects.stages import Stage, Status
+from crm.projects.stages import Stage, Status, Verification
 
 
 class Project(db.Model):
@@ -117,9 +117,17 @@ class StageChange(db.Model):
     reason: Mapped[str] = mapped_column(sa.String(500), default="", server_default="")
     changed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # 甄别 of a move into 签约, 开工 or 投产; None for moves that need none.
+    verification: Mapped[Verification | None] = mapped_column(
+        enum_column(Verification, "verification"), index=True
+    )
+    verified_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    verification_note: Mapped[str] = mapped_column(sa.String(500), default="", server_default="")
 
     project: Mapped[Project] = relationship()
-    changed_by: Mapped[User | None] = relationship()
+    changed_by: Mapped[User | None] = relationship(foreign_keys=[changed_by_id])
+    verified_by: Mapped[User | None] = relationship(foreign_keys=[verified_by_id])
 
     @property
     def is_backward(self) -> bool:
@@ -241,3 +249,47 @@ class FundsRecord(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     created_by: Mapped[User | None] = relationship()
+
+
+class ConflictBasis(LabelledEnum):
+    CREDIT_CODE = "统一社会信用代码相同"
+    NAME = "企业名称相同"
+
+
+class ProjectConflict(db.Model):
+    """Two 载体 courting the same company (measures 13 and 21): flagged until resolved."""
+
+    __tablename__ = "project_conflicts"
+    __table_args__ = (sa.UniqueConstraint("project_id", "other_project_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"), index=True)
+    other_project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"), index=True)
+    basis: Mapped[ConflictBasis] = mapped_column(enum_column(ConflictBasis, "basis"))
+    detected_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    resolved_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    resolution_note: Mapped[str] = mapped_column(sa.String(1000), default="", server_default="")
+
+    project: Mapped[Project] = relationship(foreign_keys=[project_id])
+    other_project: Mapped[Project] = relationship(foreign_keys=[other_project_id])
+    resolved_by: Mapped[User | None] = relationship()
+
+
+class Handover(db.Model):
+    """流转: a project handed over to another 载体, its history travelling with it."""
+
+    __tablename__ = "handovers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"), index=True)
+    from_carrier_id: Mapped[int] = mapped_column(sa.ForeignKey("carriers.id"))
+    to_carrier_id: Mapped[int] = mapped_column(sa.ForeignKey("carriers.id"))
+    reason: Mapped[str] = mapped_column(sa.String(1000))
+    benefit_sharing: Mapped[str] = mapped_column(sa.String(1000), default="", server_default="")
+    handed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    handed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    from_carrier: Mapped[Carrier] = relationship(foreign_keys=[from_carrier_id])
+    to_carrier: Mapped[Carrier] = relationship(foreign_keys=[to_carrier_id])
+    handed_by: Mapped[User | None] = relationship()

@@ -31,6 +31,17 @@ class Status(LabelledEnum):
     LOST = "流失"
 
 
+class Verification(LabelledEnum):
+    """甄别: a claimed 签约, 开工 or 投产 counts once the task force has verified it."""
+
+    PENDING = "待核实"
+    VERIFIED = "已核实"
+    REJECTED = "已驳回"
+
+
+# Moves into these stages wait for the task force's verification.
+VERIFIED_STAGES = (Stage.SIGNED, Stage.STARTED, Stage.PRODUCING)
+
 # Fields a project must have before it may enter a stage, with the label the form shows.
 STAGE_REQUIRED_FIELDS: dict[Stage, dict[str, str]] = {
     Stage.SIGNED: {"signed_amount": "签约金额(万元)", "signed_on": "签约日期"},
