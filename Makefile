@@ -15,7 +15,7 @@ help:
 	@echo "make run    install what is missing, migrate, load the demo data, serve on http://127.0.0.1:$(PORT)"
 	@echo "make test   install what is missing, run the tests, ruff check and ruff format --check"
 	@echo "make setup  only the install step"
-	@echo "make bench  performance benchmarks (not there yet)"
+	@echo "make bench  render the demo's richest PDF dossier repeatedly: time and peak memory"
 
 setup:
 	@bash scripts/setup.sh
@@ -35,5 +35,7 @@ test: setup
 	$(BIN)/ruff check
 	$(BIN)/ruff format --check
 
-bench:
-	@echo "make bench: the benchmarks come with the performance issue; nothing is measured yet."
+# The dossier PDF: a fresh demo in a temporary instance folder, its richest dossier rendered in
+# the helper process the app uses; prints median/p90/first render time and peak memory.
+bench: setup
+	$(BIN)/python scripts/bench_pdf.py

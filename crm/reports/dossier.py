@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -25,6 +27,44 @@ from crm.projects.services import element_needs, funds_ratio, funds_records
 from crm.reports.renderer import render_pdf
 
 LATEST_FOLLOWUPS = 10
+
+# WeasyPrint lays out the whole rest of a run that offers no line break for every line it cuts
+# from it: a 10,000-character comment without spaces took about 8 s (quadratic). Zero-width
+# spaces every BREAK_EVERY characters inside such runs make it linear; pdftotext and copying
+# from the PDF do not show them.
+BREAK_EVERY = 20
+_LONG_RUN = re.compile(r"\S{41,}")  # runs longer than 2 * BREAK_EVERY
+_ZWSP = "\u200b"
+_JOINERS = {"\u200c", "\u200d"}
+
+
+def _is_joined(before: str, after: str) -> bool:
+    """Whether a break between these two characters would split one visible character."""
+    return (
+        before in _JOINERS
+        or after in _JOINERS
+        or unicodedata.category(after) in ("Mn", "Mc", "Me")  # combining marks, selectors
+        or "\U0001f3fb" <= after <= "\U0001f3ff"  # emoji skin tones
+    )
+
+
+def breakable(text: str | None) -> str:
+    """`text` with break opportunities inside long runs without one (plain text, not markup:
+    the template still escapes it)."""
+    if not text:
+        return text or ""
+
+    def add_breaks(match: re.Match) -> str:
+        run, out, since = match.group(0), [], 0
+        for i, c in enumerate(run):
+            if since >= BREAK_EVERY and not _is_joined(run[i - 1], c):
+                out.append(_ZWSP)
+                since = 0
+            out.append(c)
+            since += 1
+        return "".join(out)
+
+    return _LONG_RUN.sub(add_breaks, text)
 
 
 @dataclass
@@ -80,6 +120,7 @@ def build_dossier(project: Project, user: User, evaluation: Evaluation | None = 
         user=user,
         generated_at=generated_at,
         verdicts=list(Verdict),
+        breakable=breakable,
     )
     return Dossier(project, html, generated_at)
 

@@ -57,8 +57,12 @@ def render_in_this_process(html: str) -> tuple[bytes, list[str], float]:
     pdf = HTML(string=html, base_url=STATIC_SCHEME + "/", url_fetcher=fetcher).write_pdf(
         stylesheets=[stylesheet]
     )
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return pdf, fetcher.refused, peak_mb
+    return pdf, fetcher.refused, peak_memory_mb()
+
+
+def peak_memory_mb() -> float:
+    """This process's peak resident memory in MB (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 _pool: ProcessPoolExecutor | None = None
@@ -76,7 +80,17 @@ def _get_pool() -> ProcessPoolExecutor:
         return _pool
 
 
-def render_pdf(html: str, in_subprocess: bool = True, timeout: float = 120) -> bytes:
+def helper_peak_memory_mb(timeout: float = 30) -> float | None:
+    """The helper process's peak resident memory in MB, or None while no helper runs."""
+    with _pool_lock:
+        pool = _pool
+    if pool is None:
+        return None
+    return pool.submit(peak_memory_mb).result(timeout=timeout)
+
+
+def render_pdf(html: str, in_subprocess: bool = True, timeout: float = 25) -> bytes:
+    """Render `html`; the timeout stays under gunicorn's 30 s worker timeout."""
     if not in_subprocess:
         return render_in_this_process(html)[0]
     try:

@@ -1,0 +1,185 @@
+"""`make bench`: how fast the due-diligence summary (尽调摘要) renders, and in how much memory.
+
+Builds a fresh demo database in a temporary instance folder (`flask db upgrade`, `flask crm
+demo`, in a subprocess, so this process stays the size of a web worker), picks the demo's
+richest dossier (a passed evaluation and the most follow-ups), renders it once to start the
+helper process (the cold render), then --runs more times in that helper — exactly the path a
+download takes — and prints one table with the targets of issue #4 next to the figures.
+
+    .venv/bin/python scripts/bench_pdf.py [--runs 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes.util
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MEDIAN_TARGET_S = 0.5
+WORKER_TARGET_MB = 250
+PAGES_TARGET = (3, 5)
+
+
+def build_demo(instance: Path, env: dict[str, str]) -> None:
+    """Migrate and load the demo into the temporary instance, in a separate process."""
+    flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
+    for args in (["db", "upgrade"], ["crm", "demo"]):
+        done = subprocess.run(  # noqa: S603 - our own interpreter and fixed arguments
+            [*flask, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            sys.stderr.write(done.stdout + done.stderr)
+            raise SystemExit(f"bench: `flask {' '.join(args)}` failed in {instance}")
+
+
+def richest_project():
+    """The project with a passed latest evaluation and the most follow-ups."""
+    import sqlalchemy as sa
+
+    from crm.evaluation.models import Evaluation, EvaluationState
+    from crm.extensions import db
+    from crm.projects.models import FollowUp, Project
+
+    latest = (
+        sa.select(sa.func.max(Evaluation.id))
+        .where(Evaluation.project_id == Project.id)
+        .correlate(Project)
+        .scalar_subquery()
+    )
+    followups = (
+        sa.select(sa.func.count(FollowUp.id))
+        .where(FollowUp.project_id == Project.id)
+        .correlate(Project)
+        .scalar_subquery()
+    )
+    row = db.session.execute(
+        sa.select(Project, followups.label("followups"))
+        .join(Evaluation, Evaluation.id == latest)
+        .where(Evaluation.state == EvaluationState.PASSED, Project.is_deleted.is_(False))
+        .order_by(followups.desc(), Project.id)
+        .limit(1)
+    ).first()
+    if row is None:
+        raise SystemExit("bench: the demo has no project with a passed evaluation")
+    return row
+
+
+def page_count(pdf: bytes, folder: Path) -> int | None:
+    if not shutil.which("pdfinfo"):
+        return None
+    path = folder / "dossier.pdf"
+    path.write_bytes(pdf)
+    done = subprocess.run(  # noqa: S603 - poppler's pdfinfo on our own temporary file
+        ["pdfinfo", str(path)],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    for line in done.stdout.splitlines():
+        if line.startswith("Pages:"):
+            return int(line.split()[1])
+    return None
+
+
+def p90(values: list[float]) -> float:
+    """Nearest-rank 90th percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10, help="timed renders after the first")
+    options = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="crm-bench-") as tmp:
+        instance = Path(tmp) / "instance"
+        instance.mkdir()
+        env = {
+            **os.environ,
+            "CRM_INSTANCE_PATH": str(instance),
+            "DATABASE_URL": f"sqlite:///{instance / 'crm.sqlite3'}",
+            "CRM_UPLOAD_FOLDER": str(instance / "uploads"),
+        }
+        env.pop("CRM_ENV", None)
+        started = time.perf_counter()
+        build_demo(instance, env)
+        demo_seconds = time.perf_counter() - started
+        os.environ.update({k: env[k] for k in ("CRM_INSTANCE_PATH", "DATABASE_URL")})
+        os.environ["CRM_UPLOAD_FOLDER"] = env["CRM_UPLOAD_FOLDER"]
+        sys.path.insert(0, str(ROOT))
+
+        import sqlalchemy as sa
+        import weasyprint
+
+        from crm import create_app
+        from crm.auth.models import Role, User
+        from crm.extensions import db
+        from crm.reports.dossier import build_dossier
+        from crm.reports.renderer import helper_peak_memory_mb, peak_memory_mb, render_pdf
+
+        app = create_app()
+        with app.app_context():
+            project, followups = richest_project()
+            admin = db.session.scalar(
+                sa.select(User).where(User.role == Role.ADMIN).order_by(User.id).limit(1)
+            )
+            html = build_dossier(project, admin).html
+            label = f"#{project.id} {project.name} ({followups} follow-ups, passed evaluation)"
+            db.session.remove()
+
+        started = time.perf_counter()
+        pdf = render_pdf(html, in_subprocess=True)
+        first = time.perf_counter() - started
+        times = []
+        for _ in range(options.runs):
+            started = time.perf_counter()
+            render_pdf(html, in_subprocess=True)
+            times.append(time.perf_counter() - started)
+        helper_mb = helper_peak_memory_mb()
+        worker_mb = peak_memory_mb()
+        pages = page_count(pdf, Path(tmp))
+
+    median = statistics.median(times)
+    low, high = PAGES_TARGET
+    rows = [
+        ("pages", f"{pages}" if pages else "? (no pdfinfo)", f"{low}–{high}",
+         verdict(pages is not None and low <= pages <= high)),
+        (f"render median of {options.runs} (s)", f"{median:.3f}", f"≤ {MEDIAN_TARGET_S}",
+         verdict(median <= MEDIAN_TARGET_S)),
+        (f"render p90 of {options.runs} (s)", f"{p90(times):.3f}", "", ""),
+        ("first render, cold helper (s)", f"{first:.3f}", "", ""),
+        ("helper process peak (MB)", f"{helper_mb:.0f}", "(separate process)", ""),
+        ("web worker peak (MB)", f"{worker_mb:.0f}", f"< {WORKER_TARGET_MB}",
+         verdict(worker_mb < WORKER_TARGET_MB)),
+    ]  # fmt: skip
+    print(f"尽调摘要 PDF: {label}")
+    print(
+        f"WeasyPrint {weasyprint.__version__}, {len(pdf) / 1024:.0f} KB PDF, "
+        f"demo built in {demo_seconds:.1f} s, Python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} CPUs"
+    )
+    if ctypes.util.find_library("harfbuzz-subset") is None:
+        print("WARNING: libharfbuzz-subset0 is missing: renders take seconds (`make setup`)")
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'value':>10}  {'target':<18}  result")
+    for name, value, target, result in rows:
+        print(f"{name:<{width}}  {value:>10}  {target:<18}  {result}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,652 @@
+"""The due-diligence summary (尽职调查摘要) as PDF: who may download it, what it says and in
+which fonts, hostile content, the app-only URL fetcher, the copy archived at each decision, and
+the stylesheet.
+
+Most tests render through the helper process the app uses (PDF_IN_SUBPROCESS, as configured);
+the helper is started once and stays warm for the whole run. The text is checked with poppler's
+`pdftotext`, the fonts with `pdffonts`.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import hashlib
+import re
+import shutil
+import socket
+import subprocess
+import time
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import sqlalchemy as sa
+
+from crm.audit.models import AuditEntry
+from crm.core import local_today
+from crm.evaluation.models import Decision, DecisionOutcome, Verdict
+from crm.evaluation.services import (
+    AnswerInput,
+    decide,
+    save_answers,
+    start_evaluation,
+    submit_evaluation,
+)
+from crm.extensions import db
+from crm.files.models import DocumentKind, StoredFile
+from crm.reports import renderer
+from crm.reports.dossier import BREAK_EVERY, breakable, build_dossier
+from tests import factories
+from tests.evaluation_factories import (
+    answer_for,
+    attracting,
+    decided_evaluation,
+    decision_values,
+    default_template,
+    fill_all,
+)
+
+POPPLER_HINT = "poppler-utils is missing: `apt-get install poppler-utils` (or `make setup` as root)"
+
+# Items of the default checklist given each verdict other than 符合 (none is a veto item, so the
+# evaluation may pass).
+ALL_VERDICTS = {
+    "市场前景": Verdict.MOSTLY,
+    "技术水平与工艺路线": Verdict.FAILS,
+    "外商投资准入负面清单": Verdict.NOT_APPLICABLE,
+}
+CONFORMING_ITEM = "工商登记与股权结构"
+
+
+# Helpers ------------------------------------------------------------------------------------------
+
+
+def text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+def _poppler(tool: str, pdf: bytes, folder: Path, *args: str) -> str:
+    assert shutil.which(tool), POPPLER_HINT
+    path = folder / f"{hashlib.sha256(pdf).hexdigest()[:16]}.pdf"
+    path.write_bytes(pdf)
+    done = subprocess.run(
+        [tool, *args, str(path), *(["-"] if tool == "pdftotext" else [])],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    return done.stdout.decode("utf-8")
+
+
+def pdftotext(pdf: bytes, folder: Path, mode: str | None = None) -> str:
+    """The text; mode "layout" keeps a table row on one line, "raw" keeps each cell's text in
+    one piece (in drawing order)."""
+    return _poppler("pdftotext", pdf, folder, "-enc", "UTF-8", *([f"-{mode}"] if mode else []))
+
+
+def pdffonts(pdf: bytes, folder: Path) -> list[dict[str, str]]:
+    """The rows of `pdffonts`: name, and the emb / sub / uni columns."""
+    lines = _poppler("pdffonts", pdf, folder).splitlines()
+    assert lines[1].startswith("---"), lines
+    rows = []
+    for line in lines[2:]:
+        # name type encoding emb sub uni object ID; the type may contain spaces, the tail not.
+        *_, emb, sub, uni, _obj, _gen = line.split()
+        rows.append({"name": line.split()[0], "emb": emb, "sub": sub, "uni": uni})
+    return rows
+
+
+def page_count(pdf: bytes, folder: Path) -> int:
+    info = _poppler("pdfinfo", pdf, folder)
+    return int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))
+
+
+def compact(s: str) -> str:
+    """Without whitespace: text wrapped inside a table cell reads as one piece again."""
+    return re.sub(r"\s+", "", s)
+
+
+def audit(action: str, obj) -> list[AuditEntry]:
+    return list(
+        db.session.scalars(
+            sa.select(AuditEntry).where(
+                AuditEntry.action == action,
+                AuditEntry.object_type == obj.__tablename__,
+                AuditEntry.object_id == obj.id,
+            )
+        )
+    )
+
+
+def get_dossier(client, project):
+    return client.get(f"/projects/{project.id}/dossier.pdf")
+
+
+class Listener:
+    """A socket listening on 127.0.0.1: any connection to it lands in its backlog."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+
+    def connections(self) -> int:
+        count = 0
+        self.sock.settimeout(0.2)
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                return count
+            conn.close()
+            count += 1
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def listener():
+    listening = Listener()
+    try:
+        yield listening
+    finally:
+        listening.close()
+
+
+@pytest.fixture(autouse=True)
+def uploads(app, tmp_path, monkeypatch):
+    """Archived dossiers go to a temporary folder, never into the repository's instance folder."""
+    folder = tmp_path / "uploads"
+    monkeypatch.setitem(app.config, "UPLOAD_FOLDER", str(folder))
+    return folder
+
+
+@pytest.fixture
+def archive_on(app, monkeypatch):
+    monkeypatch.setitem(app.config, "DOSSIER_ARCHIVE", True)
+
+
+# Who gets it -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "who, status",
+    [
+        ("admin", 200),
+        ("leader", 200),
+        ("officer_a", 200),  # the project's 载体
+        ("taskforce_x", 200),  # the project's cluster
+        ("officer_b", 404),  # another 载体
+        ("taskforce_y", 404),  # another cluster
+    ],
+)
+def test_the_dossier_is_as_private_as_its_project(world, login, db_session, who, status):
+    client = login(getattr(world, who))
+    response = get_dossier(client, world.project_a)
+    assert response.status_code == status
+    if status == 200:
+        assert response.mimetype == "application/pdf"
+        assert response.data.startswith(b"%PDF-")
+        assert audit("dossier_downloaded", world.project_a)
+    else:
+        assert not response.data.startswith(b"%PDF-")
+        assert not audit("dossier_downloaded", world.project_a)
+
+
+def test_the_dossier_renders_in_the_helper_process_as_configured(app):
+    assert app.config["PDF_IN_SUBPROCESS"] is True
+
+
+def test_the_helper_process_reports_its_peak_memory():
+    assert renderer.render_pdf("<p>内存</p>", in_subprocess=True).startswith(b"%PDF-")
+    peak = renderer.helper_peak_memory_mb()
+    assert peak is not None
+    assert peak > 50  # WeasyPrint and the CJK fonts live there, not in the web worker
+
+
+def test_anonymous_users_are_sent_to_the_login_page(world, client):
+    response = get_dossier(client, world.project_a)
+    assert response.status_code == 302
+    assert "/login" in response.headers["Location"]
+
+
+def test_the_download_has_a_chinese_file_name_and_is_not_cached(world, login, db_session):
+    client = login(world.officer_a)
+    response = get_dossier(client, world.project_a)
+    assert response.status_code == 200
+    day = local_today().strftime("%Y%m%d")
+    disposition = response.headers["Content-Disposition"]
+    assert disposition.startswith("attachment;")
+    wanted = quote(f"尽调摘要-{world.project_a.name}-{day}.pdf", safe="")
+    assert f"filename*=UTF-8''{wanted}" in disposition
+    fallback = re.search(r'filename="([^"]*)"', disposition)
+    assert fallback, disposition
+    assert fallback.group(1) == f"dossier-{world.project_a.id}-{day}.pdf"
+    assert fallback.group(1).isascii()
+    assert disposition.isascii()  # a header that survives every browser and proxy
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_the_project_page_offers_the_download(world, login, db_session):
+    client = login(world.taskforce_x)
+    page = text(client.get(f"/projects/{world.project_a.id}"))
+    assert f'href="/projects/{world.project_a.id}/dossier.pdf"' in page
+    assert "下载尽调摘要 (PDF)" in page
+
+
+# What it says, in which fonts ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def decided(world, db_session):
+    """project_a with a passed evaluation that uses all four verdicts."""
+    evaluation, decision = decided_evaluation(
+        world.project_a,
+        world.officer_a,
+        world.taskforce_x,
+        world.leader,
+        DecisionOutcome.PASSED,
+        overrides=ALL_VERDICTS,
+    )
+    db_session.commit()
+    return evaluation, decision
+
+
+@pytest.fixture
+def decided_pdf(decided, world, login):
+    client = login(world.officer_a)
+    response = get_dossier(client, world.project_a)
+    assert response.status_code == 200
+    return response.data
+
+
+def test_the_dossier_names_the_project_company_and_decision(world, decided, decided_pdf, tmp_path):
+    _evaluation, decision = decided
+    content = pdftotext(decided_pdf, tmp_path)
+    assert world.project_a.name in content
+    assert world.project_a.company.name in content
+    assert "内部资料" in content
+    # The footer reads "第 1 页 共 N 页"; pdftotext drops the narrow spaces around the digits.
+    assert re.search(r"第\s*1\s*页\s*共", content)
+    assert decision.meeting_name in content
+    assert compact(decision.participants) in compact(content)
+    assert "尚未决策" not in content
+    assert "符合“4+6+6”产业体系" in content  # the checklist's own Chinese, no box instead
+
+
+def test_every_page_has_its_number_and_the_total(decided_pdf, tmp_path):
+    content = pdftotext(decided_pdf, tmp_path)
+    pages = page_count(decided_pdf, tmp_path)
+    assert pages >= 2
+    numbers = re.findall(r"第\s*(\d+)\s*页\s*共\s*(\d+)\s*页", content)
+    assert numbers == [(str(n), str(pages)) for n in range(1, pages + 1)]
+    assert content.count("内部资料") == pages
+
+
+def test_each_item_shows_its_own_verdict(decided_pdf, tmp_path):
+    """Every verdict word appears in the row of the item that was given it, not only in the
+    summary's column headers."""
+    lines = pdftotext(decided_pdf, tmp_path, "layout").splitlines()
+    wanted = {**ALL_VERDICTS, CONFORMING_ITEM: Verdict.CONFORMS}
+    assert {v.label for v in wanted.values()} == {"符合", "基本符合", "不符合", "不适用"}
+    for title, verdict in wanted.items():
+        rows = [line for line in lines if line.strip().startswith(title)]
+        assert rows, f"no row for {title}"
+        cells = rows[0].split()
+        assert verdict.label in cells, (title, rows[0])
+
+
+def test_the_fonts_are_embedded_noto_cjk(decided_pdf, tmp_path):
+    fonts = pdffonts(decided_pdf, tmp_path)
+    assert fonts
+    assert [f["name"] for f in fonts if f["emb"] != "yes"] == []
+    assert all(f["sub"] == "yes" for f in fonts), fonts  # subset, not whole collections
+    # Latin text and digits too: without the stylesheet's font rule they would come out in
+    # fontconfig's default sans-serif (DejaVu), CJK in whatever fallback it picks.
+    assert all("Noto-Sans-CJK-SC" in f["name"] for f in fonts), fonts
+    assert len(decided_pdf) < 1_000_000  # a few pages, not a 20 MB font collection
+
+
+def test_an_undecided_project_says_so(world, login, db_session, tmp_path):
+    client = login(world.leader)
+    response = get_dossier(client, world.project_b)
+    assert response.status_code == 200
+    content = pdftotext(response.data, tmp_path)
+    assert world.project_b.name in content
+    assert world.project_b.company.name in content
+    assert "尚未决策" in content
+    assert "尚未开展评估" in content
+
+
+def test_harfbuzz_subset_is_installed():
+    """Without Debian's libharfbuzz-subset0 WeasyPrint subsets the Noto CJK fonts with
+    fontTools: about 7 s per dossier instead of 0.3 s. Pango does not pull it in."""
+    message = (
+        "libharfbuzz-subset0 is missing, so every dossier takes seconds to render: "
+        "`apt-get install libharfbuzz-subset0` (or `make setup` as root)"
+    )
+    assert ctypes.util.find_library("harfbuzz-subset") is not None, message
+    from weasyprint.text import ffi
+
+    assert ffi.harfbuzz_subset is not None, message
+
+
+# Hostile content -------------------------------------------------------------------------------------
+
+
+def hostile_text(tag: str, port: int) -> str:
+    """Markup, a stylesheet, emoji and a rare CJK character, after a tag naming the field."""
+    return (
+        f'{tag}<script>alert(1)</script><img src="file:///etc/passwd">'
+        f'<link rel=stylesheet href="http://127.0.0.1:{port}/x">'
+        f"</td></tr></table><style>@import url(http://127.0.0.1:{port}/css);"
+        " body{background:url(file:///etc/passwd)}</style>😀𠀀"
+    )
+
+
+LONG_COMMENT = "说明" + "Z" * 9_998  # one unbroken 10,000-character run
+
+
+@pytest.fixture
+def hostile(world, db_session, listener) -> dict[str, str]:
+    """project_a, its company, follow-ups, an evaluation and its decision, every text field
+    hostile; returns each field's text by the tag that starts it."""
+    port = listener.port
+    project, company = world.project_a, world.project_a.company
+    fields = {
+        "项目名称": '项目名称<script>alert(1)</script><img src="file:///etc/passwd">😀𠀀',
+        "企业名称": f'企业名称<link rel=stylesheet href="http://127.0.0.1:{port}/x">𠀀',
+        "法定代表人": "法定代表人<b>张三</b>😀𠀀",
+        "所属行业": "所属行业<style>*{color:red}</style>",
+        **{tag: hostile_text(tag, port) for tag in ("项目简介", "跟踪情况", "下一步", "评估说明")},
+        "会议名称": "会议名称<script>alert(1)</script>",
+        "参会人员": hostile_text("参会人员", port),
+        "决策意见": hostile_text("决策意见", port),
+    }
+    project.name = fields["项目名称"]
+    project.description = fields["项目简介"]
+    company.name = fields["企业名称"]
+    company.legal_representative = fields["法定代表人"]
+    company.industry = fields["所属行业"]
+    db_session.flush()
+    factories.followup(project, world.officer_a, summary=LONG_COMMENT)
+    factories.followup(
+        project, world.officer_a, summary=fields["跟踪情况"], next_action=fields["下一步"]
+    )
+
+    default_template()
+    attracting(project, world.officer_a)
+    evaluation = start_evaluation(world.officer_a, project)
+    fill_all(evaluation, world.taskforce_x)
+    answer = answer_for(evaluation, "市场前景")
+    save_answers(
+        world.taskforce_x,
+        evaluation,
+        {answer.id: AnswerInput(Verdict.FAILS, fields["评估说明"], Decimal(0))},
+    )
+    submit_evaluation(world.taskforce_x, evaluation)
+    decide(
+        world.leader,
+        evaluation,
+        DecisionOutcome.RETURNED,
+        **decision_values(
+            meeting_name=fields["会议名称"],
+            participants=fields["参会人员"],
+            opinion=fields["决策意见"],
+        ),
+    )
+    db_session.commit()
+    return fields
+
+
+def test_hostile_content_renders_as_text_and_reaches_nothing(
+    world, login, hostile, listener, tmp_path
+):
+    client = login(world.officer_a)
+    started = time.perf_counter()
+    response = get_dossier(client, world.project_a)
+    seconds = time.perf_counter() - started
+    assert response.status_code == 200
+    assert response.mimetype == "application/pdf"
+    # Quadratic line breaking in one unbroken 10,000-character run took about 8 s; with break
+    # opportunities added it takes about 1 s. The bound is generous for slow machines.
+    assert seconds < 5, f"the hostile dossier took {seconds:.1f} s"
+    content = pdftotext(response.data, tmp_path, "raw")
+    assert "\u200b" not in content  # the added break opportunities are invisible
+    flat = compact(content)
+    for tag, value in hostile.items():
+        assert compact(value) in flat, f"{tag} is not shown as the text it holds"
+    assert "<script>alert(1)</script>" in content
+    assert flat.count("Z") == LONG_COMMENT.count("Z")  # the long run wraps, nothing cut off
+    assert "root:" not in content
+    passwd = Path("/etc/passwd")
+    if passwd.is_file():
+        first_line = passwd.read_text().splitlines()[0]
+        assert compact(first_line) not in flat
+    assert listener.connections() == 0
+
+
+def test_long_runs_get_break_opportunities_and_nothing_else():
+    assert breakable("") == ""
+    assert breakable(None) == ""
+    short = "说明 <script>alert(1)</script> " + "a" * (2 * BREAK_EVERY)
+    assert breakable(short) == short
+    long = "Z" * 10_000
+    broken = breakable(long)
+    assert broken.replace("\u200b", "") == long
+    assert max(len(piece) for piece in broken.split("\u200b")) == BREAK_EVERY
+    # Never between a letter and its combining mark, nor inside an emoji sequence.
+    accented = "e\u0301" * 50
+    assert all(not p.startswith("\u0301") for p in breakable(accented).split("\u200b"))
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467" * 20
+    assert all(
+        not p.startswith("\u200d") and not p.endswith("\u200d")
+        for p in breakable(family).split("\u200b")
+    )
+
+
+def test_a_long_name_without_spaces_wraps_instead_of_running_off_the_page(
+    world, login, db_session, tmp_path
+):
+    world.project_b.name = "Q" * 200
+    db_session.commit()
+    client = login(world.leader)
+    response = get_dossier(client, world.project_b)
+    assert response.status_code == 200
+    assert "Q" * 200 in compact(pdftotext(response.data, tmp_path))
+
+
+def test_the_fetcher_refuses_files_and_the_network(listener):
+    fetcher = renderer.make_fetcher()
+    refused = [
+        "file:///etc/passwd",
+        f"http://127.0.0.1:{listener.port}/x",
+        "https://example.com/",
+        "crm-static:/../../etc/passwd",
+        "crm-static:/../reports/renderer.py",
+        "ftp://127.0.0.1/x",
+    ]
+    for url in refused:
+        with pytest.raises(ValueError, match="refused"):
+            fetcher.fetch(url)
+    assert fetcher.refused == refused
+    assert listener.connections() == 0
+
+
+def test_the_fetcher_serves_data_urls_and_the_apps_static_files():
+    fetcher = renderer.make_fetcher()
+    response = fetcher.fetch("data:text/plain;charset=utf-8,hello")
+    assert response.read() == b"hello"
+    response = fetcher.fetch("crm-static:/crm.css")
+    assert response.read() == (renderer.STATIC_FOLDER / "crm.css").read_bytes()
+    assert fetcher.refused == []
+
+
+def test_a_template_bug_cannot_reach_files_or_the_network(listener, tmp_path):
+    """Raw markup that *does* reference a local file and a local server (as a template that
+    forgot to escape would produce): the PDF is made, both URLs are refused, nothing is read."""
+    link = f"http://127.0.0.1:{listener.port}/x"
+    html = (
+        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
+        f'<link href="{link}" rel=stylesheet></head><body><h1>模板缺陷</h1>'
+        '<img src="file:///etc/passwd"><p>正文</p></body></html>'
+    )
+    pdf, refused, peak_mb = renderer.render_in_this_process(html)
+    assert pdf.startswith(b"%PDF-")
+    assert "file:///etc/passwd" in refused
+    assert link in refused
+    assert peak_mb > 0
+    assert "模板缺陷" in pdftotext(pdf, tmp_path)
+    assert listener.connections() == 0
+
+
+# The archive at each decision ----------------------------------------------------------------------
+
+
+def decide_by_post(client, evaluation, outcome="PASSED"):
+    values = decision_values()
+    return client.post(
+        f"/evaluations/{evaluation.id}/decision",
+        data={
+            "outcome": outcome,
+            "meeting_date": values["meeting_date"].isoformat(),
+            "meeting_name": values["meeting_name"],
+            "participants": values["participants"],
+            "opinion": values["opinion"],
+        },
+    )
+
+
+@pytest.fixture
+def submitted(world, db_session):
+    default_template()
+    attracting(world.project_a, world.officer_a)
+    evaluation = start_evaluation(world.officer_a, world.project_a)
+    fill_all(evaluation, world.taskforce_x, overrides=ALL_VERDICTS)
+    submit_evaluation(world.taskforce_x, evaluation)
+    db_session.commit()
+    return evaluation
+
+
+def test_a_decision_archives_the_dossier_with_its_hash(
+    world, login, db_session, submitted, archive_on, uploads, tmp_path
+):
+    client = login(world.leader)
+    assert decide_by_post(client, submitted).status_code == 302
+    db_session.expire_all()
+    decision = db_session.scalar(sa.select(Decision).where(Decision.evaluation_id == submitted.id))
+    stored = decision.dossier_file
+    assert stored is not None
+    assert decision.dossier_file_id == stored.id
+    assert stored.kind is DocumentKind.DOSSIER
+    assert stored.project_id == world.project_a.id
+    assert stored.content_type == "application/pdf"
+    assert stored.original_name.startswith(f"尽调摘要-{world.project_a.name}-")
+    assert re.fullmatch(r"[0-9a-f]{64}", stored.sha256)
+
+    first = client.get(f"/files/{stored.id}")
+    second = client.get(f"/files/{stored.id}")
+    assert first.status_code == second.status_code == 200
+    assert first.data.startswith(b"%PDF-")
+    assert first.data == second.data
+    assert hashlib.sha256(first.data).hexdigest() == stored.sha256
+    assert stored.size == len(first.data)
+    # The copy holds the decision it was frozen for.
+    assert decision.meeting_name in pdftotext(first.data, tmp_path)
+
+    [entry] = audit("dossier_archived", submitted)
+    assert entry.changes["sha256"] == stored.sha256
+    assert entry.changes["file_id"] == stored.id
+    assert stored.sha256 in entry.summary
+    assert entry.user_id == world.leader.id
+
+    page = text(client.get(f"/evaluations/{submitted.id}"))
+    assert f'href="/files/{stored.id}"' in page
+    assert "决策时的尽调摘要（存档）" in page
+    assert f"SHA-256: {stored.sha256}" in page
+    assert f'href="/projects/{world.project_a.id}/dossier.pdf"' in page
+    assert "下载尽调摘要 (PDF)" in page
+
+
+def test_the_archived_copy_stays_as_it_was_decided(
+    world, login, db_session, submitted, archive_on, tmp_path
+):
+    old_name = world.project_a.name
+    client = login(world.leader)
+    assert decide_by_post(client, submitted).status_code == 302
+    stored = db_session.scalar(sa.select(StoredFile).where(StoredFile.kind == DocumentKind.DOSSIER))
+    archived = client.get(f"/files/{stored.id}").data
+
+    world.project_a.name = "更名后的项目"
+    db_session.commit()
+    assert client.get(f"/files/{stored.id}").data == archived
+    live = get_dossier(client, world.project_a).data
+    assert "更名后的项目" in pdftotext(live, tmp_path)
+    assert old_name in pdftotext(archived, tmp_path)
+    assert "更名后的项目" not in pdftotext(archived, tmp_path)
+
+
+def test_the_archived_dossier_cannot_be_removed(world, login, db_session, submitted, archive_on):
+    client = login(world.leader)
+    assert decide_by_post(client, submitted).status_code == 302
+    stored = db_session.scalar(sa.select(StoredFile).where(StoredFile.kind == DocumentKind.DOSSIER))
+
+    assert client.post(f"/files/{stored.id}/archive").status_code == 403  # leaders change nothing
+    for user in (world.officer_a, world.taskforce_x, world.admin):
+        client = login(user)
+        response = client.post(f"/files/{stored.id}/archive", follow_redirects=True)
+        assert "决策时存档的尽调摘要不能移除" in text(response)
+    db_session.expire_all()
+    assert stored.is_deleted is False
+    assert client.get(f"/files/{stored.id}").status_code == 200
+    assert not audit("file_archived", stored)
+
+
+def test_the_archive_is_private_like_its_project(world, login, db_session, submitted, archive_on):
+    client = login(world.leader)
+    assert decide_by_post(client, submitted).status_code == 302
+    stored = db_session.scalar(sa.select(StoredFile).where(StoredFile.kind == DocumentKind.DOSSIER))
+    for who, status in [("officer_a", 200), ("taskforce_x", 200), ("officer_b", 404)]:
+        client = login(getattr(world, who))
+        assert client.get(f"/files/{stored.id}").status_code == status, who
+
+
+def test_no_archive_when_switched_off(world, login, db_session, submitted, app):
+    assert app.config["DOSSIER_ARCHIVE"] is False  # the testing default
+    client = login(world.leader)
+    assert decide_by_post(client, submitted).status_code == 302
+    decision = db_session.scalar(sa.select(Decision).where(Decision.evaluation_id == submitted.id))
+    assert decision.dossier_file_id is None
+    assert not audit("dossier_archived", submitted)
+    page = text(client.get(f"/evaluations/{submitted.id}"))
+    assert "决策时的尽调摘要（存档）" not in page
+    assert "下载尽调摘要 (PDF)" in page
+
+
+# The stylesheet ------------------------------------------------------------------------------------
+
+
+def test_rows_do_not_split_and_headings_keep_with_their_tables():
+    css = renderer.STYLESHEET.read_text(encoding="utf-8")
+    rules = dict(re.findall(r"(?m)^([^{}@\n]+?)\s*\{([^}]*)\}", css))
+    assert "break-inside: avoid" in rules["tr"]
+    assert "break-after: avoid" in rules["h2"]
+    assert "break-after: avoid" in rules["h3"]
+    assert "display: table-header-group" in rules["thead"]  # headers repeat on the next page
+    assert "overflow-wrap: break-word" in rules["th, td"]  # long comments wrap
+    assert '"Noto Sans CJK SC"' in rules["html"]
+
+
+def test_the_stylesheet_is_a_static_file_not_a_template(world, db_session):
+    """Jinja's autoescape would turn the quoted font name into &#34; and drop the rule."""
+    assert renderer.STYLESHEET.suffix == ".css"
+    css = renderer.STYLESHEET.read_text(encoding="utf-8")
+    assert "{{" not in css
+    assert "{%" not in css
+    html = build_dossier(world.project_a, world.officer_a).html
+    assert "&#34;" not in html
+    assert "<style" not in html
+    assert "font-family" not in html
