@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -13,6 +14,13 @@ INSTANCE_DIR = Path(os.environ.get("CRM_INSTANCE_PATH", BASE_DIR / "instance"))
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return int(value) if value else default
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
 def _database_url(url: str) -> str:
@@ -37,6 +45,8 @@ def instance_secret_key(instance_dir: Path = INSTANCE_DIR) -> str:
 
 
 class Config:
+    # `CRM_ENV=production` selects ProductionConfig, which create_app checks before starting.
+    PRODUCTION = False
     SQLALCHEMY_DATABASE_URI = _database_url(
         os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'crm.sqlite3'}")
     )
@@ -45,9 +55,24 @@ class Config:
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _env_flag("CRM_SECURE_COOKIES", False)
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_SECURE = _env_flag("CRM_SECURE_COOKIES", False)
     PASSWORD_HASH_METHOD = "scrypt"
+
+    # Accounts (等保 2.0 level 2): lockout after repeated failures, password age.
+    LOGIN_MAX_FAILURES = _env_int("CRM_LOGIN_MAX_FAILURES", 5)
+    LOGIN_FAILURE_WINDOW_MINUTES = _env_int("CRM_LOGIN_FAILURE_WINDOW_MINUTES", 15)
+    LOGIN_LOCK_MINUTES = _env_int("CRM_LOGIN_LOCK_MINUTES", 15)
+    PASSWORD_MAX_AGE_DAYS = _env_int("CRM_PASSWORD_MAX_AGE_DAYS", 90)  # 0: passwords never expire
+    # Sessions end after this much inactivity, and this long after signing in, whatever happens.
+    # "Remember me" keeps a sign-in across browser restarts within the absolute limit.
+    SESSION_IDLE_MINUTES = _env_int("CRM_SESSION_IDLE_MINUTES", 30)
+    SESSION_MAX_HOURS = _env_int("CRM_SESSION_MAX_HOURS", 12)
+    REMEMBER_COOKIE_DURATION = timedelta(hours=SESSION_MAX_HOURS)
+    # Reverse proxies in front of the app that set X-Forwarded-For/-Proto (0: none trusted).
+    PROXY_COUNT = _env_int("CRM_PROXY_COUNT", 0)
     # A project with no follow-up for this many days is shown as stale (久未跟踪).
     STALE_AFTER_DAYS = _env_int("CRM_STALE_AFTER_DAYS", 30)
     PAGE_SIZE = 50
@@ -69,3 +94,24 @@ class TestingConfig(Config):
     WTF_CSRF_ENABLED = False
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1"
     DOSSIER_ARCHIVE = False  # the tests that check the archive switch it on
+
+
+class ProductionConfig(Config):
+    """`CRM_ENV=production`: create_app refuses to start unless DEBUG is off, SECRET_KEY is
+    strong and every cookie is Secure, HttpOnly and SameSite (crm/security.py)."""
+
+    PRODUCTION = True
+    SECRET_KEY = os.environ.get("SECRET_KEY")  # required: never generated in production
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+    SESSION_COOKIE_NAME = "__Host-crm_session"  # Secure, Path=/, no Domain: this host only
+
+
+def config_from_env() -> type[Config]:
+    """The configuration class `CRM_ENV` names: `production`, or the default otherwise."""
+    env = os.environ.get("CRM_ENV", "").strip().lower()
+    if env in ("", "development", "default"):
+        return Config
+    if env == "production":
+        return ProductionConfig
+    raise RuntimeError(f"CRM_ENV must be 'production' or empty, not {env!r}")

@@ -6,20 +6,23 @@ import sqlite3
 from pathlib import Path
 
 import sqlalchemy as sa
-from flask import Flask, abort, render_template, request
+from flask import Flask, abort, has_request_context, render_template, request
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.routing import IntegerConverter
 
-from config import Config, instance_secret_key
+from config import Config, config_from_env, instance_secret_key
 
 
 def create_app(config: type[Config] | None = None) -> Flask:
     from config import INSTANCE_DIR
 
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
-    app.config.from_object(config or Config)
+    app.config.from_object(config or config_from_env())
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-    if not app.config.get("SECRET_KEY"):
+    if not app.config.get("SECRET_KEY") and not app.config.get("PRODUCTION"):
         app.config["SECRET_KEY"] = instance_secret_key()
+    register_security(app)
     register_extensions(app)
     register_request_guards(app)
     register_blueprints(app)
@@ -66,8 +69,18 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 @sa.event.listens_for(sa.engine.Engine, "begin")
 def _sqlite_begin(connection) -> None:
+    """A request that may write (POST) takes SQLite's write lock when its transaction begins
+    (BEGIN IMMEDIATE), so writers of several workers queue on the busy timeout instead of
+    failing with "database is locked" when one wrote after the other had read."""
     if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql("BEGIN")
+        write = has_request_context() and request.method not in ("GET", "HEAD", "OPTIONS")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def register_security(app: Flask) -> None:
+    from crm import security
+
+    security.init_app(app)
 
 
 class _DatabaseIntConverter(IntegerConverter):
@@ -92,14 +105,18 @@ def register_blueprints(app: Flask) -> None:
     from crm.admin.views import bp as admin_bp
     from crm.auth.views import bp as auth_bp
     from crm.companies.views import bp as companies_bp
+    from crm.dashboard.views import bp as dashboard_bp
     from crm.evaluation.views import bp as evaluation_bp
     from crm.files.views import bp as files_bp
+    from crm.ledger.views import bp as ledger_bp
     from crm.main.views import bp as main_bp
     from crm.projects.views import bp as projects_bp
+    from crm.projects.views import conflicts_bp
     from crm.reports.views import bp as reports_bp
 
     blueprints = (main_bp, auth_bp, projects_bp, companies_bp, files_bp, evaluation_bp)
-    for bp in (*blueprints, reports_bp, admin_bp):
+    features = (dashboard_bp, ledger_bp, conflicts_bp)  # issue 5: statistics and the ledger
+    for bp in (*blueprints, reports_bp, admin_bp, *features):
         app.register_blueprint(bp)
 
 
@@ -126,7 +143,27 @@ def register_errorhandlers(app: Flask) -> None:
         code = getattr(error, "code", 500) or 500
         if code >= 500:
             db.session.rollback()
+        if code in (403, 404):
+            _audit_denial(code)
         return render_template("error.html", code=code, message=messages.get(code, "出错了")), code
+
+    def _audit_denial(code: int) -> None:
+        """A signed-in user refused a page of the app (not a missing static file or an unknown
+        address): 403, or 404 for a record out of the user's scope or not there."""
+        from flask_login import current_user
+
+        from crm.audit.services import record_separately
+
+        if request.url_rule is None or request.endpoint == "static":
+            return
+        if not current_user.is_authenticated:
+            return
+        record_separately(
+            current_user.id,
+            "permission_denied",
+            object_type="request",
+            summary=f"{code} {request.method} {request.full_path.rstrip('?')}"[:500],
+        )
 
     for code in messages:
         app.register_error_handler(code, handle)
@@ -140,6 +177,20 @@ def register_errorhandlers(app: Flask) -> None:
             raise error
         message = "系统繁忙，本次操作未保存，请重试"
         return render_template("error.html", code=503, message=message), 503
+
+    @app.errorhandler(CSRFError)
+    def csrf_refused(_error):
+        """No valid CSRF token: a form from an old page, or a request from another site."""
+        message = "页面已过期，请刷新后重试"
+        return render_template("error.html", code=400, message=message), 400
+
+    @app.errorhandler(StaleDataError)
+    def saved_meanwhile(_error):
+        """Someone saved the same record after this request loaded it (the version checked by
+        the UPDATE no longer matched): nothing of this request was saved."""
+        db.session.rollback()
+        message = "该记录刚被他人修改，本次操作未保存，请刷新页面后重试"
+        return render_template("error.html", code=409, message=message), 409
 
 
 def register_commands(app: Flask) -> None:

@@ -5,8 +5,12 @@ Every query that lists or loads a project or a company goes through `project_sco
 - 招商专员 (officer): the projects of its 载体; acts on them.
 - 产业专班 (task force): the projects of its cluster in every 载体; follows up, element needs,
   fills and submits evaluations.
-- 领导 (leader): everything; takes the collective decision on evaluations, changes nothing else.
+- 领导 (leader): everything; takes the collective decision on evaluations, hands projects over
+  to another 载体 (流转) and settles cross-载体 conflicts; changes nothing else.
 - 管理员 (admin): everything but the decision.
+
+The task force also verifies (甄别) the moves into 签约, 开工 and 投产 of its cluster's projects,
+hands them over and settles conflicts.
 """
 
 from __future__ import annotations
@@ -34,12 +38,22 @@ class Action(enum.Enum):
     FILL_EVALUATION = "fill_evaluation"  # verdicts, comments, scores, evidence
     SUBMIT_EVALUATION = "submit_evaluation"  # 草稿 → 待决策, by the task force
     DECIDE = "decide"  # 集体决策, leaders only
+    VERIFY = "verify"  # 甄别: verify or reject a move into 签约, 开工 or 投产
+    HANDOVER = "handover"  # 流转: hand the project over to another 载体
+    RESOLVE_CONFLICT = "resolve_conflict"  # settle two 载体 courting the same company
 
 
 # Which roles may take which action on a project they can see.
 _PROJECT_ACTIONS: dict[Role, set[Action]] = {
     Role.ADMIN: set(Action) - {Action.DECIDE},
-    Role.OFFICER: set(Action) - {Action.SUBMIT_EVALUATION, Action.DECIDE},
+    Role.OFFICER: set(Action)
+    - {
+        Action.SUBMIT_EVALUATION,
+        Action.DECIDE,
+        Action.VERIFY,
+        Action.HANDOVER,
+        Action.RESOLVE_CONFLICT,
+    },
     Role.TASKFORCE: {
         Action.VIEW,
         Action.FOLLOW_UP,
@@ -47,8 +61,11 @@ _PROJECT_ACTIONS: dict[Role, set[Action]] = {
         Action.DOCUMENTS,
         Action.FILL_EVALUATION,
         Action.SUBMIT_EVALUATION,
+        Action.VERIFY,
+        Action.HANDOVER,
+        Action.RESOLVE_CONFLICT,
     },
-    Role.LEADER: {Action.VIEW, Action.DECIDE},
+    Role.LEADER: {Action.VIEW, Action.DECIDE, Action.HANDOVER, Action.RESOLVE_CONFLICT},
 }
 
 
@@ -104,6 +121,11 @@ def can_create_project(user: User) -> bool:
     return user.role in (Role.ADMIN, Role.OFFICER)
 
 
+def can_import_projects(user: User) -> bool:
+    """Importing a ledger registers projects: the same people as registering one by hand."""
+    return can_create_project(user)
+
+
 def can_edit_company(user: User) -> bool:
     """Officers and admins keep company records; the company must also be readable."""
     return user.role in (Role.ADMIN, Role.OFFICER)
@@ -129,4 +151,28 @@ def load_company(user: User, company_id: int, edit: bool = False) -> Company:
         abort(404)
     if edit and not can_edit_company(user):
         abort(403)
+    return company
+
+
+def load_company_by_code(user: User, company_id: int, credit_code: str) -> Company:
+    """A company for registering a project: readable, or — for a user who may register
+    projects — named by its exact 统一社会信用代码. Companies are shared records: an officer
+    of another 载体 who knows the code registers its own project against the same company
+    (and the cross-载体 conflict is flagged) instead of a duplicate company."""
+    company = db.session.scalar(
+        sa.select(Company).where(
+            Company.id == company_id,
+            sa.or_(
+                company_scope(user),
+                sa.and_(
+                    Company.is_deleted.is_(False),
+                    Company.credit_code.is_not(None),
+                    Company.credit_code == (credit_code or "").strip().upper(),
+                    sa.true() if can_create_project(user) else sa.false(),
+                ),
+            ),
+        )
+    )
+    if company is None:
+        abort(404)
     return company

@@ -1,8 +1,11 @@
-"""`flask --app wsgi crm ...`: user creation and the demo data."""
+"""`flask --app wsgi crm ...`: user creation, the demo data, backup and restore."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
+from contextlib import closing
+from pathlib import Path
 
 import click
 import sqlalchemy as sa
@@ -90,3 +93,97 @@ def demo_command():
 
     for username, display_name, role, scope in DEMO_USERS:
         click.echo(f"  {username:<14} {role.label:<5} {scope or '':<10} {display_name}")
+
+
+# ---- backups ---------------------------------------------------------------------------------
+
+PG_DUMP_HELP = """\
+这是 PostgreSQL 数据库：请用 PostgreSQL 自带的工具备份和恢复（本命令只处理 SQLite）。
+  备份：pg_dump --format=custom --file=crm-$(date +%Y%m%d).dump "$DATABASE_URL"
+  恢复：pg_restore --clean --if-exists --no-owner --dbname="$DATABASE_URL" crm-YYYYMMDD.dump
+上传的文件在 {uploads}，请一并备份（如 tar czf uploads-$(date +%Y%m%d).tgz -C {uploads} .）。"""
+
+
+def _sqlite_file() -> Path:
+    """The file of the app's SQLite database; for PostgreSQL, the pg_dump instructions."""
+    from flask import current_app
+
+    url = db.engine.url
+    if url.get_backend_name() != "sqlite":
+        raise click.ClickException(PG_DUMP_HELP.format(uploads=current_app.config["UPLOAD_FOLDER"]))
+    if not url.database or url.database == ":memory:":
+        raise click.ClickException("数据库在内存中，没有可备份的文件")
+    return Path(url.database)
+
+
+def _check_backup_file(path: Path) -> str:
+    """The Alembic revision of a CRM database file, after an integrity check; else an error."""
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            if conn.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+                raise click.ClickException(f"{path} 已损坏（integrity_check 未通过）")
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if not {"alembic_version", "users", "projects", "audit_entries"} <= tables:
+                raise click.ClickException(f"{path} 不是本系统的数据库备份")
+            return conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise click.ClickException(f"{path} 不是 SQLite 数据库：{exc}") from exc
+
+
+def _copy_database(source: Path, target: Path) -> None:
+    """SQLite's online backup: a consistent snapshot even while the app writes."""
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
+
+
+@crm_cli.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="覆盖已存在的 PATH")
+def backup_command(path: Path, force: bool):
+    """Write a consistent snapshot of the SQLite database to PATH (online backup: the app may
+    keep running). For PostgreSQL it explains pg_dump and exits non-zero."""
+    from flask import current_app
+
+    source = _sqlite_file()
+    if path.exists() and not force:
+        raise click.ClickException(f"{path} 已存在；换一个文件名，或加 --force 覆盖")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    partial.unlink(missing_ok=True)
+    _copy_database(source, partial)
+    with closing(sqlite3.connect(partial)) as conn:
+        conn.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+    revision = _check_backup_file(partial)
+    os.replace(partial, path)  # never a half-written backup under the real name
+    click.echo(f"已备份 {source} → {path}（{path.stat().st_size // 1024} KB，版本 {revision}）")
+    click.echo(f"请一并备份上传的文件：{current_app.config['UPLOAD_FOLDER']}")
+
+
+@crm_cli.command("restore")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--yes", is_flag=True, help="不再询问，直接恢复")
+def restore_command(path: Path, yes: bool):
+    """Replace the SQLite database with the backup PATH (after an integrity check). Stop the
+    app first; run `flask --app wsgi db upgrade` afterwards if the backup is older."""
+    from alembic.script import ScriptDirectory
+    from flask import current_app
+
+    from crm.audit.services import record
+
+    target = _sqlite_file()
+    revision = _check_backup_file(path)
+    migrate = current_app.extensions["migrate"]
+    scripts = ScriptDirectory.from_config(migrate.migrate.get_config(migrate.directory))
+    if revision not in {s.revision for s in scripts.walk_revisions()}:
+        raise click.ClickException(f"备份的数据库版本 {revision} 比本程序新，不能恢复")
+    if not yes:
+        click.confirm(f"用 {path} 替换数据库 {target}？当前的数据将被覆盖", abort=True)
+    db.session.remove()
+    db.engine.dispose()
+    _copy_database(path, target)
+    db.engine.dispose()
+    record(None, "database_restored", object_type="database", summary=f"从备份 {path.name} 恢复")
+    db.session.commit()
+    click.echo(f"已从 {path} 恢复数据库 {target}")
+    if revision != scripts.get_current_head():
+        click.echo("备份来自较早的版本：请运行 flask --app wsgi db upgrade")

@@ -107,3 +107,11 @@ def content_disposition(filename: str, fallback: str) -> str:
 
     safe = "".join(c for c in fallback if c.isascii() and c.isprintable() and c not in '"\\')
     return f"attachment; filename=\"{safe}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def parse_int(value: str | None, max_digits: int = 9) -> int | None:
+    """A non-negative integer typed in a URL (ids, page numbers), or None. Only ASCII digits:
+    str.isdigit() also accepts "²", which int() refuses."""
+    if value and value.isascii() and value.isdigit() and len(value) <= max_digits:
+        return int(value)
+    return None

@@ -42,10 +42,18 @@ from crm.evaluation.services import (
 from crm.extensions import db
 from crm.files.models import DocumentKind
 from crm.files.services import store_file
-from crm.projects.lifecycle import change_status, move_stage
-from crm.projects.models import ElementKind, ElementStatus, FollowUpKind, Project, StageChange
+from crm.projects.conflicts import handover_project
+from crm.projects.lifecycle import change_status, move_stage, reject_move, verify_move
+from crm.projects.models import (
+    ElementKind,
+    ElementStatus,
+    FollowUpKind,
+    Project,
+    ProjectConflict,
+    StageChange,
+)
 from crm.projects.services import add_element_need, add_followup, add_funds, create_project
-from crm.projects.stages import Stage, Status
+from crm.projects.stages import Stage, Status, Verification
 
 DEMO_PASSWORD = "Demo@2026"
 
@@ -158,6 +166,12 @@ class DemoProject:
     # Every project that reached 签约 went through a passed one and has its agreement on file.
     evaluation: str = ""
     opinion: str = ""  # the leaders' opinion on a returned or rejected evaluation
+    # 甄别: every move into 签约, 开工 or 投产 is verified by the task force (the admin where
+    # the cluster has none), except the last move of an `unverified` project (still 待核实)
+    # and of a `rejected` one (rejected with this reason: the project went back a stage).
+    unverified: bool = False
+    rejected: str = ""
+    handover: tuple[str, str, str] | None = None  # 流转: (to 载体, reason, 收益分享)
 
 
 _p = DemoProject
@@ -170,7 +184,7 @@ PROJECTS: list[DemoProject] = [
     _p("qiyun", "中药饮片智能仓储物流中心项目", QC, "现代中医药", "中药饮片", "以商招商", A, 25000, 60,
        "建设中药饮片立体仓库、阴凉库及冷链仓储，配套追溯分拣中心，服务亳州中药材交易市场", stale=True),
     _p("baicao", "中医药大健康产业园项目", QC, "现代中医药", "中医药大健康", "资本招商", S, 150000, 300,
-       "建设药食同源产品生产基地、中医药健康产品研发中心和体验展销中心", key=True),
+       "建设药食同源产品生产基地、中医药健康产品研发中心和体验展销中心", key=True, unverified=True),
     _p("pubiao", "中药材检验检测公共服务平台项目", QC, "现代中医药", "中医药大健康", "专业招商（委托）",
        P, 5000, 15, "建设中药材及饮片第三方检验检测实验室，开展农残、重金属及有效成分检测", stale=True),
     _p("hanhan", "亳州中药材国际交易中心项目", QC, "现代中医药", "中医药大健康", "资本招商", A, 200000, 180,
@@ -216,7 +230,7 @@ PROJECTS: list[DemoProject] = [
        lost=("江苏省宿迁市", "宿迁提供定制厂房代建及三年租金减免")),
     # 涡阳县
     _p("woshui", "年产1万千升原酒酿造及技改项目", WY, "白酒及保健酒", "白酒酿造", "以商招商", T, 40000, 120,
-       "新建酿酒车间、陶坛酒库及智能化制曲车间，改造现有灌装线"),
+       "新建酿酒车间、陶坛酒库及智能化制曲车间，改造现有灌装线", unverified=True),
     _p("hongchi", "汽车轮毂及底盘零部件生产项目", WY, "汽车及零部件", "汽车零部件", "链式招商", K, 50000, 150,
        "建设铝合金轮毂低压铸造、旋压及机加工生产线，配套底盘结构件生产线", key=True),
     _p("zhijia", "汽车电子控制器生产项目", WY, "汽车及零部件", "汽车电子", "链式招商", S, 20000, 50,
@@ -244,7 +258,7 @@ PROJECTS: list[DemoProject] = [
     _p("jingyao", "5GW N型TOPCon电池片项目", MC, "新能源", "光伏", "以商招商", K, 250000, 300,
        "建设5GW N型TOPCon高效电池片生产线，与一期组件项目形成配套", key=True),
     _p("hengli", "年产6GWh锂离子电池项目", MC, "新能源", "新能源电池", "资本招商", S, 200000, 350,
-       "建设磷酸铁锂储能电芯及动力电池PACK生产线", key=True),
+       "建设磷酸铁锂储能电芯及动力电池PACK生产线", key=True, unverified=True),
     _p("chicheng", "新能源专用车整车项目", MC, "汽车及零部件", "新能源整车", "资本招商", A, 150000, 500,
        "建设冲压、焊装、涂装、总装四大工艺车间，年产新能源物流车、环卫车3万辆", key=True,
        hold="新能源专用车生产准入资质申报尚未获批，企业暂缓投资决策"),
@@ -259,9 +273,12 @@ PROJECTS: list[DemoProject] = [
        "建设风电塔筒、法兰及复合材料叶片生产线",
        lost=("河南省商丘市", "企业选择在靠近整机厂的商丘布局")),
     _p("lingyuan", "2GWh储能系统集成项目", MC, "新能源", "储能", "场景招商", K, 80000, 120,
-       "建设储能变流器、电池簇及集装箱式储能系统集成生产线"),
+       "建设储能变流器、电池簇及集装箱式储能系统集成生产线",
+       rejected="现场核查：仅完成场地平整和围挡，主体工程尚未动工，不符合开工认定标准；实际开工后重新申报"),
     _p("hengxian", "高性能碳纤维及复合材料项目", MC, "先进材料", "高性能纤维", "链式招商", P, 120000, 200,
-       "建设大丝束碳纤维原丝、碳化生产线及复合材料制品车间", stale=True),
+       "建设大丝束碳纤维原丝、碳化生产线及复合材料制品车间", stale=True,
+       handover=(BW, "项目用地及配套需求与亳芜现代产业园区先进材料产业布局更契合，经市级协调流转",
+                 "项目投产后前三年地方留成税收由蒙城县与亳芜现代产业园区按 4:6 分享")),
     # 利辛县
     _p("jinxiu", "高档纺织面料生产项目", LX, "轻纺服饰", "纺织面料", "链式招商", T, 50000, 150,
        "建设喷气织机、剑杆织机织造车间，年产高档服装面料8000万米"),
@@ -301,7 +318,7 @@ PROJECTS: list[DemoProject] = [
     _p("jingrui", "精密减速器生产项目", BW, "高端装备制造", "智能制造装备", "以商招商", T, 30000, 80,
        "建设RV减速器、谐波减速器精密加工及装配生产线"),
     _p("ruilian", "新能源汽车线束及连接器项目", BW, "汽车及零部件", "汽车电子", "链式招商", K, 18000, 50,
-       "建设高压线束、连接器注塑及装配生产线"),
+       "建设高压线束、连接器注塑及装配生产线", unverified=True),
     _p("guyang", "光伏支架及边框项目", BW, "新能源", "光伏", "链式招商", S, 16000, 50,
        "建设光伏跟踪支架、铝合金边框生产线",
        hold="企业融资安排调整，开工时间推迟"),
@@ -388,6 +405,15 @@ FUNDS_NOTES = [
     "产业基金出资",
     "工程款支付",
 ]
+VERIFY_NOTES: dict[Stage, list[str]] = {
+    Stage.SIGNED: ["已核对投资协议原件及集体决策纪要", "协议已经司法局合法性审查，核实无误"],
+    Stage.STARTED: [
+        "已现场核查，主体工程已开工",
+        "已核对施工许可证及现场照片",
+        "已现场核查，桩基施工中",
+    ],
+    Stage.PRODUCING: ["已现场核查，生产线已试生产", "已核对首批产品销售发票及排污许可证"],
+}
 PHONE_PREFIXES = ["135", "136", "137", "138", "139", "150", "151", "158", "186", "187", "189"]
 
 
@@ -441,6 +467,8 @@ class _Timeline:
 class _DemoBuilder:
     def __init__(self, rng: random.Random, today: date):
         self.rng = rng
+        # 甄别 and 流转 draw from their own sequence, so the rest of the data stays as it was.
+        self.check_rng = random.Random(2027)  # noqa: S311 - not for secrets
         self.today = today
         self.now = utcnow()
         self.codes: set[str] = set()
@@ -664,6 +692,7 @@ class _DemoBuilder:
 
         # The lifecycle, in order; timestamps are moved back at the end.
         history: list[tuple[object, str, datetime]] = []
+        moves: list[tuple[StageChange, date]] = []
         first = db.session.scalar(
             sa.select(StageChange).where(StageChange.project_id == project.id)
         )
@@ -679,6 +708,8 @@ class _DemoBuilder:
                 fields = {"producing_on": on}
             change = move_stage(officer, project, to, reason=reason, fields=fields)
             history.append((change, "changed_at", self.at(on, 10)))
+            moves.append((change, on))
+        self.check_moves(spec, project, timeline, moves, history)
         if spec.evaluation:
             self.open_evaluation(spec, officer, project, timeline, history)
         self.change_statuses(spec, officer, project, timeline, history)
@@ -688,12 +719,57 @@ class _DemoBuilder:
             self.add_element_needs(spec, officer, project, timeline, history)
         if project.stage in (K, T):
             self.add_funds(officer, project, timeline, history)
+        if spec.handover:
+            self.hand_over(spec, project, timeline, history)
+        for conflict in db.session.scalars(
+            sa.select(ProjectConflict).where(ProjectConflict.project_id == project.id)
+        ):
+            history.append((conflict, "detected_at", history[0][2]))
 
         for row, attr, moment in history:
             self.backdate(row, attr, moment)
         self.backdate(project, "created_at", history[0][2])
         self.backdate(project, "updated_at", max(moment for _row, _attr, moment in history))
         return project
+
+    # 甄别 (verification) and 流转 (hand-over) ---------------------------------------------------
+
+    def checked_at(self, day: date) -> datetime:
+        """A few days after `day`, in the afternoon; never later than now."""
+        later = day + timedelta(days=self.check_rng.randint(2, 8))
+        moment = datetime.combine(later, time(15, self.check_rng.randint(0, 59)), LOCAL_TZ)
+        return min(moment.astimezone(UTC), self.now)
+
+    def check_moves(self, spec, project, timeline, moves, history) -> None:
+        """The task force (the admin where the cluster has none) verifies the claimed moves;
+        the last one of an `unverified` project waits, that of a `rejected` one is rejected."""
+        checker = self.task_forces.get(project.cluster_id) or self.users["admin"]
+        waiting = [(c, on) for c, on in moves if c.verification is Verification.PENDING]
+        for i, (change, on) in enumerate(waiting):
+            last = i == len(waiting) - 1
+            if last and spec.unverified:
+                continue
+            moment = self.checked_at(on)
+            if last and spec.rejected:
+                back = reject_move(checker, change, spec.rejected)
+                history.append((back, "changed_at", moment))
+                day = moment.astimezone(LOCAL_TZ).date()
+                timeline.moves.append((change.to_stage, back.to_stage, day, spec.rejected))
+            else:
+                verify_move(checker, change, self.check_rng.choice(VERIFY_NOTES[change.to_stage]))
+            history.append((change, "verified_at", moment))
+
+    def hand_over(self, spec, project, timeline, history) -> None:
+        to_name, reason, sharing = spec.handover
+        carrier = self.carriers[to_name]
+        handover = handover_project(
+            self.users["leader"], project, carrier, self.officers[carrier.id], reason, sharing
+        )
+        day = min(
+            timeline.last_followup + timedelta(days=self.check_rng.randint(1, 10)), self.today
+        )
+        moment = datetime.combine(day, time(11, self.check_rng.randint(0, 59)), LOCAL_TZ)
+        history.append((handover, "handed_at", min(moment.astimezone(UTC), self.now)))
 
     # Evaluation (measure 22) and the agreement: the 签约 gate -------------------------------
 

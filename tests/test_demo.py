@@ -29,15 +29,18 @@ from crm.evaluation.models import (
 from crm.extensions import db
 from crm.files.models import DocumentKind, StoredFile
 from crm.projects.models import (
+    ConflictBasis,
     ElementNeed,
     FollowUp,
     FundsRecord,
+    Handover,
     Project,
+    ProjectConflict,
     StageChange,
     StatusChange,
 )
 from crm.projects.services import stale_clause
-from crm.projects.stages import Stage, Status
+from crm.projects.stages import VERIFIED_STAGES, Stage, Status, Verification
 
 COUNTED = (
     Carrier,
@@ -54,6 +57,8 @@ COUNTED = (
     FollowUp,
     ElementNeed,
     FundsRecord,
+    ProjectConflict,
+    Handover,
     Evaluation,
     Decision,
     StoredFile,
@@ -246,6 +251,46 @@ def test_load_demo_builds_a_pipeline_at_every_stage_once(db_session, upload_fold
     for stored in agreements:
         path = Path(upload_folder) / stored.stored_name[:2] / stored.stored_name
         assert path.read_bytes().startswith(b"%PDF-")
+
+    # 甄别: the moves into 签约, 开工 and 投产 are verified by the task force (the admin where
+    # the cluster has none), but for four still waiting and one rejected.
+    claims = db_session.scalars(
+        sa.select(StageChange).where(
+            StageChange.to_stage.in_(VERIFIED_STAGES), StageChange.from_stage.is_not(None)
+        )
+    ).all()
+    forward = [c for c in claims if not c.is_backward]
+    states = Counter(c.verification for c in forward)
+    assert states[Verification.PENDING] == 4
+    assert states[Verification.REJECTED] == 1
+    assert states[Verification.VERIFIED] == len(forward) - 5 >= 50
+    users = {u.id: u for u in db_session.scalars(sa.select(User))}
+    for change in forward:
+        if change.verification is Verification.PENDING:
+            assert change.verified_at is None
+            continue
+        assert change.changed_at <= change.verified_at <= now
+        checker = users[change.verified_by_id]
+        assert checker.role in (Role.TASKFORCE, Role.ADMIN)
+        assert checker.role is Role.ADMIN or checker.cluster_id == change.project.cluster_id
+    rejected = next(c for c in forward if c.verification is Verification.REJECTED)
+    assert rejected.to_stage is Stage.STARTED and "主体工程尚未动工" in rejected.verification_note
+    back = [c for c in claims if c.is_backward and c.project_id == rejected.project_id]
+    assert back and back[-1].reason.startswith("甄别驳回：")
+    assert rejected.project.stage is Stage.SIGNED and rejected.project.started_on is None
+
+    # One company courted by 涡阳县 and 蒙城县: an open conflict. One project handed over.
+    (conflict,) = db_session.scalars(sa.select(ProjectConflict)).all()
+    assert conflict.basis is ConflictBasis.CREDIT_CODE and conflict.resolved_at is None
+    carriers = {conflict.project.carrier.name, conflict.other_project.carrier.name}
+    assert carriers == {"涡阳县", "蒙城县"}
+    assert conflict.project.company_id == conflict.other_project.company_id
+    (handover,) = db_session.scalars(sa.select(Handover)).all()
+    assert (handover.from_carrier.name, handover.to_carrier.name) == ("蒙城县", "亳芜现代产业园区")
+    handed = db_session.get(Project, handover.project_id)
+    assert handed.carrier_id == handover.to_carrier_id
+    assert users[handover.handed_by_id].role is Role.LEADER
+    assert handover.benefit_sharing and handover.handed_at <= now
 
     # Loading again changes nothing.
     counts = row_counts()

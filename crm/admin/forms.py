@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from wtforms import BooleanField, PasswordField, SearchField, SelectField, StringField
-from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, Optional
+from wtforms import (
+    BooleanField,
+    DateField,
+    IntegerField,
+    PasswordField,
+    SearchField,
+    SelectField,
+    StringField,
+)
+from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, NumberRange, Optional
 
 from crm.auth.models import Role
-from crm.auth.services import DISPLAY_NAME_MAX, PHONE_MAX, USERNAME_MAX
+from crm.auth.services import (
+    DISPLAY_NAME_MAX,
+    PASSWORD_HINT,
+    PHONE_MAX,
+    USERNAME_MAX,
+)
+from crm.auth.services import PASSWORD_MAX_LENGTH as PASSWORD_MAX
 from crm.forms import Form as ChineseForm
 from crm.forms import enum_coerce, select_choices
-
-PASSWORD_MAX = 128
-PASSWORD_HINT = "至少 8 位，须包含大写字母、小写字母、数字、符号中的至少三类"
 
 
 class UserFilterForm(ChineseForm):
@@ -82,9 +93,12 @@ class UserCreateForm(_UserFields):
 
 class UserEditForm(_UserFields):
     is_active = BooleanField("账号启用", description="取消勾选即停用该账号，停用后不能登录")
+    unlock = BooleanField(
+        "解除登录锁定", description="连续输错密码被锁定的账号，勾选后立即可以登录"
+    )
     password = PasswordField(
         "新密码",
-        description=f"留空则不修改；{PASSWORD_HINT}",
+        description=f"留空则不修改；用户下次登录时须改为自己的密码。{PASSWORD_HINT}",
         validators=[
             Optional(),
             Length(max=PASSWORD_MAX, message=f"密码不能超过 {PASSWORD_MAX} 位"),
@@ -94,3 +108,20 @@ class UserEditForm(_UserFields):
         "确认新密码",
         validators=[EqualTo("password", message="两次输入的密码不一致")],
     )
+
+
+class AuditFilterForm(ChineseForm):
+    """The search of the audit log (审计日志); read from the query string."""
+
+    class Meta:
+        csrf = False
+
+    user = SearchField("用户", description="用户名或姓名", validators=[Optional(), Length(max=64)])
+    action = SelectField("操作", validators=[Optional()])  # choices from the log itself
+    object_type = SelectField("对象类型", validators=[Optional()])
+    object_id = IntegerField(
+        "对象编号", validators=[Optional(), NumberRange(min=1, max=2**31 - 1, message="编号无效")]
+    )
+    date_from = DateField("起始日期", validators=[Optional()])
+    date_to = DateField("截止日期", validators=[Optional()])
+    q = SearchField("摘要包含", validators=[Optional(), Length(max=200)])

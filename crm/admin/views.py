@@ -1,4 +1,4 @@
-"""Admin pages (系统管理): user accounts and the catalogues. For the admin role only.
+"""Admin pages (系统管理): user accounts, the catalogues, the audit log. For the admin role only.
 
 Each view: check the role, load, validate the form, call a service, commit once; on a
 ServiceError roll back and show the messages at the fields (status 400).
@@ -12,21 +12,32 @@ from functools import wraps
 import sqlalchemy as sa
 from flask import (
     Blueprint,
+    Response,
     abort,
     current_app,
     flash,
     redirect,
     render_template,
     request,
+    stream_with_context,
     url_for,
 )
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import selectinload
 
-from crm.admin.forms import UserCreateForm, UserEditForm, UserFilterForm
+from crm.admin.forms import AuditFilterForm, UserCreateForm, UserEditForm, UserFilterForm
+from crm.audit.services import (
+    AuditFilter,
+    action_label,
+    audit_choices,
+    audit_csv_rows,
+    audit_query,
+    record,
+)
 from crm.auth.models import Role, User
-from crm.auth.services import create_user, update_user
+from crm.auth.services import create_user, is_locked, update_user
+from crm.auth.views import start_session
 from crm.catalog.forms import FORMS, NONE_CHOICE, optional_id, select_choices
 from crm.catalog.models import Carrier, CatalogEntry, Chain, Cluster
 from crm.catalog.services import (
@@ -38,7 +49,7 @@ from crm.catalog.services import (
     list_entries,
     update_entry,
 )
-from crm.core import ServiceError
+from crm.core import LOCAL_TZ, ServiceError, content_disposition, parse_int, utcnow
 from crm.extensions import db
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -88,6 +99,11 @@ def _entry_choices(model: type[CatalogEntry], keep_id: int | None, empty: tuple[
     )
 
 
+def _page() -> int:
+    """The list page asked for; anything but a sensible number is the first page."""
+    return parse_int(request.args.get("page", ""), max_digits=6) or 1
+
+
 def _form_status() -> int:
     """A form shown again after a POST carries errors: 400; a first display: 200."""
     return 400 if request.method == "POST" else 200
@@ -105,7 +121,7 @@ def users():
         .options(selectinload(User.carrier), selectinload(User.cluster))
         .order_by(User.username)
     )
-    if q := (filters.q.data or "").strip():
+    if q := (filters.q.data or "").strip()[:64]:  # the field's limit; longer finds nothing new
         stmt = stmt.where(
             sa.or_(
                 User.username.icontains(q, autoescape=True),
@@ -116,8 +132,13 @@ def users():
         stmt = stmt.where(User.role == role)
     if filters.active.data in ("0", "1"):
         stmt = stmt.where(User.is_active.is_(filters.active.data == "1"))
-    page = db.paginate(stmt, per_page=current_app.config["PAGE_SIZE"], error_out=False)
-    return render_template("admin/users.html", page=page, filters=filters, section="users")
+    page = db.paginate(
+        stmt, page=_page(), per_page=current_app.config["PAGE_SIZE"], error_out=False
+    )
+    locked = {u.id for u in page.items if is_locked(u)}
+    return render_template(
+        "admin/users.html", page=page, filters=filters, locked=locked, section="users"
+    )
 
 
 def _user_choices(form, user: User | None = None) -> None:
@@ -148,6 +169,7 @@ def user_new():
                 password=form.password.data,
                 role=form.role.data,
                 phone=form.phone.data or "",
+                must_change_password=True,  # the user chooses an own one at the first sign-in
                 **_scope_values(form),
             )
         except ServiceError as error:
@@ -155,7 +177,7 @@ def user_new():
             _show_service_errors(form, error)
         else:
             db.session.commit()
-            flash(f"已创建用户 {user.username}", "success")
+            flash(f"已创建用户 {user.username}；首次登录时须修改密码", "success")
             return redirect(url_for(".users"))
     return render_template(
         "admin/user_form.html", form=form, user=None, section="users"
@@ -171,6 +193,7 @@ def user_edit(user_id: int):
     if not form.is_submitted():
         form.carrier_id.data = user.carrier_id or 0
         form.cluster_id.data = user.cluster_id or 0
+    version_before = user.session_version
     if form.validate_on_submit():
         try:
             update_user(
@@ -181,6 +204,7 @@ def user_edit(user_id: int):
                 phone=form.phone.data or "",
                 is_active=form.is_active.data,
                 password=form.password.data or "",
+                unlock_account=form.unlock.data,
                 **_scope_values(form),
             )
         except ServiceError as error:
@@ -188,10 +212,16 @@ def user_edit(user_id: int):
             _show_service_errors(form, error)
         else:
             db.session.commit()
+            if user.id == current_user.id and user.session_version != version_before:
+                start_session(user)  # the admin's own password changed: stay signed in here
             flash(f"已保存用户 {user.username}", "success")
             return redirect(url_for(".users"))
     return render_template(
-        "admin/user_form.html", form=form, user=user, section="users"
+        "admin/user_form.html",
+        form=form,
+        user=user,
+        locked=is_locked(user),
+        section="users",
     ), _form_status()
 
 
@@ -286,3 +316,68 @@ def catalog_edit(kind: str, entry_id: int):
             flash(f"已保存{catalog_kind.label}“{entry.name}”", "success")
             return redirect(url_for(".catalog", kind=catalog_kind.slug))
     return _render_catalog_form(catalog_kind, form, entry)
+
+
+# ---- the audit log (审计日志) ----
+
+
+def _audit_filter() -> tuple[AuditFilterForm, AuditFilter]:
+    """The search form from the query string; a part that does not validate is left out."""
+    form = AuditFilterForm(request.args)
+    actions, types = audit_choices()
+    form.action.choices = select_choices(
+        [("", "全部操作"), *((a, f"{action_label(a)}（{a}）") for a in actions)]
+    )
+    form.object_type.choices = select_choices([("", "全部对象"), *((t, t) for t in types)])
+    form.validate()
+
+    def valid(name: str):
+        field = form[name]
+        return None if field.errors else field.data
+
+    return form, AuditFilter(
+        user=valid("user") or "",
+        action=valid("action") or "",
+        object_type=valid("object_type") or "",
+        object_id=valid("object_id"),
+        date_from=valid("date_from"),
+        date_to=valid("date_to"),
+        text=valid("q") or "",
+    )
+
+
+@bp.route("/audit")
+@admin_required
+def audit():
+    form, audit_filter = _audit_filter()
+    page = db.paginate(
+        audit_query(audit_filter),
+        page=_page(),
+        per_page=current_app.config["PAGE_SIZE"],
+        error_out=False,
+    )
+    return render_template(
+        "admin/audit.html",
+        form=form,
+        page=page,
+        action_label=action_label,
+        section="audit",
+    )
+
+
+@bp.route("/audit/export.csv")
+@admin_required
+def audit_export():
+    """The matching entries as CSV (UTF-8 with BOM), streamed; the export itself is audited."""
+    _form, audit_filter = _audit_filter()
+    shown = {k: v for k, v in request.args.items() if v and k != "page"}
+    record(_actor(), "audit_exported", object_type="audit_entries", summary=f"导出条件 {shown}")
+    db.session.commit()
+    day = utcnow().astimezone(LOCAL_TZ).strftime("%Y%m%d-%H%M")
+    response = Response(
+        stream_with_context(audit_csv_rows(audit_filter)), mimetype="text/csv; charset=utf-8"
+    )
+    response.headers["Content-Disposition"] = content_disposition(
+        f"审计日志-{day}.csv", f"audit-{day}.csv"
+    )
+    return response

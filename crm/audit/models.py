@@ -13,8 +13,13 @@ from crm.core import UTCDateTime, utcnow
 from crm.extensions import db
 
 
+class AuditLogIsAppendOnly(RuntimeError):
+    """Something tried to change or delete an audit entry."""
+
+
 class AuditEntry(db.Model):
-    """One audited action. Rows are only ever inserted."""
+    """One audited action. Rows are only ever inserted: updating or deleting one raises
+    (`_refuse_changes` below), whether through the ORM or an UPDATE/DELETE statement."""
 
     __tablename__ = "audit_entries"
     __table_args__ = (sa.Index(None, "object_type", "object_id"),)
@@ -29,3 +34,19 @@ class AuditEntry(db.Model):
     changes: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
 
     user: Mapped[User | None] = relationship()
+
+
+@sa.event.listens_for(AuditEntry, "before_update")
+@sa.event.listens_for(AuditEntry, "before_delete")
+def _refuse_changes(_mapper, _connection, target: AuditEntry) -> None:
+    raise AuditLogIsAppendOnly(f"audit entry {target.id} cannot be changed or deleted")
+
+
+@sa.event.listens_for(sa.orm.Session, "do_orm_execute")
+def _refuse_bulk_changes(state: sa.orm.ORMExecuteState) -> None:
+    """`session.execute(update(AuditEntry)...)` and `delete(AuditEntry)` are refused too."""
+    if not (state.is_update or state.is_delete):
+        return
+    table = getattr(state.statement, "table", None)
+    if table is AuditEntry.__table__ or any(m.class_ is AuditEntry for m in state.all_mappers):
+        raise AuditLogIsAppendOnly("audit entries cannot be changed or deleted")

@@ -1,13 +1,25 @@
-"""Writing the audit log. Services call `record` in the same transaction as their change."""
+"""The audit log. Services call `record` in the same transaction as their change; events that
+are not part of a change (refused requests, timeouts) use `record_separately`. The admin's
+search and CSV export read it (`audit_query`, `audit_csv_rows`); nothing changes or deletes it."""
 
 from __future__ import annotations
 
+import csv
 import enum
-from datetime import date, datetime
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
+
 from crm.audit.models import AuditEntry
+from crm.auth.models import User
+from crm.core import LOCAL_TZ
 from crm.extensions import db
 
 
@@ -56,3 +68,191 @@ def record(
     )
     db.session.add(entry)
     return entry
+
+
+def record_separately(
+    user_id: int | None,
+    action: str,
+    obj: Any = None,
+    summary: str = "",
+    object_type: str | None = None,
+) -> None:
+    """Write one entry now, in a transaction of its own, for an event that is not part of a
+    change (a refused request, a session that timed out). Whatever the session held unsaved
+    is discarded first. Never raises: the request goes on, and the failure is logged."""
+    from flask import current_app
+    from sqlalchemy.exc import SQLAlchemyError
+
+    entry = AuditEntry(
+        user_id=user_id,
+        action=action,
+        object_type=object_type or (obj.__tablename__ if obj is not None else ""),
+        object_id=getattr(obj, "id", None),
+        summary=summary[:500],
+        changes={},
+    )
+    try:
+        db.session.rollback()
+        db.session.add(entry)
+        db.session.commit()
+    except SQLAlchemyError:
+        db.session.rollback()
+        current_app.logger.exception("could not write the audit entry %s", action)
+
+
+# Reading the log (系统管理 → 审计日志) ----------------------------------------------------------
+
+ACTION_LABELS = {
+    "login": "登录",
+    "login_failed": "登录失败",
+    "login_locked": "账号锁定",
+    "logout": "退出",
+    "session_expired": "会话超时",
+    "password_changed": "修改密码",
+    "permission_denied": "越权访问被拒",
+    "user_created": "创建用户",
+    "user_updated": "修改用户",
+    "user_enabled": "启用用户",
+    "user_disabled": "停用用户",
+    "audit_exported": "导出审计日志",
+    "database_restored": "恢复数据库",
+    "project_created": "登记项目",
+    "project_updated": "修改项目",
+    "stage_moved": "变更阶段",
+    "status_changed": "变更状态",
+    "followup_added": "跟踪服务",
+    "element_added": "添加要素需求",
+    "element_updated": "更新要素需求",
+    "funds_added": "记录到位资金",
+    "company_created": "登记企业",
+    "company_updated": "修改企业",
+    "contact_created": "添加联系人",
+    "contact_updated": "修改联系人",
+    "contact_archived": "归档联系人",
+    "file_uploaded": "上传文件",
+    "file_downloaded": "下载文件",
+    "file_archived": "移除文件",
+    "dossier_downloaded": "下载尽调摘要",
+    "dossier_archived": "存档尽调摘要",
+    "evaluation_started": "发起评估",
+    "evaluation_filled": "填写评估",
+    "evidence_attached": "上传佐证材料",
+    "evaluation_submitted": "提交评估",
+    "evaluation_decided": "集体决策",
+    "template_version_created": "新版评估清单",
+    "catalog_created": "添加目录条目",
+    "catalog_updated": "修改目录条目",
+    "catalog_activated": "启用目录条目",
+    "catalog_deactivated": "停用目录条目",
+    "stage_move_verified": "核实阶段变更",
+    "stage_move_rejected": "驳回阶段变更",
+    "project_handed_over": "项目流转",
+    "conflict_detected": "发现跨载体冲突",
+    "conflict_resolved": "处理跨载体冲突",
+    "ledger_exported": "导出台账",
+    "ledger_imported": "导入台账",
+}
+
+
+def action_label(action: str) -> str:
+    return ACTION_LABELS.get(action, action)
+
+
+@dataclass
+class AuditFilter:
+    """The admin's search: every part optional; dates are local (Asia/Shanghai) and inclusive."""
+
+    user: str = ""  # user name or display name, a part of it
+    action: str = ""
+    object_type: str = ""
+    object_id: int | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    text: str = ""  # a part of the summary
+
+
+def _local_midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=LOCAL_TZ).astimezone(UTC)
+
+
+def audit_query(f: AuditFilter) -> sa.Select:
+    """Matching entries, newest first, with their users loaded."""
+    stmt = sa.select(AuditEntry).options(selectinload(AuditEntry.user))
+    if f.user.strip():
+        q = f.user.strip()
+        stmt = stmt.join(User, User.id == AuditEntry.user_id).where(
+            sa.or_(
+                User.username.icontains(q, autoescape=True),
+                User.display_name.icontains(q, autoescape=True),
+            )
+        )
+    if f.action:
+        stmt = stmt.where(AuditEntry.action == f.action)
+    if f.object_type:
+        stmt = stmt.where(AuditEntry.object_type == f.object_type)
+    if f.object_id is not None:
+        stmt = stmt.where(AuditEntry.object_id == f.object_id)
+    if f.date_from:
+        stmt = stmt.where(AuditEntry.created_at >= _local_midnight(f.date_from))
+    if f.date_to:
+        stmt = stmt.where(AuditEntry.created_at < _local_midnight(f.date_to + timedelta(days=1)))
+    if f.text.strip():
+        stmt = stmt.where(AuditEntry.summary.icontains(f.text.strip(), autoescape=True))
+    return stmt.order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc())
+
+
+def audit_choices() -> tuple[list[str], list[str]]:
+    """The actions and object types the log holds, for the search's drop-downs."""
+    actions = db.session.scalars(sa.select(AuditEntry.action).distinct()).all()
+    types = db.session.scalars(sa.select(AuditEntry.object_type).distinct()).all()
+    return sorted(set(actions) | set(ACTION_LABELS)), sorted(t for t in types if t)
+
+
+CSV_HEADER = [
+    "时间（北京时间）",
+    "用户名",
+    "姓名",
+    "操作",
+    "操作代码",
+    "对象类型",
+    "对象编号",
+    "摘要",
+    "变更",
+]
+
+
+def _csv_cell(value: Any) -> str:
+    """A cell a spreadsheet shows as text: one that starts like a formula gets a quote."""
+    text = "" if value is None else str(value)
+    if text and text[0] in "=+-@\t\r":
+        return "'" + text
+    return text
+
+
+def audit_csv_rows(f: AuditFilter) -> Iterator[str]:
+    """The matching entries as CSV text, a chunk at a time: a UTF-8 BOM first, so Excel opens
+    the Chinese correctly; times in Asia/Shanghai."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_HEADER)
+    yield "\ufeff" + buffer.getvalue()
+    rows = db.session.execute(audit_query(f).execution_options(yield_per=500)).scalars()
+    for entry in rows:
+        buffer.seek(0)
+        buffer.truncate()
+        user = entry.user
+        writer.writerow(
+            _csv_cell(v)
+            for v in (
+                entry.created_at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M:%S"),
+                user.username if user else "",
+                user.display_name if user else "",
+                action_label(entry.action),
+                entry.action,
+                entry.object_type,
+                entry.object_id,
+                entry.summary,
+                json.dumps(entry.changes, ensure_ascii=False) if entry.changes else "",
+            )
+        )
+        yield buffer.getvalue()

@@ -2,14 +2,51 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, StringField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, EqualTo, Length
+
+from crm.auth.services import PASSWORD_HINT, PASSWORD_MAX_LENGTH
+from crm.forms import Form as ChineseForm
+
+_TOO_LONG = f"密码不能超过 {PASSWORD_MAX_LENGTH} 位"
 
 
-class LoginForm(FlaskForm):
+class LoginForm(ChineseForm):
     username = StringField("用户名", validators=[DataRequired("请输入用户名"), Length(max=64)])
-    password = PasswordField("密码", validators=[DataRequired("请输入密码"), Length(max=256)])
+    password = PasswordField(
+        "密码", validators=[DataRequired("请输入密码"), Length(max=PASSWORD_MAX_LENGTH)]
+    )
     remember = BooleanField("在此电脑上保持登录")
 
 
 class LogoutForm(FlaskForm):
     pass
+
+
+class ChangePasswordForm(ChineseForm):
+    """修改密码: the current password, the new one twice."""
+
+    current_password = PasswordField(
+        "当前密码",
+        validators=[
+            DataRequired("请输入当前密码"),
+            Length(max=PASSWORD_MAX_LENGTH, message=_TOO_LONG),
+        ],
+        render_kw={"autocomplete": "current-password"},
+    )
+    password = PasswordField(
+        "新密码",
+        description=PASSWORD_HINT,
+        validators=[
+            DataRequired("请输入新密码"),
+            Length(max=PASSWORD_MAX_LENGTH, message=_TOO_LONG),
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
+    password_confirm = PasswordField(
+        "确认新密码",
+        validators=[
+            DataRequired("请再次输入新密码"),
+            EqualTo("password", message="两次输入的密码不一致"),
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )

@@ -61,6 +61,12 @@ class User(UserMixin, db.Model):
     def __str__(self) -> str:
         return self.display_name
 
+    def get_id(self) -> str:
+        """The identity kept in the session and the remember-me cookie: the id and the session
+        version, so raising the version ends every session signed in before (see
+        crm/auth/views.py `load_user`)."""
+        return f"{self.id}:{self.session_version}"
+
     @property
     def scope_label(self) -> str:
         """Where the user works: the 载体 or cluster, or the whole city."""

@@ -89,6 +89,19 @@ def _clean_company(values: dict[str, Any], company_id: int | None = None) -> dic
     return values
 
 
+def company_by_credit_code(code: str) -> Company | None:
+    """The registered company with this 统一社会信用代码, if the code is valid and taken.
+
+    Companies are shared records: an officer of another 载体 registers its project against
+    this one rather than a duplicate (the cross-载体 conflict is then flagged)."""
+    code = normalize(code or "")
+    if not code or credit_code_error(code):
+        return None
+    return db.session.scalar(
+        sa.select(Company).where(Company.credit_code == code, Company.is_deleted.is_(False))
+    )
+
+
 def create_company(user: User, values: dict[str, Any]) -> Company:
     company = Company(
         **_clean_company(values),

@@ -20,11 +20,12 @@ from crm.companies.services import (
     CONTACT_FIELDS,
     add_contact,
     archive_contact,
+    company_by_credit_code,
     create_company,
     update_company,
     update_contact,
 )
-from crm.core import ServiceError
+from crm.core import ServiceError, parse_int
 from crm.extensions import db
 from crm.forms import show_service_errors
 from crm.projects.models import Project
@@ -56,7 +57,7 @@ def index():
     page_arg = request.args.get("page", "1")
     page = db.paginate(
         query.order_by(Company.updated_at.desc(), Company.id.desc()),
-        page=int(page_arg) if page_arg.isdigit() and len(page_arg) < 10 else 1,
+        page=parse_int(page_arg) or 1,
         per_page=current_app.config["PAGE_SIZE"],
         error_out=False,
     )
@@ -65,7 +66,20 @@ def index():
         page=page,
         q=q,
         can_edit=can_edit_company(current_user),
+        existing=_existing_elsewhere(q) if q and not page.items else None,
     )
+
+
+def _existing_elsewhere(code: str) -> Company | None:
+    """The company registered with this credit code that the user does not see (another
+    载体 registered and courts it), so the user may register its own project for it."""
+    company = company_by_credit_code(code)
+    if company is None:
+        return None
+    readable = db.session.scalar(
+        sa.select(Company.id).where(Company.id == company.id, company_scope(current_user))
+    )
+    return None if readable else company
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -74,7 +88,7 @@ def new():
     if not can_edit_company(current_user):
         abort(403)
     form = CompanyForm()
-    status = 200
+    status, existing, readable = 200, None, False
     if form.validate_on_submit():
         try:
             company = create_company(current_user, _company_values(form))
@@ -82,13 +96,30 @@ def new():
             db.session.rollback()
             show_service_errors(form, exc)
             status = 400
+            existing = company_by_credit_code(form.credit_code.data or "")
+            if existing is not None:
+                readable = (
+                    existing.id
+                    in db.session.scalars(
+                        sa.select(Company.id).where(
+                            Company.id == existing.id, company_scope(current_user)
+                        )
+                    ).all()
+                )
         else:
             db.session.commit()
             flash(f"已登记企业“{company.name}”", "success")
             return redirect(url_for("companies.detail", company_id=company.id))
     elif form.is_submitted():
         status = 400
-    return render_template("companies/form.html", form=form, company=None), status
+    return render_template(
+        "companies/form.html",
+        form=form,
+        company=None,
+        existing=existing,
+        existing_readable=readable,
+        can_create_project=can_create_project(current_user),
+    ), status
 
 
 @bp.route("/<int:company_id>")

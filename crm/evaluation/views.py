@@ -10,7 +10,7 @@ from sqlalchemy.orm import joinedload
 
 from crm.access import Action, allowed_actions, can, load_project, project_scope
 from crm.auth.models import Role, User
-from crm.core import ConflictError, ServiceError
+from crm.core import ConflictError, ServiceError, parse_int
 from crm.evaluation.forms import (
     DecisionForm,
     EvidenceForm,
@@ -253,7 +253,7 @@ def queue():
     page_arg = request.args.get("page", "1")
     page = db.paginate(
         decision_queue_query().where(project_scope(current_user)),
-        page=int(page_arg) if page_arg.isdigit() and len(page_arg) < 10 else 1,
+        page=parse_int(page_arg) or 1,
         per_page=current_app.config["PAGE_SIZE"],
         error_out=False,
     )

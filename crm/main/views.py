@@ -1,24 +1,44 @@
-"""The home page (工作台) and the health check."""
+"""The home page (工作台) and the health check.
+
+Leaders and task forces land on the dashboard (统计); officers and admins keep their work list
+(officers find their 载体's dashboard under 统计)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
 
 import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, render_template
 from flask_login import current_user, login_required
 
+from crm.auth.models import Role
 from crm.core import local_today
 from crm.extensions import db
+from crm.projects.conflicts import recent_handovers
 from crm.projects.services import my_work
 
 bp = Blueprint("main", __name__)
+
+# Another feature may serve the home page for some roles (the dashboard does for leaders and
+# task forces), so this package never imports it.
+_homes: dict[Role, Callable] = {}
+
+
+def register_home(roles: Iterable[Role], view: Callable) -> None:
+    for role in roles:
+        _homes[role] = view
 
 
 @bp.route("/")
 @login_required
 def home():
+    if (view := _homes.get(current_user.role)) is not None:
+        return view()
     today = local_today()
     work = my_work(current_user, today, current_app.config["STALE_AFTER_DAYS"])
-    return render_template("main/home.html", work=work, today=today)
+    return render_template(
+        "main/home.html", work=work, today=today, handovers=recent_handovers(current_user, 5)
+    )
 
 
 @bp.route("/healthz")

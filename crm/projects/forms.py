@@ -74,6 +74,8 @@ class ProjectForm(Form):
     planned_started_on = DateField("计划开工日期", validators=[Optional()])
     planned_producing_on = DateField("计划投产日期", validators=[Optional()])
     version = HiddenField()
+    # Shown with the warning that another 载体 already courts the company (跨载体冲突).
+    confirm_conflict = BooleanField("仍然保存：我已了解其他载体正在跟进该企业")
 
 
 class StageForm(Form):
@@ -160,3 +162,58 @@ class FundsForm(Form):
         ],
     )
     note = StringField("说明", filters=[strip], validators=[Length(max=500)])
+
+
+class VerifyForm(Form):
+    """甄别: confirm a claimed 签约, 开工 or 投产."""
+
+    note = StringField(
+        "核实意见",
+        filters=[strip],
+        validators=[Length(max=500)],
+        description="选填，如：已核对协议原件",
+    )
+
+
+class RejectForm(Form):
+    """甄别: reject a claimed move; the project returns to the stage it came from."""
+
+    reason = StringField(
+        "驳回原因", filters=[strip], validators=[DataRequired("请说明驳回原因"), Length(max=480)]
+    )
+    confirm = BooleanField(
+        "确认驳回", validators=[DataRequired("请勾选“确认驳回”：驳回后项目将退回原阶段")]
+    )
+
+
+class HandoverForm(Form):
+    """流转: hand the project over to another 载体."""
+
+    to_carrier_id = SelectField(
+        "接收载体", coerce=int, validators=[DataRequired("请选择接收的载体")]
+    )
+    officer_id = SelectField(
+        "新的责任人", coerce=int, validators=[DataRequired("请选择接收载体的招商专员")]
+    )
+    reason = TextAreaField(
+        "流转原因", filters=[strip], validators=[DataRequired("请说明流转原因"), Length(max=1000)]
+    )
+    benefit_sharing = TextAreaField(
+        "收益分享",
+        filters=[strip],
+        validators=[Length(max=1000)],
+        description="选填，如：投产后前三年地方留成税收按 4:6 分享",
+    )
+    confirm = BooleanField(
+        "确认流转：项目及其全部记录将移交接收载体，本载体的招商专员将不能再编辑",
+        validators=[DataRequired("请勾选确认后再流转")],
+    )
+
+
+class ResolveConflictForm(Form):
+    note = TextAreaField(
+        "处理结果",
+        filters=[strip],
+        validators=[DataRequired("请写明处理结果"), Length(max=1000)],
+        description="如：经专班协调，由涡阳县继续跟进，蒙城县项目转为配套",
+    )

@@ -7,6 +7,10 @@
 - Stages move only while the status is 正常. Leaving 正常 needs a reason and a date; 流失 names
   where the project went; 终止 names a reason from the catalogue; 暂缓 can resume.
 - Every move writes a history row (StageChange / StatusChange) that is never edited.
+- 甄别: a forward move into 签约, 开工 or 投产 is 待核实 until the project's task force verifies
+  it (`verify_move`) or rejects it (`reject_move`, which returns the project to the stage it
+  came from, clearing the claimed actual date). Only the verification fields of the history row
+  change. A project moved back past a move still waiting has that move withdrawn (已驳回).
 """
 
 from __future__ import annotations
@@ -15,10 +19,13 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+import sqlalchemy as sa
+
+from crm.access import Action, can
 from crm.audit.services import apply_changes, record
 from crm.auth.models import User
 from crm.catalog.models import TerminationReason
-from crm.core import ServiceError, local_today
+from crm.core import ServiceError, local_today, utcnow
 from crm.extensions import db
 from crm.projects.models import Project, StageChange, StatusChange
 from crm.projects.stages import (
@@ -104,6 +111,17 @@ def move_stage(
             raise ServiceError("；".join(blockers))
         changes |= apply_changes(project, {k: v for k, v in values.items() if v not in (None, "")})
 
+    return _write_move(user, project, to_stage, reason, changes)
+
+
+def _write_move(
+    user: User, project: Project, to_stage: Stage, reason: str, changes: dict[str, list[Any]]
+) -> StageChange:
+    """Set the stage and write its history row and audit entry (rules already checked)."""
+    from_stage = project.stage
+    backward = to_stage.order < from_stage.order
+    if backward:
+        _withdraw_pending_moves(user, project, to_stage)
     project.stage = to_stage
     project.version += 1
     change = StageChange(
@@ -125,6 +143,89 @@ def move_stage(
         changes=changes,
     )
     return change
+
+
+def _withdraw_pending_moves(user: User, project: Project, to_stage: Stage) -> None:
+    """Moves into stages the project now leaves behind no longer wait for verification."""
+    later = [s for s in VERIFIED_STAGES if s.order > to_stage.order]
+    waiting = db.session.scalars(
+        sa.select(StageChange).where(
+            StageChange.project_id == project.id,
+            StageChange.verification == Verification.PENDING,
+            StageChange.to_stage.in_(later),
+        )
+    ).all()
+    for change in waiting:
+        change.verification = Verification.REJECTED
+        change.verified_by_id = user.id
+        change.verified_at = utcnow()
+        change.verification_note = f"项目退回“{to_stage.label}”，该变更随之撤回"
+
+
+# 甄别 (verification) -------------------------------------------------------------------------
+
+
+def _check_verifiable(user: User, change: StageChange) -> Project:
+    project = change.project
+    if not can(user, Action.VERIFY, project):
+        raise ServiceError("只有该项目所属产业集群的产业专班可以核实阶段变更")
+    if change.verification is not Verification.PENDING:
+        state = change.verification.label if change.verification else "无需核实"
+        raise ServiceError(f"该阶段变更为“{state}”，不能再核实或驳回")
+    return project
+
+
+def verify_move(user: User, change: StageChange, note: str = "") -> StageChange:
+    """The task force confirms a claimed 签约, 开工 or 投产: from now on it counts."""
+    project = _check_verifiable(user, change)
+    note = note.strip()
+    change.verification = Verification.VERIFIED
+    change.verified_by_id = user.id
+    change.verified_at = utcnow()
+    change.verification_note = note
+    db.session.flush()
+    record(
+        user,
+        "stage_move_verified",
+        project,
+        summary=f"{project.name}：核实“{change.to_stage.label}”",
+        changes={"stage_change": change.id, "verification": ["PENDING", "VERIFIED"], "note": note},
+    )
+    return change
+
+
+def reject_move(user: User, change: StageChange, reason: str) -> StageChange:
+    """The task force rejects a claimed move: the project returns to the stage it came from
+    (a backward history row with the reason), the claimed actual date and amount are cleared,
+    and the move is marked 已驳回. Returns the backward move."""
+    project = _check_verifiable(user, change)
+    reason = reason.strip()
+    if not reason:
+        raise ServiceError(errors={"reason": "驳回须说明原因"})
+    if project.stage is not change.to_stage or change.from_stage is None:
+        raise ServiceError(
+            f"项目已不在“{change.to_stage.label}”阶段：请先处理之后的阶段变更，再驳回这一项"
+        )
+    change.verification = Verification.REJECTED
+    change.verified_by_id = user.id
+    change.verified_at = utcnow()
+    change.verification_note = reason
+    claimed = dict.fromkeys(STAGE_REQUIRED_FIELDS.get(change.to_stage, {}))
+    changes = {"stage": [change.to_stage.name, change.from_stage.name]}
+    changes |= apply_changes(project, claimed)
+    back = _write_move(user, project, change.from_stage, f"甄别驳回：{reason}", changes)
+    record(
+        user,
+        "stage_move_rejected",
+        project,
+        summary=f"{project.name}：驳回“{change.to_stage.label}”，退回“{change.from_stage.label}”",
+        changes={
+            "stage_change": change.id,
+            "verification": ["PENDING", "REJECTED"],
+            "reason": reason,
+        },
+    )
+    return back
 
 
 def _actual_date_errors(project: Project, values: dict[str, Any]) -> dict[str, str]:

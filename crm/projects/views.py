@@ -12,27 +12,42 @@ from crm.access import (
     Action,
     allowed_actions,
     can_create_project,
+    can_import_projects,
     load_company,
+    load_company_by_code,
     load_project,
     project_scope,
 )
 from crm.auth.models import Role, User
 from crm.catalog.models import Carrier, Chain, Channel, Cluster, TerminationReason
 from crm.companies.models import Contact
-from crm.core import ConflictError, ServiceError, local_today
+from crm.core import ConflictError, ServiceError, local_today, parse_int
 from crm.extensions import db
 from crm.forms import NONE_CHOICE, select_choices, show_service_errors
+from crm.projects import conflicts as conflict_service
 from crm.projects import lifecycle
 from crm.projects.forms import (
     ElementNeedForm,
     ElementStatusForm,
     FollowUpForm,
     FundsForm,
+    HandoverForm,
     ProjectForm,
+    RejectForm,
+    ResolveConflictForm,
     StageForm,
     StatusForm,
+    VerifyForm,
 )
-from crm.projects.models import ElementKind, ElementNeed, ElementStatus, FollowUpKind, Project
+from crm.projects.models import (
+    ElementKind,
+    ElementNeed,
+    ElementStatus,
+    FollowUpKind,
+    Project,
+    ProjectConflict,
+    StageChange,
+)
 from crm.projects.panels import panels_for
 from crm.projects.services import (
     PROJECT_FIELDS,
@@ -51,9 +66,16 @@ from crm.projects.services import (
     update_element_need,
     update_project,
 )
-from crm.projects.stages import STAGE_REQUIRED_FIELDS, Stage, Status
+from crm.projects.stages import (
+    STAGE_REQUIRED_FIELDS,
+    VERIFIED_STAGES,
+    Stage,
+    Status,
+    Verification,
+)
 
 bp = Blueprint("projects", __name__, url_prefix="/projects")
+conflicts_bp = Blueprint("conflicts", __name__, url_prefix="/conflicts")
 
 
 def _active(model):
@@ -64,7 +86,7 @@ def _active(model):
 
 def _int_arg(name: str) -> int | None:
     value = request.args.get(name, "")
-    return int(value) if value.isdigit() and len(value) < 10 else None
+    return parse_int(value)
 
 
 def _officers(user: User) -> list[User]:
@@ -79,27 +101,10 @@ def _officers(user: User) -> list[User]:
     return db.session.scalars(query.order_by(User.display_name)).all()
 
 
-def _read_filter() -> ProjectFilter:
-    args = request.args
-    f = ProjectFilter(
-        q=args.get("q", "").strip()[:100],
-        stage=Stage.from_name(args.get("stage")),
-        status=Status.from_name(args.get("status")),
-        carrier_id=_int_arg("carrier"),
-        cluster_id=_int_arg("cluster"),
-        channel_id=_int_arg("channel"),
-        officer_id=_int_arg("officer"),
-        is_key=args.get("key") == "1",
-        stale=args.get("stale") == "1",
-        sort=args.get("sort") if args.get("sort") in SORTS else "updated",
-    )
-    return f
-
-
 @bp.route("/")
 @login_required
 def index():
-    f = _read_filter()
+    f = ProjectFilter.from_args(request.args)
     today = local_today()
     stale_days = current_app.config["STALE_AFTER_DAYS"]
     page = db.paginate(
@@ -121,6 +126,10 @@ def index():
         officers=_officers(current_user),
         sorts=SORTS,
         can_create=can_create_project(current_user),
+        can_import=can_import_projects(current_user),
+        advanced=f.advanced_labels(),
+        filter_args=f.to_args(),
+        PENDING=Verification.PENDING,
     )
 
 
@@ -162,28 +171,43 @@ def new():
     if company_id is None:
         flash("请先在企业库中找到或登记企业，再为它新建项目。", "info")
         return redirect(url_for("companies.index"))
-    company = load_company(current_user, company_id)
+    code = request.args.get("code", "")[:18]
+    # A company another 载体 registered is reached by its exact credit code (shared records).
+    company = (
+        load_company_by_code(current_user, company_id, code)
+        if code
+        else load_company(current_user, company_id)
+    )
     form = ProjectForm()
     if request.method == "GET":
         form.officer_id.data = current_user.id if current_user.role is Role.OFFICER else None
     _fill_project_choices(form, current_user)
-    status = 200
+    status, courting = 200, []
     if form.validate_on_submit():
-        try:
-            project = create_project(
-                current_user, company, _project_values(form), Stage[form.stage.data]
-            )
-        except ServiceError as exc:
-            db.session.rollback()
-            show_service_errors(form, exc)
-            status = 400
+        courting = conflict_service.courting_projects(company, form.carrier_id.data)
+        if courting and not form.confirm_conflict.data:
+            # Warn before saving; the second submit with the box ticked saves and flags it.
+            status = 409
         else:
-            db.session.commit()
-            flash(f"已登记项目“{project.name}”", "success")
-            return redirect(url_for("projects.detail", project_id=project.id))
+            try:
+                project = create_project(
+                    current_user, company, _project_values(form), Stage[form.stage.data]
+                )
+            except ServiceError as exc:
+                db.session.rollback()
+                show_service_errors(form, exc)
+                status = 400
+            else:
+                db.session.commit()
+                flash(f"已登记项目“{project.name}”", "success")
+                if courting:
+                    flash("已登记为跨载体冲突，待产业专班或领导协调处理", "warning")
+                return redirect(url_for("projects.detail", project_id=project.id))
     elif form.is_submitted():
         status = 400
-    return render_template("projects/form.html", form=form, company=company, project=None), status
+    return render_template(
+        "projects/form.html", form=form, company=company, project=None, courting=courting
+    ), status
 
 
 @bp.route("/<int:project_id>/edit", methods=["GET", "POST"])
@@ -192,6 +216,7 @@ def edit(project_id: int):
     project = load_project(current_user, project_id, Action.EDIT)
     form = ProjectForm(obj=project)
     del form.stage
+    del form.confirm_conflict
     _fill_project_choices(form, current_user)
     if project.officer_id not in {c.value for c in form.officer_id.choices}:
         form.officer_id.choices += select_choices(
@@ -284,13 +309,33 @@ def render_detail(project: Project, status: int = 200, open_form: str = "", **fo
     funds = funds_records(project)
     funds_total = sum((r.amount for r in funds), Decimal(0))
     next_stage = project.stage.next
+    timeline = project_timeline(project)
+    pending = [
+        e.item
+        for e in timeline
+        if e.kind == "stage" and e.item.verification is Verification.PENDING
+    ]
+    verify_forms = forms.get("verify_forms", {})
     return render_template(
         "projects/detail.html",
         project=project,
         Action=Action,
         actions=actions,
         stages=list(Stage),
-        timeline=project_timeline(project),
+        timeline=timeline,
+        pending=pending,
+        verify_forms={
+            c.id: verify_forms.get(("verify", c.id)) or VerifyForm(formdata=None, prefix=f"v{c.id}")
+            for c in pending
+        },
+        reject_forms={
+            c.id: verify_forms.get(("reject", c.id)) or RejectForm(formdata=None, prefix=f"r{c.id}")
+            for c in pending
+        },
+        conflicts=conflict_service.project_conflicts(project),
+        handover_form=_handover_form(project, forms.get("handover_form"))
+        if Action.HANDOVER in actions
+        else None,
         needs=needs,
         need_forms={
             n.id: ElementStatusForm(
@@ -326,6 +371,106 @@ def detail(project_id: int):
     return render_detail(load_project(current_user, project_id))
 
 
+def _handover_form(project: Project, form: HandoverForm | None = None) -> HandoverForm:
+    form = form or HandoverForm(formdata=None)
+    carriers, officers = conflict_service.handover_targets(project)
+    form.to_carrier_id.choices = select_choices(
+        [(0, "请选择"), *((c.id, c.name) for c in carriers)]
+    )
+    form.officer_id.choices = select_choices(
+        [(0, "请选择"), *((u.id, f"{u.display_name}（{u.carrier.name}）") for u in officers)]
+    )
+    return form
+
+
+def _load_change(project: Project, change_id: int) -> StageChange:
+    change = db.session.scalar(
+        sa.select(StageChange).where(
+            StageChange.id == change_id, StageChange.project_id == project.id
+        )
+    )
+    if change is None:
+        abort(404)
+    return change
+
+
+@bp.route("/<int:project_id>/moves/<int:change_id>/verify", methods=["POST"])
+@login_required
+def verify_move(project_id: int, change_id: int):
+    project = load_project(current_user, project_id, Action.VERIFY)
+    change = _load_change(project, change_id)
+    form = VerifyForm(prefix=f"v{change.id}")
+    return _run_verification(
+        project,
+        change,
+        form,
+        "verify",
+        lambda: lifecycle.verify_move(current_user, change, form.note.data or ""),
+        f"已核实“{change.to_stage.label}”",
+    )
+
+
+@bp.route("/<int:project_id>/moves/<int:change_id>/reject", methods=["POST"])
+@login_required
+def reject_move(project_id: int, change_id: int):
+    project = load_project(current_user, project_id, Action.VERIFY)
+    change = _load_change(project, change_id)
+    form = RejectForm(prefix=f"r{change.id}")
+    return _run_verification(
+        project,
+        change,
+        form,
+        "reject",
+        lambda: lifecycle.reject_move(current_user, change, form.reason.data or ""),
+        f"已驳回“{change.to_stage.label}”，项目退回“{(change.from_stage or change.to_stage).label}”",
+    )
+
+
+def _run_verification(project, change, form, kind, service, success):
+    if form.validate_on_submit():
+        try:
+            service()
+        except ServiceError as exc:
+            db.session.rollback()
+            db.session.refresh(project)
+            show_service_errors(form, exc)
+        else:
+            db.session.commit()
+            flash(success, "success")
+            return redirect(url_for("projects.detail", project_id=project.id))
+    return render_detail(project, 400, verify_forms={(kind, change.id): form})
+
+
+@bp.route("/<int:project_id>/handover", methods=["POST"])
+@login_required
+def handover(project_id: int):
+    project = load_project(current_user, project_id, Action.HANDOVER)
+    form = _handover_form(project, HandoverForm())
+
+    def service():
+        conflict_service.handover_project(
+            current_user,
+            project,
+            db.session.get(Carrier, form.to_carrier_id.data or 0),
+            db.session.get(User, form.officer_id.data or 0),
+            form.reason.data or "",
+            form.benefit_sharing.data or "",
+        )
+
+    if form.validate_on_submit():
+        try:
+            service()
+        except ServiceError as exc:
+            db.session.rollback()
+            db.session.refresh(project)
+            show_service_errors(form, exc)
+        else:
+            db.session.commit()
+            flash(f"项目已流转至{project.carrier.name}", "success")
+            return redirect(url_for("projects.detail", project_id=project.id))
+    return render_detail(project, 400, open_form="handover_form", handover_form=form)
+
+
 def _run_action(project: Project, form, form_name: str, service, success: str):
     """Validate `form`, call `service()`, commit; or show the page again with the errors."""
     if form.validate_on_submit():
@@ -351,6 +496,8 @@ def move_stage(project_id: int):
         k: getattr(form, k).data
         for k in ("signed_amount", "signed_on", "started_on", "producing_on")
     }
+    target = Stage.from_name(form.to_stage.data)
+    claimed = target in VERIFIED_STAGES and target.order > project.stage.order
     return _run_action(
         project,
         form,
@@ -358,7 +505,7 @@ def move_stage(project_id: int):
         lambda: lifecycle.move_stage(
             current_user, project, Stage[form.to_stage.data], form.reason.data or "", fields
         ),
-        "阶段已变更",
+        "阶段已变更，待产业专班核实（甄别）后计入统计" if claimed else "阶段已变更",
     )
 
 
@@ -486,3 +633,68 @@ def new_funds(project_id: int):
         ),
         "已记录到位资金",
     )
+
+
+# Cross-载体 conflicts (跨载体冲突) -------------------------------------------------------------
+
+
+@conflicts_bp.route("/")
+@login_required
+def conflicts():
+    return _render_conflicts()
+
+
+def _render_conflicts(status: int = 200, failed: tuple[int, ResolveConflictForm] | None = None):
+    open_conflicts = db.session.scalars(conflict_service.conflicts_query(current_user)).all()
+    resolved = db.session.scalars(
+        conflict_service.conflicts_query(current_user, open_only=False).limit(20)
+    ).all()
+    forms = {
+        c.id: ResolveConflictForm(formdata=None, prefix=f"c{c.id}")
+        for c in open_conflicts
+        if conflict_service.can_resolve(current_user, c)
+    }
+    if failed is not None:
+        forms[failed[0]] = failed[1]
+    return render_template(
+        "projects/conflicts.html",
+        open_conflicts=open_conflicts,
+        resolved=resolved,
+        forms=forms,
+        readable=_readable_ids([*open_conflicts, *resolved]),
+    ), status
+
+
+def _readable_ids(conflicts: list[ProjectConflict]) -> set[int]:
+    ids = {pid for c in conflicts for pid in (c.project_id, c.other_project_id)}
+    if not ids:
+        return set()
+    return set(
+        db.session.scalars(
+            sa.select(Project.id).where(Project.id.in_(ids), project_scope(current_user))
+        )
+    )
+
+
+@conflicts_bp.route("/<int:conflict_id>/resolve", methods=["POST"])
+@login_required
+def resolve(conflict_id: int):
+    conflict = db.session.scalar(
+        conflict_service.conflicts_query(current_user).where(ProjectConflict.id == conflict_id)
+    )
+    if conflict is None:
+        abort(404)
+    if not conflict_service.can_resolve(current_user, conflict):
+        abort(403)
+    form = ResolveConflictForm(prefix=f"c{conflict.id}")
+    if form.validate_on_submit():
+        try:
+            conflict_service.resolve_conflict(current_user, conflict, form.note.data or "")
+        except ServiceError as exc:
+            db.session.rollback()
+            show_service_errors(form, exc)
+        else:
+            db.session.commit()
+            flash("已标记为已处理", "success")
+            return redirect(url_for("conflicts.conflicts"))
+    return _render_conflicts(400, (conflict.id, form))

@@ -1,0 +1,592 @@
+"""The dashboard (统计): the pipeline in figures, within what the user may read.
+
+Every figure is a number of projects, and often a sum over them, defined by a `ProjectFilter`:
+the very conditions the project list applies (`crm.projects.services.filter_clauses`), so each
+figure links to the list of exactly the projects behind it and the two counts agree. The
+figures are conditional aggregates (`SUM(CASE WHEN <filter> ...)`) over the projects in
+`project_scope(user)`: a fixed number of queries, whatever the number of projects.
+
+Definitions (also shown on the page):
+- 在库项目: status 正常 or 暂缓 (not 终止, not 流失), counted by their current stage.
+- 本年签约 / 开工 / 投产: projects with a move into that stage made in the year and verified by
+  the task force (甄别); moves still 待核实 are shown beside them, never added.
+- 履约率: verified 签约 projects that also have a verified 开工, over verified 签约 projects.
+- 开工率 / 投产率: projects whose planned 开工 / 投产 date falls in the year that have a
+  verified 开工 / 投产, over those projects.
+- 资金到位率: funds actually invested (实际到位资金) in verified 签约 projects over their signed
+  amounts (签约金额).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import aliased, joinedload
+
+from crm.access import project_scope
+from crm.auth.models import User
+from crm.catalog.models import Carrier, Channel, Cluster
+from crm.evaluation.models import Evaluation, EvaluationState
+from crm.evaluation.services import decision_queue_query
+from crm.extensions import db
+from crm.projects.conflicts import conflicts_query, count_open_conflicts
+from crm.projects.models import FundsRecord, Project, StageChange
+from crm.projects.services import (
+    DATE_RANGE,
+    OVERDUE_LABELS,
+    OVERDUE_STAGES,
+    PLANNED_COLUMNS,
+    ProjectFilter,
+    filter_clauses,
+    register_list_filter,
+    stale_clause,
+)
+from crm.projects.stages import VERIFIED_STAGES, Stage, Status, Verification
+
+
+def _awaiting_decision() -> sa.ColumnElement[bool]:
+    return (
+        sa.select(Evaluation.id)
+        .where(Evaluation.project_id == Project.id, Evaluation.state == EvaluationState.SUBMITTED)
+        .exists()
+    )
+
+
+# The list learns "?decision=1" (evaluations waiting for the leaders) from this package, so the
+# projects package never imports the evaluation package.
+register_list_filter("decision", "评估待决策", _awaiting_decision)
+
+DEFINITIONS = {
+    "pipeline": "在库项目：状态为正常或暂缓（不含终止、流失）的项目，按当前阶段计。",
+    "year_new": "本年新登记：本年登记的在库项目，按当前阶段计。",
+    "verified": "本年签约、开工、投产：本年进入该阶段、并经产业专班核实（甄别）的项目；待核实的不计入，另行列出。金额：签约为签约金额，开工、投产为总投资。",
+    "funds": "实际到位资金：本年收到的实际到位资金合计，及其来自的项目数。",
+    "履约率": "履约率 = 已核实开工的签约项目数 ÷ 已核实签约项目数（全部年份）。",
+    "开工率": "开工率 = 计划开工日期在本年的项目中，已核实开工的项目数 ÷ 计划本年开工的项目数。",
+    "投产率": "投产率 = 计划投产日期在本年的项目中，已核实投产的项目数 ÷ 计划本年投产的项目数。",
+    "资金到位率": "资金到位率 = 已核实签约项目的实际到位资金合计 ÷ 其签约金额合计（全部年份）。",
+    "performance": "绩效：按项目当前责任人和载体统计所选期间内的新增线索（登记的项目）、经核实的签约、开工、投产，签约金额和实际到位资金。",
+}
+
+
+@dataclass
+class Figure:
+    """A number of projects (and a sum over them, 万元), with the filter that lists them."""
+
+    count: int
+    filter: ProjectFilter
+    amount: Decimal | None = None
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return self.filter.to_args()
+
+
+@dataclass
+class Spec:
+    """One figure to compute: its filter, and what to sum over its projects (or nothing)."""
+
+    key: Hashable
+    filter: ProjectFilter
+    measure: sa.ColumnElement | None = None
+
+
+def _funds_measure(start: date | None = None, end: date | None = None) -> sa.ColumnElement:
+    """A project's 实际到位资金 received between `start` and `end`."""
+    conditions = [FundsRecord.project_id == Project.id]
+    if start:
+        conditions.append(FundsRecord.received_on >= start)
+    if end:
+        conditions.append(FundsRecord.received_on <= end)
+    return sa.select(sa.func.sum(FundsRecord.amount)).where(*conditions).scalar_subquery()
+
+
+def _amount(value) -> Decimal:
+    return Decimal(str(value or 0)).quantize(Decimal("0.01"))
+
+
+class _Aggregator:
+    """Computes specs as conditional aggregates in one query (per grouping)."""
+
+    def __init__(self, user: User, today: date, stale_days: int):
+        self.user, self.today, self.stale_days = user, today, stale_days
+
+    def _columns(self, specs: list[Spec]) -> list[sa.ColumnElement]:
+        columns = []
+        for spec in specs:
+            condition = sa.and_(
+                sa.true(), *filter_clauses(spec.filter, self.today, self.stale_days)
+            )
+            columns.append(sa.func.sum(sa.case((condition, 1), else_=0)))
+            if spec.measure is not None:
+                columns.append(sa.func.sum(sa.case((condition, spec.measure))))
+        return columns
+
+    def _figures(self, specs: list[Spec], values, extra: dict[str, Any]) -> dict[Hashable, Figure]:
+        figures, values = {}, list(values)
+        for spec in specs:
+            count = int(values.pop(0) or 0)
+            amount = _amount(values.pop(0)) if spec.measure is not None else None
+            figures[spec.key] = Figure(count, replace(spec.filter, **extra), amount)
+        return figures
+
+    def totals(self, specs: list[Spec]) -> dict[Hashable, Figure]:
+        row = db.session.execute(
+            sa.select(*self._columns(specs)).select_from(Project).where(project_scope(self.user))
+        ).one()
+        return self._figures(specs, row, {})
+
+    def grouped(
+        self, specs: list[Spec], key: str, group: list[sa.ColumnElement], joins, order
+    ) -> list[tuple[tuple, dict[Hashable, Figure]]]:
+        """Figures per group: `group` columns (the first is the filter's `key` value)."""
+        query = sa.select(*group, *self._columns(specs)).select_from(Project)
+        for target, on in joins:
+            query = query.join(target, on)
+        rows = db.session.execute(
+            query.where(project_scope(self.user)).group_by(*group).order_by(*order)
+        ).all()
+        return [
+            (tuple(row[: len(group)]), self._figures(specs, row[len(group) :], {key: row[0]}))
+            for row in rows
+        ]
+
+
+@dataclass
+class Rate:
+    label: str
+    definition: str
+    numerator: Figure
+    denominator: Figure
+    by_amount: bool = False  # 资金到位率 compares amounts, not counts
+
+    @property
+    def percent(self) -> Decimal | None:
+        if self.by_amount:
+            top, bottom = self.numerator.amount or 0, self.denominator.amount or 0
+        else:
+            top, bottom = self.numerator.count, self.denominator.count
+        if not bottom:
+            return None
+        return (Decimal(top) * 100 / Decimal(bottom)).quantize(Decimal("0.1"))
+
+
+@dataclass
+class BreakdownRow:
+    name: str
+    stages: list[Figure]  # 在库, per stage
+    total: Figure  # 在库, all stages
+    year_new: Figure
+    year_signed: Figure
+
+
+@dataclass
+class PerformanceRow:
+    name: str
+    note: str  # the officer's 载体
+    leads: Figure
+    signed: Figure
+    started: Figure
+    producing: Figure
+    funds: Figure
+
+
+@dataclass
+class Bar:
+    label: str
+    value: Decimal | int
+    text: str
+    width: float  # share of the longest bar, 0–100
+    args: dict[str, Any]
+    secondary: float | None = None  # a second bar (本年), share of the longest
+
+
+@dataclass
+class Dashboard:
+    year: int
+    today: date
+    period_from: date
+    period_to: date
+    funnel: list[tuple[Stage, Figure, Figure]]  # stage, 在库, 本年新登记
+    pipeline_total: Figure
+    year_new_total: Figure
+    closed: list[tuple[Status, Figure]]
+    results: list[tuple[Stage, Figure, Figure]]  # stage, verified in the year, pending
+    funds_year: Figure
+    funds_all: Figure
+    rates: list[Rate]
+    breakdowns: list[tuple[str, list[BreakdownRow]]]
+    stale: Figure
+    stale_items: list[Project]
+    overdue: list[tuple[str, Figure]]
+    overdue_any: Figure
+    overdue_items: list[tuple[Project, str, date]]
+    decisions: Figure
+    decision_items: list[Evaluation]
+    pending: Figure
+    pending_items: list[StageChange]
+    conflicts_open: int
+    conflict_projects: Figure
+    conflict_items: list
+    performance_officers: list[PerformanceRow]
+    performance_carriers: list[PerformanceRow]
+    performance_total: PerformanceRow | None
+    funnel_bars: list[Bar] = field(default_factory=list)
+    carrier_bars: list[Bar] = field(default_factory=list)
+    definitions: dict[str, str] = field(default_factory=lambda: DEFINITIONS)
+
+
+def year_bounds(year: int) -> tuple[date, date]:
+    return date(year, 1, 1), date(year, 12, 31)
+
+
+def build_dashboard(
+    user: User,
+    today: date,
+    stale_days: int,
+    year: int,
+    period_from: date,
+    period_to: date,
+    list_limit: int = 10,
+) -> Dashboard:
+    if db.session.get_bind().dialect.name == "postgresql":
+        # The aggregates are many cheap index look-ups, but their summed cost estimate makes
+        # PostgreSQL compile them (JIT) first: over a second for nothing. Not for this request.
+        db.session.execute(sa.text("SET LOCAL jit = off"))
+    agg = _Aggregator(user, today, stale_days)
+    jan1, dec31 = year_bounds(year)
+    pipeline = ProjectFilter(pipeline=True)
+    year_new = ProjectFilter(pipeline=True, created_from=jan1, created_to=dec31)
+    investment = Project.total_investment
+
+    def verified(stage: Stage, start=jan1, end=dec31, state=Verification.VERIFIED):
+        return ProjectFilter(
+            moved_into=(stage,), verification=state, moved_from=start, moved_to=end
+        )
+
+    def result_measure(stage: Stage):
+        return Project.signed_amount if stage is Stage.SIGNED else investment
+
+    signed_ever = ProjectFilter(moved_into=(Stage.SIGNED,), verification=Verification.VERIFIED)
+    specs = [
+        *(Spec(("pipe", s), replace(pipeline, stage=s), investment) for s in Stage),
+        *(Spec(("new", s), replace(year_new, stage=s), investment) for s in Stage),
+        Spec("pipe", pipeline, investment),
+        Spec("new", year_new, investment),
+        *(Spec(("closed", st), ProjectFilter(status=st)) for st in (Status.DROPPED, Status.LOST)),
+        *(Spec(("done", s), verified(s), result_measure(s)) for s in VERIFIED_STAGES),
+        *(
+            Spec(("wait", s), verified(s, state=Verification.PENDING), result_measure(s))
+            for s in VERIFIED_STAGES
+        ),
+        Spec(
+            "funds_year",
+            ProjectFilter(funded=True, funded_from=jan1, funded_to=dec31),
+            _funds_measure(jan1, dec31),
+        ),
+        Spec("funds_all", ProjectFilter(funded=True), _funds_measure()),
+        # The rates.
+        Spec("signed_ever", signed_ever, Project.signed_amount),
+        Spec("signed_started", replace(signed_ever, moved_into=(Stage.SIGNED, Stage.STARTED))),
+        Spec("signed_funded", replace(signed_ever, funded=True), _funds_measure()),
+        *(
+            Spec(("plan", s), ProjectFilter(planned=s, planned_from=jan1, planned_to=dec31))
+            for s in (Stage.STARTED, Stage.PRODUCING)
+        ),
+        *(
+            Spec(
+                ("plan_done", s),
+                ProjectFilter(
+                    planned=s,
+                    planned_from=jan1,
+                    planned_to=dec31,
+                    moved_into=(s,),
+                    verification=Verification.VERIFIED,
+                ),
+            )
+            for s in (Stage.STARTED, Stage.PRODUCING)
+        ),
+        # What needs action.
+        Spec("stale", ProjectFilter(stale=True)),
+        *(Spec(("overdue", m), ProjectFilter(overdue=m)) for m in OVERDUE_STAGES),
+        Spec("overdue_any", ProjectFilter(overdue_any=True)),
+        Spec("decisions", ProjectFilter(extra=("decision",))),
+        Spec("pending", ProjectFilter(verification=Verification.PENDING)),
+        Spec("conflicts", ProjectFilter(conflict=True)),
+    ]
+    t = agg.totals(specs)
+
+    rates = [
+        Rate("履约率", DEFINITIONS["履约率"], t["signed_started"], t["signed_ever"]),
+        Rate(
+            "开工率", DEFINITIONS["开工率"], t["plan_done", Stage.STARTED], t["plan", Stage.STARTED]
+        ),
+        Rate(
+            "投产率",
+            DEFINITIONS["投产率"],
+            t["plan_done", Stage.PRODUCING],
+            t["plan", Stage.PRODUCING],
+        ),
+        Rate("资金到位率", DEFINITIONS["资金到位率"], t["signed_funded"], t["signed_ever"], True),
+    ]
+
+    breakdown_specs = [
+        *(Spec(("pipe", s), replace(pipeline, stage=s)) for s in Stage),
+        Spec("pipe", pipeline, investment),
+        Spec("new", year_new),
+        Spec("signed", verified(Stage.SIGNED)),
+    ]
+    breakdowns = []
+    for title, model, key in (
+        ("载体", Carrier, "carrier_id"),
+        ("产业集群", Cluster, "cluster_id"),
+        ("招商渠道", Channel, "channel_id"),
+    ):
+        rows = agg.grouped(
+            breakdown_specs,
+            key,
+            [model.id, model.name, model.sort_order],
+            [(model, model.id == getattr(Project, key))],
+            [model.sort_order, model.id],
+        )
+        breakdowns.append(
+            (
+                title,
+                [
+                    BreakdownRow(
+                        name=group[1],
+                        stages=[figs["pipe", s] for s in Stage],
+                        total=figs["pipe"],
+                        year_new=figs["new"],
+                        year_signed=figs["signed"],
+                    )
+                    for group, figs in rows
+                    if figs["pipe"].count or figs["new"].count or figs["signed"].count
+                ],
+            )
+        )
+
+    perf_officers, perf_carriers, perf_total = _performance(agg, period_from, period_to)
+
+    stale_items = db.session.scalars(
+        sa.select(Project)
+        .where(project_scope(user), stale_clause(today, stale_days))
+        .order_by(Project.last_followup_on.asc().nulls_first(), Project.id)
+        .options(joinedload(Project.carrier))
+        .limit(list_limit)
+    ).all()
+    overdue_items = _overdue_items(user, today, list_limit)
+    decision_items = db.session.scalars(
+        decision_queue_query().where(project_scope(user)).limit(list_limit)
+    ).all()
+    pending_items = db.session.scalars(
+        sa.select(StageChange)
+        .join(Project, Project.id == StageChange.project_id)
+        .where(project_scope(user), StageChange.verification == Verification.PENDING)
+        .order_by(StageChange.changed_at, StageChange.id)
+        .options(
+            joinedload(StageChange.project).joinedload(Project.carrier),
+            joinedload(StageChange.changed_by),
+        )
+        .limit(list_limit)
+    ).all()
+    conflicts_open = count_open_conflicts(user)
+    conflict_items = db.session.scalars(conflicts_query(user).limit(list_limit)).all()
+
+    funnel = [(s, t["pipe", s], t["new", s]) for s in Stage]
+    dashboard = Dashboard(
+        year=year,
+        today=today,
+        period_from=period_from,
+        period_to=period_to,
+        funnel=funnel,
+        pipeline_total=t["pipe"],
+        year_new_total=t["new"],
+        closed=[(st, t["closed", st]) for st in (Status.DROPPED, Status.LOST)],
+        results=[(s, t["done", s], t["wait", s]) for s in VERIFIED_STAGES],
+        funds_year=t["funds_year"],
+        funds_all=t["funds_all"],
+        rates=rates,
+        breakdowns=breakdowns,
+        stale=t["stale"],
+        stale_items=list(stale_items),
+        overdue=[(OVERDUE_LABELS[m], t["overdue", m]) for m in OVERDUE_STAGES],
+        overdue_any=t["overdue_any"],
+        overdue_items=overdue_items,
+        decisions=t["decisions"],
+        decision_items=list(decision_items),
+        pending=t["pending"],
+        pending_items=list(pending_items),
+        conflicts_open=conflicts_open or 0,
+        conflict_projects=t["conflicts"],
+        conflict_items=list(conflict_items),
+        performance_officers=perf_officers,
+        performance_carriers=perf_carriers,
+        performance_total=perf_total,
+    )
+    dashboard.funnel_bars = _funnel_bars(funnel)
+    carriers = next((rows for title, rows in breakdowns if title == "载体"), [])
+    dashboard.carrier_bars = _amount_bars([(r.name, r.total) for r in carriers])
+    return dashboard
+
+
+def _performance(agg: _Aggregator, start: date, end: date):
+    moved = {"verification": Verification.VERIFIED, "moved_from": start, "moved_to": end}
+    specs = [
+        Spec("leads", ProjectFilter(created_from=start, created_to=end), Project.total_investment),
+        Spec("signed", ProjectFilter(moved_into=(Stage.SIGNED,), **moved), Project.signed_amount),
+        Spec("started", ProjectFilter(moved_into=(Stage.STARTED,), **moved)),
+        Spec("producing", ProjectFilter(moved_into=(Stage.PRODUCING,), **moved)),
+        Spec(
+            "funds",
+            ProjectFilter(funded=True, funded_from=start, funded_to=end),
+            _funds_measure(start, end),
+        ),
+    ]
+    officer_carrier = aliased(Carrier)
+    officers = agg.grouped(
+        specs,
+        "officer_id",
+        [User.id, User.display_name, officer_carrier.name, officer_carrier.sort_order],
+        [
+            (User, User.id == Project.officer_id),
+            (officer_carrier, officer_carrier.id == User.carrier_id),
+        ],
+        [officer_carrier.sort_order, User.display_name, User.id],
+    )
+    carriers = agg.grouped(
+        specs,
+        "carrier_id",
+        [Carrier.id, Carrier.name, Carrier.sort_order],
+        [(Carrier, Carrier.id == Project.carrier_id)],
+        [Carrier.sort_order, Carrier.id],
+    )
+
+    def row(name: str, note: str, figs: dict[Hashable, Figure]) -> PerformanceRow:
+        return PerformanceRow(
+            name,
+            note,
+            figs["leads"],
+            figs["signed"],
+            figs["started"],
+            figs["producing"],
+            figs["funds"],
+        )
+
+    officer_rows = [row(g[1], g[2], figs) for g, figs in officers]
+    carrier_rows = [row(g[1], "", figs) for g, figs in carriers]
+    total = None
+    if carrier_rows:
+        total = row(
+            "合计",
+            "",
+            {
+                spec.key: Figure(
+                    sum(getattr(r, spec.key).count for r in carrier_rows),
+                    spec.filter,
+                    sum(
+                        (getattr(r, spec.key).amount or Decimal(0) for r in carrier_rows),
+                        Decimal(0),
+                    )
+                    if spec.measure is not None
+                    else None,
+                )
+                for spec in specs
+            },
+        )
+    return officer_rows, carrier_rows, total
+
+
+def _overdue_items(user: User, today: date, limit: int) -> list[tuple[Project, str, date]]:
+    """Overdue projects, the longest overdue first: (project, what is late, planned date)."""
+    late_on = sa.case(
+        *(
+            (Project.stage.in_(stages), PLANNED_COLUMNS[milestone])
+            for milestone, stages in OVERDUE_STAGES.items()
+        ),
+    )
+    projects = db.session.scalars(
+        sa.select(Project)
+        .where(
+            project_scope(user),
+            *filter_clauses(ProjectFilter(overdue_any=True), today, 0),
+        )
+        .order_by(late_on, Project.id)
+        .options(joinedload(Project.carrier))
+        .limit(limit)
+    ).all()
+    items = []
+    for project in projects:
+        for milestone, stages in OVERDUE_STAGES.items():
+            if project.stage in stages:
+                items.append(
+                    (project, OVERDUE_LABELS[milestone], getattr(project, _planned_attr(milestone)))
+                )
+    return items
+
+
+def _planned_attr(milestone: Stage) -> str:
+    return PLANNED_COLUMNS[milestone].key
+
+
+def _funnel_bars(funnel: list[tuple[Stage, Figure, Figure]]) -> list[Bar]:
+    longest = max([f.count for _s, f, _n in funnel] + [1])
+    return [
+        Bar(
+            label=stage.label,
+            value=figure.count,
+            text=f"{figure.count} 项 · {_yi(figure.amount)} 亿元",
+            width=round(100 * figure.count / longest, 1),
+            args=figure.args,
+            secondary=round(100 * new.count / longest, 1),
+        )
+        for stage, figure, new in funnel
+    ]
+
+
+def _amount_bars(rows: list[tuple[str, Figure]]) -> list[Bar]:
+    longest = max([f.amount or 0 for _n, f in rows] + [Decimal(1)])
+    return [
+        Bar(
+            label=name,
+            value=figure.amount or Decimal(0),
+            text=f"{_yi(figure.amount)} 亿元 · {figure.count} 项",
+            width=round(float(100 * (figure.amount or 0) / longest), 1),
+            args=figure.args,
+        )
+        for name, figure in rows
+    ]
+
+
+def _yi(amount: Decimal | None) -> str:
+    """万元 as 亿元, two decimals."""
+    return f"{(amount or Decimal(0)) / 10000:,.2f}"
+
+
+def default_period(today: date) -> tuple[date, date]:
+    return date(today.year, 1, 1), today
+
+
+def parse_period(start: str, end: str, today: date) -> tuple[date, date]:
+    default_start, default_end = default_period(today)
+    try:
+        first = date.fromisoformat(start) if start else default_start
+    except ValueError:
+        first = default_start
+    try:
+        last = date.fromisoformat(end) if end else default_end
+    except ValueError:
+        last = default_end
+    lowest, highest = DATE_RANGE
+    first = first if lowest <= first <= highest else default_start
+    last = last if lowest <= last <= highest else default_end
+    if last < first:
+        first, last = last, first
+    if (last - first) > timedelta(days=366 * 20):
+        first = last - timedelta(days=366 * 20)
+    return first, last

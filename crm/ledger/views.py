@@ -1,0 +1,160 @@
+"""Ledger pages (台账): export the filtered project list, download the import template, upload
+a ledger, preview every row, confirm."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user, login_required
+
+from crm.access import can_import_projects
+from crm.core import ServiceError, content_disposition, local_today, utcnow
+from crm.extensions import db
+from crm.ledger.forms import ConfirmForm, UploadForm
+from crm.ledger.services import (
+    XLSX_MIMETYPE,
+    apply_import,
+    discard_upload,
+    export_filename,
+    export_workbook,
+    load_upload,
+    plan_import,
+    read_workbook,
+    save_upload,
+    template_workbook,
+)
+from crm.projects.services import ProjectFilter
+
+bp = Blueprint("ledger", __name__, url_prefix="/ledger")
+
+PREVIEW_ROWS = 500
+
+
+def _xlsx(data: bytes, filename: str, fallback: str) -> Response:
+    response = Response(data, mimetype=XLSX_MIMETYPE)
+    response.headers["Content-Disposition"] = content_disposition(filename, fallback)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _import_folder() -> Path:
+    return Path(current_app.instance_path) / "ledger_imports"
+
+
+@bp.route("/export")
+@login_required
+def export():
+    """The project list as filtered (every page) as an .xlsx ledger."""
+    f = ProjectFilter.from_args(request.args)
+    now = utcnow()
+    data, _count = export_workbook(
+        current_user, f, local_today(), current_app.config["STALE_AFTER_DAYS"], now
+    )
+    db.session.commit()  # the audit row of the export
+    return _xlsx(data, export_filename(now), f"ledger-{now:%Y%m%d-%H%M}.xlsx")
+
+
+@bp.route("/template")
+@login_required
+def template():
+    if not can_import_projects(current_user):
+        abort(403)
+    return _xlsx(template_workbook(current_user), "项目台账导入模板.xlsx", "ledger-template.xlsx")
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@login_required
+def upload():
+    if not can_import_projects(current_user):
+        abort(403)
+    form = UploadForm()
+    status = 200
+    if form.validate_on_submit():
+        upload_file = form.file.data
+        try:
+            rows = read_workbook(upload_file.stream)
+        except ServiceError as exc:
+            form.file.errors = [*form.file.errors, exc.message]
+            status = 400
+        else:
+            token = save_upload(_import_folder(), current_user, upload_file.filename or "", rows)
+            return redirect(url_for("ledger.preview", token=token))
+    elif form.is_submitted():
+        status = 400
+    return render_template("ledger/upload.html", form=form), status
+
+
+def _load(token: str):
+    loaded = load_upload(_import_folder(), current_user, token)
+    if loaded is None:
+        flash("导入预览已过期或不存在，请重新上传文件", "warning")
+    return loaded
+
+
+def _render_preview(token: str, filename: str, plan, form: ConfirmForm, status: int = 200):
+    return render_template(
+        "ledger/preview.html",
+        token=token,
+        filename=filename,
+        plan=plan,
+        form=form,
+        shown=plan.rows[:PREVIEW_ROWS],
+        preview_rows=PREVIEW_ROWS,
+    ), status
+
+
+@bp.route("/import/<token>")
+@login_required
+def preview(token: str):
+    if not can_import_projects(current_user):
+        abort(403)
+    loaded = _load(token)
+    if loaded is None:
+        return redirect(url_for("ledger.upload"))
+    filename, rows = loaded
+    plan = plan_import(current_user, rows)
+    db.session.rollback()  # nothing is written before the confirmation
+    return _render_preview(token, filename, plan, ConfirmForm(formdata=None))
+
+
+@bp.route("/import/<token>", methods=["POST"])
+@login_required
+def confirm(token: str):
+    if not can_import_projects(current_user):
+        abort(403)
+    loaded = _load(token)
+    if loaded is None:
+        return redirect(url_for("ledger.upload"))
+    filename, rows = loaded
+    form = ConfirmForm()
+    plan = plan_import(current_user, rows)  # again: the data may have changed since
+    if not form.validate_on_submit() or not plan.ok:
+        db.session.rollback()
+        return _render_preview(token, filename, plan, form, 400)
+    try:
+        result = apply_import(current_user, plan, filename)
+    except ServiceError as exc:
+        db.session.rollback()
+        form.form_errors.append(exc.message)
+        return _render_preview(token, filename, plan, form, 400)
+    db.session.commit()
+    discard_upload(_import_folder(), token)
+    flash(
+        f"导入完成：新建 {result.created} 个项目（新登记企业 {result.companies} 家），"
+        f"更新 {result.updated} 个，无变化 {result.unchanged} 个"
+        + (f"；登记跨载体冲突 {result.conflicts} 起" if result.conflicts else ""),
+        "success",
+    )
+    return redirect(url_for("projects.index"))

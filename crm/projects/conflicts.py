@@ -1,0 +1,337 @@
+"""No 内卷 between 载体 (measures 13 and 21): two 载体 courting the same company are flagged as a
+conflict (跨载体冲突) for the task force and the leaders to settle, and a project can be handed
+over (流转) to another 载体 with its whole history.
+
+A company is "courted" by a 载体 while one of its projects there is 正常 or 暂缓. The same
+company means the same record (the 统一社会信用代码 is unique), or a company whose name matches
+once spaces and legal-form suffixes are stripped (`crm.companies.services.name_key`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import joinedload
+
+from crm.access import Action, can, project_scope
+from crm.audit.services import apply_changes, record
+from crm.auth.models import Role, User
+from crm.catalog.models import Carrier
+from crm.companies.models import Company
+from crm.companies.services import name_key
+from crm.core import ServiceError, utcnow
+from crm.extensions import db
+from crm.projects.models import ConflictBasis, Handover, Project, ProjectConflict
+from crm.projects.stages import Status
+
+COURTING_STATUSES = (Status.ACTIVE, Status.ON_HOLD)
+
+
+@dataclass
+class Courting:
+    """A project of another 载体 for the same company, and why it counts as the same."""
+
+    project: Project
+    basis: ConflictBasis
+
+
+def courting_projects(
+    company: Company, carrier_id: int | None, exclude: Iterable[int] = ()
+) -> list[Courting]:
+    """Projects of other 载体 courting `company` (by the same record or the same name key)."""
+    key = name_key(company.name)
+    same = [Project.company_id == company.id] if company.id else []
+    if key:
+        same.append(Company.name_key == key)
+    if not same:
+        return []
+    rows = db.session.execute(
+        sa.select(Project, Company)
+        .join(Company, Company.id == Project.company_id)
+        .where(
+            sa.or_(*same),
+            Project.is_deleted.is_(False),
+            Project.status.in_(COURTING_STATUSES),
+            Project.carrier_id != (carrier_id or 0),
+            Project.id.not_in(list(exclude)) if exclude else sa.true(),
+        )
+        .options(joinedload(Project.carrier), joinedload(Project.officer))
+        .order_by(Project.id)
+    ).all()
+    return [
+        Courting(
+            project,
+            ConflictBasis.CREDIT_CODE
+            if company.credit_code and other.credit_code == company.credit_code
+            else ConflictBasis.NAME,
+        )
+        for project, other in rows
+    ]
+
+
+def record_conflicts(user: User | None, project: Project) -> list[ProjectConflict]:
+    """Flag every project of another 载体 courting the company of `project` (once per pair)."""
+    company = project.company or db.session.get(Company, project.company_id)
+    found = courting_projects(company, project.carrier_id, exclude=[project.id])
+    if not found:
+        return []
+    known = _known_pairs([project.id])
+    added: list[tuple[ProjectConflict, Courting]] = []
+    for courting in found:
+        pair = frozenset((project.id, courting.project.id))
+        if pair in known:
+            continue
+        known.add(pair)
+        conflict = ProjectConflict(
+            project_id=project.id, other_project_id=courting.project.id, basis=courting.basis
+        )
+        db.session.add(conflict)
+        added.append((conflict, courting))
+    if added:
+        db.session.flush()
+        for conflict, courting in added:
+            record(
+                user,
+                "conflict_detected",
+                conflict,
+                summary=(
+                    f"{project.name}（{project.carrier.name if project.carrier else ''}）与"
+                    f"{courting.project.carrier.name}的“{courting.project.name}”："
+                    f"{conflict.basis.label}"
+                ),
+            )
+    return [conflict for conflict, _courting in added]
+
+
+def _known_pairs(project_ids: list[int]) -> set[frozenset[int]]:
+    rows = db.session.execute(
+        sa.select(ProjectConflict.project_id, ProjectConflict.other_project_id).where(
+            sa.or_(
+                ProjectConflict.project_id.in_(project_ids),
+                ProjectConflict.other_project_id.in_(project_ids),
+            )
+        )
+    ).all()
+    return {frozenset(row) for row in rows}
+
+
+def conflicts_query(user: User, open_only: bool = True) -> sa.Select:
+    """Conflicts touching a project `user` may read, oldest first."""
+    readable = sa.select(Project.id).where(project_scope(user))
+    query = (
+        sa.select(ProjectConflict)
+        .where(
+            sa.or_(
+                ProjectConflict.project_id.in_(readable),
+                ProjectConflict.other_project_id.in_(readable),
+            )
+        )
+        .options(
+            joinedload(ProjectConflict.project).joinedload(Project.carrier),
+            joinedload(ProjectConflict.project).joinedload(Project.company),
+            joinedload(ProjectConflict.other_project).joinedload(Project.carrier),
+            joinedload(ProjectConflict.other_project).joinedload(Project.company),
+            joinedload(ProjectConflict.resolved_by),
+        )
+    )
+    if open_only:
+        return query.where(ProjectConflict.resolved_at.is_(None)).order_by(
+            ProjectConflict.detected_at, ProjectConflict.id
+        )
+    return query.where(ProjectConflict.resolved_at.is_not(None)).order_by(
+        ProjectConflict.resolved_at.desc(), ProjectConflict.id.desc()
+    )
+
+
+def count_open_conflicts(user: User) -> int:
+    readable = sa.select(Project.id).where(project_scope(user))
+    return (
+        db.session.scalar(
+            sa.select(sa.func.count(ProjectConflict.id)).where(
+                ProjectConflict.resolved_at.is_(None),
+                sa.or_(
+                    ProjectConflict.project_id.in_(readable),
+                    ProjectConflict.other_project_id.in_(readable),
+                ),
+            )
+        )
+        or 0
+    )
+
+
+def project_conflicts(project: Project) -> list[ProjectConflict]:
+    """The open conflicts of one project (either side), for its page."""
+    return list(
+        db.session.scalars(
+            sa.select(ProjectConflict)
+            .where(
+                sa.or_(
+                    ProjectConflict.project_id == project.id,
+                    ProjectConflict.other_project_id == project.id,
+                ),
+                ProjectConflict.resolved_at.is_(None),
+            )
+            .options(
+                joinedload(ProjectConflict.project).joinedload(Project.carrier),
+                joinedload(ProjectConflict.other_project).joinedload(Project.carrier),
+            )
+            .order_by(ProjectConflict.id)
+        )
+    )
+
+
+def can_resolve(user: User, conflict: ProjectConflict) -> bool:
+    return can(user, Action.RESOLVE_CONFLICT, conflict.project) or can(
+        user, Action.RESOLVE_CONFLICT, conflict.other_project
+    )
+
+
+def resolve_conflict(user: User, conflict: ProjectConflict, note: str) -> ProjectConflict:
+    note = note.strip()
+    if not can_resolve(user, conflict):
+        raise ServiceError("只有产业专班和领导可以处理跨载体冲突")
+    if conflict.resolved_at is not None:
+        raise ServiceError("该冲突已处理")
+    if not note:
+        raise ServiceError(errors={"note": "请写明处理结果（如：经协调由某载体继续跟进）"})
+    conflict.resolved_at = utcnow()
+    conflict.resolved_by_id = user.id
+    conflict.resolution_note = note
+    db.session.flush()
+    record(
+        user,
+        "conflict_resolved",
+        conflict,
+        summary=f"{conflict.project.name} / {conflict.other_project.name}：{note}",
+    )
+    return conflict
+
+
+# 流转 (hand-over) ------------------------------------------------------------------------------
+
+
+def handover_targets(project: Project) -> tuple[list[Carrier], list[User]]:
+    """The 载体 a project may be handed over to, and their active officers."""
+    carriers = db.session.scalars(
+        sa.select(Carrier)
+        .where(Carrier.is_active.is_(True), Carrier.id != project.carrier_id)
+        .order_by(Carrier.sort_order, Carrier.id)
+    ).all()
+    officers = db.session.scalars(
+        sa.select(User)
+        .where(
+            User.role == Role.OFFICER,
+            User.is_active.is_(True),
+            User.carrier_id.in_([c.id for c in carriers]),
+        )
+        .options(joinedload(User.carrier))
+        .order_by(User.carrier_id, User.display_name)
+    ).all()
+    return list(carriers), list(officers)
+
+
+def handover_project(
+    user: User,
+    project: Project,
+    to_carrier: Carrier | None,
+    officer: User | None,
+    reason: str,
+    benefit_sharing: str = "",
+) -> Handover:
+    """Hand `project` over to `to_carrier` with `officer` responsible. History, follow-ups,
+    evaluations and files stay with the project (they hang on its id)."""
+    reason, benefit_sharing = reason.strip(), benefit_sharing.strip()
+    if not can(user, Action.HANDOVER, project):
+        raise ServiceError("只有产业专班和领导可以流转项目")
+    errors = {}
+    if project.status not in COURTING_STATUSES:
+        raise ServiceError(f"项目已{project.status.label}，不能流转")
+    if to_carrier is None or not to_carrier.is_active:
+        errors["to_carrier_id"] = "请选择接收的载体"
+    elif to_carrier.id == project.carrier_id:
+        errors["to_carrier_id"] = "项目已在该载体"
+    if officer is None or officer.role is not Role.OFFICER or not officer.is_active:
+        errors["officer_id"] = "请选择接收载体的招商专员作为责任人"
+    elif to_carrier is not None and officer.carrier_id != to_carrier.id:
+        errors["officer_id"] = f"责任人须是{to_carrier.name}的招商专员"
+    if not reason:
+        errors["reason"] = "请说明流转原因"
+    if errors:
+        raise ServiceError(errors=errors)
+    from_carrier_id = project.carrier_id
+    changes = apply_changes(project, {"carrier_id": to_carrier.id, "officer_id": officer.id})
+    project.version += 1
+    handover = Handover(
+        project_id=project.id,
+        from_carrier_id=from_carrier_id,
+        to_carrier_id=to_carrier.id,
+        reason=reason,
+        benefit_sharing=benefit_sharing,
+        handed_by_id=user.id,
+    )
+    db.session.add(handover)
+    db.session.flush()
+    from_name = db.session.get(Carrier, from_carrier_id).name
+    record(
+        user,
+        "project_handed_over",
+        project,
+        summary=f"{project.name}：{from_name} → {to_carrier.name}",
+        changes=changes | {"reason": reason, "benefit_sharing": benefit_sharing},
+    )
+    _settle_conflicts_within(user, project, to_carrier)
+    return handover
+
+
+def _settle_conflicts_within(user: User, project: Project, carrier: Carrier) -> None:
+    """Open conflicts with projects of the 载体 the project now belongs to are settled."""
+    other = sa.case(
+        (ProjectConflict.project_id == project.id, ProjectConflict.other_project_id),
+        else_=ProjectConflict.project_id,
+    )
+    conflicts = db.session.scalars(
+        sa.select(ProjectConflict)
+        .join(Project, Project.id == other)
+        .where(
+            sa.or_(
+                ProjectConflict.project_id == project.id,
+                ProjectConflict.other_project_id == project.id,
+            ),
+            ProjectConflict.resolved_at.is_(None),
+            Project.carrier_id == carrier.id,
+        )
+    ).all()
+    for conflict in conflicts:
+        conflict.resolved_at = utcnow()
+        conflict.resolved_by_id = user.id
+        conflict.resolution_note = f"项目流转至{carrier.name}，两个项目同属一个载体"
+        record(user, "conflict_resolved", conflict, summary=conflict.resolution_note)
+
+
+def recent_handovers(user: User, limit: int = 10) -> list[tuple[Handover, Project]]:
+    """Recent hand-overs the user's side took part in: for an officer, out of or into its 载体
+    (so the 载体 that gave a project away still sees where it went); for the others, those
+    of the projects they read."""
+    if user.role is Role.OFFICER:
+        mine = sa.or_(
+            Handover.from_carrier_id == user.carrier_id, Handover.to_carrier_id == user.carrier_id
+        )
+    else:
+        mine = project_scope(user)
+    return [
+        (handover, project)
+        for handover, project in db.session.execute(
+            sa.select(Handover, Project)
+            .join(Project, Project.id == Handover.project_id)
+            .where(mine, Project.is_deleted.is_(False))
+            .options(
+                joinedload(Handover.from_carrier),
+                joinedload(Handover.to_carrier),
+                joinedload(Handover.handed_by),
+            )
+            .order_by(Handover.handed_at.desc(), Handover.id.desc())
+            .limit(limit)
+        ).all()
+    ]

