@@ -10,6 +10,7 @@ Then stored markup is shown as text on every page that shows it.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -364,6 +365,9 @@ FUZZ_SETTINGS = settings(
     max_examples=MAX_EXAMPLES,
     deadline=None,
     database=None,  # nothing written into the work tree
+    # CI explores the same examples every run (reproduce a failure with CI=1); a developer's
+    # run draws new ones, so the search keeps widening.
+    derandomize=bool(os.environ.get("CI")),
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 

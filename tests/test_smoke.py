@@ -37,7 +37,7 @@ def test_a_write_that_races_on_sqlite_answers_503_in_chinese(app, world, login, 
 
 
 def test_unicode_digits_in_numbers_of_the_url_are_ignored(world, login):
-    """"²".isdigit() is true but int("²") fails: lists must not answer 500 to it."""
+    """ "²".isdigit() is true but int("²") fails: lists must not answer 500 to it."""
     client = login(world.admin)
     for url in (
         "/companies/?page=²",
@@ -46,3 +46,9 @@ def test_unicode_digits_in_numbers_of_the_url_are_ignored(world, login):
         "/admin/users?page=²",
     ):
         assert client.get(url).status_code == 200, url
+
+
+def test_extreme_dates_in_the_audit_search_do_not_overflow(world, login):
+    client = login(world.admin)
+    for query in ("date_from=0001-01-01", "date_to=9999-12-31", "date_from=9999-12-31"):
+        assert client.get(f"/admin/audit?{query}").status_code == 200, query

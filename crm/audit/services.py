@@ -171,6 +171,9 @@ class AuditFilter:
     text: str = ""  # a part of the summary
 
 
+_EARLIEST, _LATEST = date(1900, 1, 1), date(2999, 12, 31)
+
+
 def _local_midnight(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=LOCAL_TZ).astimezone(UTC)
 
@@ -192,10 +195,14 @@ def audit_query(f: AuditFilter) -> sa.Select:
         stmt = stmt.where(AuditEntry.object_type == f.object_type)
     if f.object_id is not None:
         stmt = stmt.where(AuditEntry.object_id == f.object_id)
-    if f.date_from:
-        stmt = stmt.where(AuditEntry.created_at >= _local_midnight(f.date_from))
-    if f.date_to:
-        stmt = stmt.where(AuditEntry.created_at < _local_midnight(f.date_to + timedelta(days=1)))
+    # Dates outside the years the log can hold are as good as open ends (and 9999-12-31 + 1 day
+    # would overflow).
+    if f.date_from and f.date_from > _EARLIEST:
+        stmt = stmt.where(AuditEntry.created_at >= _local_midnight(min(f.date_from, _LATEST)))
+    if f.date_to and f.date_to < _LATEST:
+        stmt = stmt.where(
+            AuditEntry.created_at < _local_midnight(max(f.date_to, _EARLIEST) + timedelta(days=1))
+        )
     if f.text.strip():
         stmt = stmt.where(AuditEntry.summary.icontains(f.text.strip(), autoescape=True))
     return stmt.order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc())
