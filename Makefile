@@ -16,7 +16,7 @@ help:
 	@echo "make test   install what is missing, run the tests, ruff check and ruff format --check"
 	@echo "make setup  only the install step"
 	@echo "make audit  security checks: bandit on crm/, pip-audit on requirements.txt"
-	@echo "make bench  render the demo's richest PDF dossier repeatedly: time and peak memory"
+	@echo "make bench  the PDF dossier (time, peak memory) and the ledger import/export (5,000 rows)"
 
 setup:
 	@bash scripts/setup.sh
@@ -40,6 +40,7 @@ test: setup
 # the helper process the app uses; prints median/p90/first render time and peak memory.
 bench: setup
 	$(BIN)/python scripts/bench_pdf.py
+	$(BIN)/python scripts/bench_ledger.py 5000
 
 # Security checks: bandit's static analysis of crm/ (its skips, with reasons, in pyproject.toml),
 # then pip-audit on the pinned requirements. pip-audit needs PyPI's vulnerability data: when that

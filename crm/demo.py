@@ -30,7 +30,13 @@ from crm.companies.credit_code import CHARSET, check_character
 from crm.companies.models import Company, Contact, Origin
 from crm.companies.services import add_contact, create_company
 from crm.core import LOCAL_TZ, local_today, utcnow
-from crm.evaluation.models import DecisionOutcome, EvaluationAnswer, Verdict
+from crm.evaluation.models import (
+    Decision,
+    DecisionOutcome,
+    Evaluation,
+    EvaluationAnswer,
+    Verdict,
+)
 from crm.evaluation.seed import seed_default_template
 from crm.evaluation.services import (
     AnswerInput,
@@ -1131,6 +1137,31 @@ def load_demo() -> bool:
         return False
     seed_catalogues()
     seed_default_template()
-    _DemoBuilder(random.Random(2026), local_today()).build()  # noqa: S311 - not for secrets
+    # Rendering a dossier at each of the ~40 demo decisions would take most of a minute: the
+    # demo archives the latest few only, as they would have been archived when decided.
+    archive = current_app.config["DOSSIER_ARCHIVE"]
+    current_app.config["DOSSIER_ARCHIVE"] = False
+    try:
+        _DemoBuilder(random.Random(2026), local_today()).build()  # noqa: S311 - not for secrets
+    finally:
+        current_app.config["DOSSIER_ARCHIVE"] = archive
     db.session.flush()
+    if archive:
+        _archive_latest_decisions(DEMO_ARCHIVED_DOSSIERS)
     return True
+
+
+DEMO_ARCHIVED_DOSSIERS = 3
+
+
+def _archive_latest_decisions(count: int) -> None:
+    from crm.reports.dossier import archive_dossier
+
+    decisions = db.session.scalars(
+        sa.select(Decision).order_by(Decision.decided_at.desc(), Decision.id.desc()).limit(count)
+    ).all()
+    for decision in decisions:
+        evaluation = db.session.get(Evaluation, decision.evaluation_id)
+        stored = archive_dossier(decision.decided_by, decision, evaluation)
+        stored.uploaded_at = decision.decided_at
+    db.session.flush()
