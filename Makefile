@@ -9,14 +9,16 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 PORT := $(or $(PORT),5000)
 
-.PHONY: help setup run test bench audit
+.PHONY: help setup run test e2e bench audit
 
 help:
 	@echo "make run    install what is missing, migrate, load the demo data, serve on http://127.0.0.1:$(PORT)"
 	@echo "make test   install what is missing, run the tests, ruff check and ruff format --check"
+	@echo "make e2e    only the browser tests (tests/e2e, Chromium; also part of make test)"
 	@echo "make setup  only the install step"
 	@echo "make audit  security checks: bandit on crm/, pip-audit on requirements.txt"
-	@echo "make bench  the PDF dossier (time, peak memory) and the ledger import/export (5,000 rows)"
+	@echo "make bench  the PDF dossier, the ledger import/export (5,000 rows), the web pages at"
+	@echo "            100,000 projects (BENCH_PROJECTS=N for another size; the database is cached in .bench/)"
 
 setup:
 	@bash scripts/setup.sh
@@ -36,11 +38,19 @@ test: setup
 	$(BIN)/ruff check
 	$(BIN)/ruff format --check
 
+# The browser tests alone: a real server and Debian's Chromium (tests/e2e/conftest.py).
+# Screenshots in test-artifacts/screenshots/<date-time>/.
+e2e: setup
+	$(BIN)/pytest tests/e2e
+
 # The dossier PDF: a fresh demo in a temporary instance folder, its richest dossier rendered in
 # the helper process the app uses; prints median/p90/first render time and peak memory.
+# The web pages: `crm generate` builds BENCH_PROJECTS projects once into .bench/ (reused), then
+# gunicorn with 2 workers is timed page by page and under 16 connections (scripts/bench_web.py).
 bench: setup
 	$(BIN)/python scripts/bench_pdf.py
 	$(BIN)/python scripts/bench_ledger.py 5000
+	$(BIN)/python scripts/bench_web.py --projects $(or $(BENCH_PROJECTS),100000)
 
 # Security checks: bandit's static analysis of crm/ (its skips, with reasons, in pyproject.toml),
 # then pip-audit on the pinned requirements. pip-audit needs PyPI's vulnerability data: when that

@@ -3,6 +3,9 @@
 #
 #   1. system packages (fonts and libraries for WeasyPrint and the PDF tests), as root only,
 #      and only those that are missing: a machine that has them does no apt work at all;
+#      Debian's `chromium` for the browser tests (tests/e2e) likewise, unless
+#      CRM_SKIP_BROWSER=1 (it is large; without it those tests are skipped). Playwright drives
+#      that Chromium: never `playwright install`, which downloads a browser of its own;
 #   2. the virtualenv .venv, made with python3.11 when it is missing or broken;
 #   3. `pip install -r requirements-dev.txt`, only when the requirement files changed since
 #      the last successful install (a checksum stamp inside .venv).
@@ -18,6 +21,7 @@ VENV=${VENV:-.venv}
 STAMP="$VENV/.requirements.sha256"
 REQUIREMENT_FILES=(requirements.txt requirements-dev.txt)
 SYSTEM_PACKAGES=(fonts-noto-cjk libharfbuzz-subset0 poppler-utils libpango-1.0-0 libpangoft2-1.0-0)
+CHROMIUM=/usr/bin/chromium
 
 say() { printf 'setup: %s\n' "$*"; }
 warn() { printf 'setup: WARNING: %s\n' "$*" >&2; }
@@ -53,10 +57,13 @@ system_packages() {
     for pkg in "${SYSTEM_PACKAGES[@]}"; do
         is_installed "$pkg" || missing+=("$pkg")
     done
+    if [ ! -x "$CHROMIUM" ] && [ "${CRM_SKIP_BROWSER:-0}" != 1 ]; then
+        missing+=(chromium)
+    fi
     [ "${#missing[@]}" -eq 0 ] && return
     if [ "$(id -u)" -ne 0 ]; then
         warn "missing system packages: ${missing[*]}"
-        warn "PDF export and its tests need them; install them as root with:"
+        warn "PDF export, the browser tests (chromium) and their tests need them; install them as root with:"
         warn "  apt-get update && apt-get install -y ${missing[*]}"
         return
     fi

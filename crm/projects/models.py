@@ -20,8 +20,19 @@ from crm.projects.stages import Stage, Status, Verification
 class Project(db.Model):
     __tablename__ = "projects"
     __table_args__ = (
-        sa.Index("ix_projects_stage_updated_at", "stage", "updated_at"),
-        sa.Index("ix_projects_carrier_id_updated_at", "carrier_id", "updated_at"),
+        # The list's filters and sorts (issue 7): equality columns first, then the sort, and
+        # is_deleted inside the index so the page count is read from the index alone.
+        sa.Index("ix_projects_stage_is_deleted_updated_at", "stage", "is_deleted", "updated_at"),
+        sa.Index(
+            "ix_projects_carrier_id_is_deleted_updated_at", "carrier_id", "is_deleted", "updated_at"
+        ),
+        sa.Index(
+            "ix_projects_carrier_id_stage_is_deleted_updated_at",
+            "carrier_id",
+            "stage",
+            "is_deleted",
+            "updated_at",
+        ),
         sa.Index("ix_projects_cluster_id_updated_at", "cluster_id", "updated_at"),
         sa.CheckConstraint("total_investment >= 0", name="total_investment_not_negative"),
         sa.CheckConstraint("land_area >= 0", name="land_area_not_negative"),

@@ -1,0 +1,68 @@
+"""`flask crm generate`: synthetic data in bulk, consistent and reproducible."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from crm.evaluation.models import Evaluation
+from crm.extensions import db
+from crm.generate import GENERATED_PASSWORD, generate
+from crm.projects.models import FollowUp, FundsRecord, Project, StageChange
+from crm.projects.stages import Stage
+
+
+def _login(client, username):
+    client.post("/logout", data={})
+    response = client.post("/login", data={"username": username, "password": GENERATED_PASSWORD})
+    assert response.status_code == 302, f"login as {username} failed"
+
+
+def test_generate_fills_every_stage_and_the_pages_answer(client, db_session):
+    counts = generate(50, seed=3)
+    assert counts["projects"] == 50
+    assert db.session.scalar(sa.select(sa.func.count(Project.id))) == 50
+    followups = db.session.scalar(sa.select(sa.func.count(FollowUp.id)))
+    assert 400 <= followups <= 600
+    assert {s for (s,) in db.session.execute(sa.select(Project.stage).distinct())} == set(Stage)
+    # The stage history leads up to each project's stage, one row per stage reached.
+    moves = dict(
+        db.session.execute(
+            sa.select(StageChange.project_id, sa.func.count()).group_by(StageChange.project_id)
+        ).all()
+    )
+    for project in db.session.scalars(sa.select(Project)):
+        assert moves[project.id] == project.stage.order + 1
+        if project.stage.order >= Stage.SIGNED.order:
+            assert project.signed_on and project.signed_amount
+    assert db.session.scalar(sa.select(sa.func.count(FundsRecord.id))) > 0
+    assert db.session.scalar(sa.select(sa.func.count(Evaluation.id))) > 0
+
+    _login(client, "gen_leader")
+    for url in ("/projects/", "/projects/?stage=ATTRACTING&sort=updated&page=2", "/dashboard/"):
+        assert client.get(url).status_code == 200, url
+    project_id = db.session.scalar(sa.select(Project.id).order_by(Project.id.desc()).limit(1))
+    assert client.get(f"/projects/{project_id}").status_code == 200
+
+
+def test_the_same_seed_gives_the_same_names(db_session):
+    def names(seed):
+        first = (db.session.scalar(sa.select(sa.func.max(Project.id))) or 0) + 1
+        generate(20, seed=seed, followups=1)
+        return db.session.execute(
+            sa.select(Project.name, Project.stage, Project.total_investment)
+            .where(Project.id >= first)
+            .order_by(Project.id)
+        ).all()
+
+    one, two, other = names(5), names(5), names(6)
+    assert one == two
+    assert one != other
+
+
+def test_the_command(runner, db_session):
+    result = runner.invoke(
+        args=["crm", "generate", "--projects", "3", "--followups", "2", "--no-analyze"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "projects 3" in result.output
+    assert db.session.scalar(sa.select(sa.func.count(Project.id))) == 3
