@@ -120,3 +120,22 @@ def enum_coerce(enum_cls: type[enum.Enum]) -> Callable[[object], enum.Enum]:
             raise ValueError(value) from None
 
     return coerce
+
+
+def save_form(form, service) -> tuple[bool, object]:
+    """The edge of every form POST: validate `form`, run `service()` and commit, giving
+    (True, its result); or, on bad input or a change a rule refused, roll back, put the
+    messages at the fields and give (False, None). Nothing is half-saved either way."""
+    from crm.core import ServiceError
+    from crm.extensions import db
+
+    if not form.validate_on_submit():
+        return False, None
+    try:
+        result = service()
+    except ServiceError as exc:
+        db.session.rollback()
+        show_service_errors(form, exc)
+        return False, None
+    db.session.commit()
+    return True, result

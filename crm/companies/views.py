@@ -27,7 +27,7 @@ from crm.companies.services import (
 )
 from crm.core import ServiceError, parse_int
 from crm.extensions import db
-from crm.forms import show_service_errors
+from crm.forms import save_form, show_service_errors
 from crm.projects.models import Project
 
 bp = Blueprint("companies", __name__, url_prefix="/companies")
@@ -148,20 +148,11 @@ def edit(company_id: int):
     form = CompanyForm(obj=company)
     if request.method == "GET":
         form.origin.data = company.origin.name
-    status = 200
-    if form.validate_on_submit():
-        try:
-            update_company(current_user, company, _company_values(form))
-        except ServiceError as exc:
-            db.session.rollback()
-            show_service_errors(form, exc)
-            status = 400
-        else:
-            db.session.commit()
-            flash("已保存", "success")
-            return redirect(url_for("companies.detail", company_id=company.id))
-    elif form.is_submitted():
-        status = 400
+    saved, _ = save_form(form, lambda: update_company(current_user, company, _company_values(form)))
+    if saved:
+        flash("已保存", "success")
+        return redirect(url_for("companies.detail", company_id=company.id))
+    status = 400 if form.is_submitted() else 200
     return render_template("companies/form.html", form=form, company=company), status
 
 

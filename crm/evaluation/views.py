@@ -46,7 +46,7 @@ from crm.evaluation.services import (
 from crm.extensions import db
 from crm.files.models import DocumentKind
 from crm.files.views import save_upload
-from crm.forms import show_service_errors
+from crm.forms import save_form, show_service_errors
 from crm.projects.lifecycle import entry_blockers
 from crm.projects.models import Project
 from crm.projects.panels import Panel, register_panel
@@ -289,20 +289,14 @@ def template_version(template_id: int):
     form = TemplateForm(data=specs_to_form_data(template_specs(template)))
     if request.method == "POST":
         form = TemplateForm()
-    status = 200
-    if form.validate_on_submit():
-        try:
-            new = create_template_version(
-                current_user, template.name, form_to_specs(form), form.change_note.data or ""
-            )
-        except ServiceError as exc:
-            db.session.rollback()
-            show_service_errors(form, exc)
-            status = 400
-        else:
-            db.session.commit()
-            flash(f"已保存为第 {new.version} 版；此后发起的评估使用新版本", "success")
-            return redirect(url_for("evaluation.template_version", template_id=new.id))
-    elif form.is_submitted():
-        status = 400
+    saved, new = save_form(
+        form,
+        lambda: create_template_version(
+            current_user, template.name, form_to_specs(form), form.change_note.data or ""
+        ),
+    )
+    if saved:
+        flash(f"已保存为第 {new.version} 版；此后发起的评估使用新版本", "success")
+        return redirect(url_for("evaluation.template_version", template_id=new.id))
+    status = 400 if form.is_submitted() else 200
     return render_template("evaluation/template_version.html", template=template, form=form), status

@@ -23,7 +23,7 @@ from crm.catalog.models import Carrier, Chain, Channel, Cluster, TerminationReas
 from crm.companies.models import Contact
 from crm.core import ConflictError, ServiceError, local_today, parse_int
 from crm.extensions import db
-from crm.forms import NONE_CHOICE, select_choices, show_service_errors
+from crm.forms import NONE_CHOICE, save_form, select_choices, show_service_errors
 from crm.projects import conflicts as conflict_service
 from crm.projects import lifecycle
 from crm.projects.forms import (
@@ -400,13 +400,13 @@ def verify_move(project_id: int, change_id: int):
     project = load_project(current_user, project_id, Action.VERIFY)
     change = _load_change(project, change_id)
     form = VerifyForm(prefix=f"v{change.id}")
-    return _run_verification(
+    return _run_action(
         project,
-        change,
         form,
-        "verify",
+        "verify_form",
         lambda: lifecycle.verify_move(current_user, change, form.note.data or ""),
         f"已核实“{change.to_stage.label}”",
+        render={"verify_forms": {("verify", change.id): form}},
     )
 
 
@@ -416,29 +416,14 @@ def reject_move(project_id: int, change_id: int):
     project = load_project(current_user, project_id, Action.VERIFY)
     change = _load_change(project, change_id)
     form = RejectForm(prefix=f"r{change.id}")
-    return _run_verification(
+    return _run_action(
         project,
-        change,
         form,
-        "reject",
+        "reject_form",
         lambda: lifecycle.reject_move(current_user, change, form.reason.data or ""),
         f"已驳回“{change.to_stage.label}”，项目退回“{(change.from_stage or change.to_stage).label}”",
+        render={"verify_forms": {("reject", change.id): form}},
     )
-
-
-def _run_verification(project, change, form, kind, service, success):
-    if form.validate_on_submit():
-        try:
-            service()
-        except ServiceError as exc:
-            db.session.rollback()
-            db.session.refresh(project)
-            show_service_errors(form, exc)
-        else:
-            db.session.commit()
-            flash(success, "success")
-            return redirect(url_for("projects.detail", project_id=project.id))
-    return render_detail(project, 400, verify_forms={(kind, change.id): form})
 
 
 @bp.route("/<int:project_id>/handover", methods=["POST"])
@@ -457,34 +442,20 @@ def handover(project_id: int):
             form.benefit_sharing.data or "",
         )
 
-    if form.validate_on_submit():
-        try:
-            service()
-        except ServiceError as exc:
-            db.session.rollback()
-            db.session.refresh(project)
-            show_service_errors(form, exc)
-        else:
-            db.session.commit()
-            flash(f"项目已流转至{project.carrier.name}", "success")
-            return redirect(url_for("projects.detail", project_id=project.id))
-    return render_detail(project, 400, open_form="handover_form", handover_form=form)
+    return _run_action(project, form, "handover_form", service, "项目已流转")
 
 
-def _run_action(project: Project, form, form_name: str, service, success: str):
-    """Validate `form`, call `service()`, commit; or show the page again with the errors."""
-    if form.validate_on_submit():
-        try:
-            service()
-        except ServiceError as exc:
-            db.session.rollback()
-            db.session.refresh(project)
-            show_service_errors(form, exc)
-        else:
-            db.session.commit()
-            flash(success, "success")
-            return redirect(url_for("projects.detail", project_id=project.id))
-    return render_detail(project, 400, open_form=form_name, **{form_name: form})
+def _run_action(
+    project: Project, form, form_name: str, service, success: str, render: dict | None = None
+):
+    """Save an action of the project page, or show the page again with the form open and
+    its errors (`render` names the form to the template when it is not `form_name`)."""
+    saved, _ = save_form(form, service)
+    if saved:
+        flash(success, "success")
+        return redirect(url_for("projects.detail", project_id=project.id))
+    db.session.refresh(project)  # after a rollback, the page shows what is stored
+    return render_detail(project, 400, **(render or {"open_form": form_name, form_name: form}))
 
 
 @bp.route("/<int:project_id>/stage", methods=["POST"])
