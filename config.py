@@ -76,6 +76,9 @@ class Config:
     # A project with no follow-up for this many days is shown as stale (久未跟踪).
     STALE_AFTER_DAYS = _env_int("CRM_STALE_AFTER_DAYS", 30)
     PAGE_SIZE = 50
+    # The dashboard's figures are kept per scope until the next audited change, and at most
+    # this long (0: computed on every request).
+    DASHBOARD_CACHE_SECONDS = _env_int("CRM_DASHBOARD_CACHE_SECONDS", 300)
     # Uploaded files (project documents, evaluation evidence): size limit and folder.
     MAX_UPLOAD_BYTES = _env_int("CRM_MAX_UPLOAD_MB", 20) * 1024 * 1024
     MAX_CONTENT_LENGTH = MAX_UPLOAD_BYTES + 1024 * 1024  # the rest of the form besides the file
@@ -94,6 +97,7 @@ class TestingConfig(Config):
     WTF_CSRF_ENABLED = False
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1"
     DOSSIER_ARCHIVE = False  # the tests that check the archive switch it on
+    DASHBOARD_CACHE_SECONDS = 0  # tests roll back, which can reuse the change marker
 
 
 class ProductionConfig(Config):

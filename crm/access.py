@@ -81,6 +81,17 @@ def project_scope(user: User) -> sa.ColumnElement[bool]:
     return sa.false()
 
 
+def scope_key(user: User) -> tuple:
+    """Users with the same key read the same projects (`project_scope`)."""
+    if user.role in (Role.ADMIN, Role.LEADER):
+        return ("all",)
+    if user.role is Role.OFFICER:
+        return ("carrier", user.carrier_id)
+    if user.role is Role.TASKFORCE:
+        return ("cluster", user.cluster_id)
+    return ("none",)
+
+
 def company_scope(user: User) -> sa.ColumnElement[bool]:
     """Companies `user` may read: those behind a readable project, or registered by its 载体."""
     alive = Company.is_deleted.is_(False)

@@ -17,6 +17,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def local_now() -> datetime:
+    """The time now in Asia/Shanghai."""
+    return datetime.now(LOCAL_TZ)
+
+
 def local_today() -> date:
     """Today's date in Asia/Shanghai, the calendar the users live by."""
     return datetime.now(LOCAL_TZ).date()

@@ -42,6 +42,7 @@ from crm.projects.models import (
     StageChange,
     StatusChange,
 )
+from crm.projects.search import search_text
 from crm.projects.stages import VERIFIED_STAGES, Stage, Status, Verification
 
 GENERATED_PASSWORD = "Bench@2026"
@@ -276,6 +277,7 @@ def generate(
                     "id": project_id,
                     "name": name,
                     "company_id": company_id,
+                    "search_text": search_text(name, company_name),
                     "carrier_id": carrier,
                     "cluster_id": cluster,
                     "chain_id": rng.choice(cat.chains[cluster]) if cat.chains[cluster] else None,

@@ -11,8 +11,10 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
+from crm.audit.services import record
 from crm.auth.models import Role, User
 from crm.core import local_today
+from crm.dashboard import services
 from crm.dashboard.services import build_dashboard
 from crm.demo import load_demo
 from crm.projects import lifecycle
@@ -347,3 +349,56 @@ def test_odd_dashboard_periods_fall_back(world, login):
     client = login(world.leader)
     for query in ("from=0001-01-01&to=9999-12-31", "from=2026-12-31&to=2026-01-01", "year=1"):
         assert client.get("/dashboard/?" + query).status_code == 200
+
+
+# The figures are kept until the next change -------------------------------------------------
+
+
+@pytest.fixture
+def kept(monkeypatch):
+    """build_dashboard(user) keeping its figures for five minutes, from an empty store."""
+    services.forget_figures()
+    yield lambda user: build_dashboard(
+        user, local_today(), 30, local_today().year, date(local_today().year, 1, 1),
+        local_today(), cache_seconds=300,
+    )  # fmt: skip
+    services.forget_figures()
+
+
+def test_the_figures_are_kept_until_an_audited_change(world, pipeline, kept, db_session):
+    first = kept(world.leader)
+    again = kept(world.leader)
+    assert again.computed_at == first.computed_at  # read from the store
+    assert again.pipeline_total.count == first.pipeline_total.count == 5
+
+    # Registering a project is audited: the next dashboard counts it at once.
+    factories.project(world.carrier_a, world.cluster_x, world.officer_a)  # not audited
+    record(world.officer_a, "project_created", world.project_a)
+    db_session.commit()
+    after = kept(world.leader)
+    assert after.computed_at > first.computed_at
+    assert after.pipeline_total.count == 6
+
+
+def test_kept_figures_are_per_scope(world, pipeline, kept):
+    leader = kept(world.leader)
+    officer = kept(world.officer_a)
+    other = kept(world.officer_b)
+    assert (leader.pipeline_total.count, officer.pipeline_total.count) == (5, 3)
+    assert other.pipeline_total.count == 2
+    assert kept(world.officer_a).pipeline_total.count == 3
+
+
+def test_kept_figures_expire(world, pipeline, kept, monkeypatch):
+    first = kept(world.leader)
+    later = first.computed_at + timedelta(minutes=6)
+    monkeypatch.setattr(services, "local_now", lambda: later)
+    assert kept(world.leader).computed_at == later  # computed anew
+
+
+def test_the_page_says_when_its_figures_were_computed(world, pipeline, login, app, monkeypatch):
+    monkeypatch.setitem(app.config, "DASHBOARD_CACHE_SECONDS", 300)
+    services.forget_figures()
+    html = text(login(world.leader).get("/dashboard/"))
+    services.forget_figures()
+    assert re.search(r"数据截至 \d\d:\d\d:\d\d", html)

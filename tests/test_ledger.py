@@ -277,6 +277,8 @@ def test_an_import_is_previewed_then_confirmed(world, login, db_session):
     assert [(c.from_stage, c.to_stage) for c in history] == [(None, Stage.ATTRACTING)]
     actions = set(db_session.scalars(sa.select(AuditEntry.action)))
     assert {"ledger_imported", "project_created", "company_created"} <= actions
+    # Written in bulk, the new projects are found by the search like any other.
+    assert "导入项目1" in text(client.get("/projects/?q=导入企业1"))
     # The kept upload is gone: confirming twice does nothing.
     again = client.post(url, data={"confirm": "y"})
     assert again.status_code == 302 and again.headers["Location"] == "/ledger/import"

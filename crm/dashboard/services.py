@@ -19,18 +19,22 @@ Definitions (also shown on the page):
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased, joinedload
+from sqlalchemy.orm import joinedload
 
-from crm.access import project_scope
+from crm.access import project_scope, scope_key
+from crm.audit.models import AuditEntry
 from crm.auth.models import User
 from crm.catalog.models import Carrier, Channel, Cluster
+from crm.core import local_now
 from crm.evaluation.models import Evaluation, EvaluationState
 from crm.evaluation.services import decision_queue_query
 from crm.extensions import db
@@ -50,10 +54,8 @@ from crm.projects.stages import VERIFIED_STAGES, Stage, Status, Verification
 
 
 def _awaiting_decision() -> sa.ColumnElement[bool]:
-    return (
-        sa.select(Evaluation.id)
-        .where(Evaluation.project_id == Project.id, Evaluation.state == EvaluationState.SUBMITTED)
-        .exists()
+    return Project.id.in_(
+        sa.select(Evaluation.project_id).where(Evaluation.state == EvaluationState.SUBMITTED)
     )
 
 
@@ -141,20 +143,16 @@ class _Aggregator:
         ).one()
         return self._figures(specs, row, {})
 
-    def grouped(
-        self, specs: list[Spec], key: str, group: list[sa.ColumnElement], joins, order
-    ) -> list[tuple[tuple, dict[Hashable, Figure]]]:
-        """Figures per group: `group` columns (the first is the filter's `key` value)."""
-        query = sa.select(*group, *self._columns(specs)).select_from(Project)
-        for target, on in joins:
-            query = query.join(target, on)
+    def grouped(self, specs: list[Spec], key: str) -> dict[Any, dict[Hashable, Figure]]:
+        """Figures per value of the project's column `key` (carrier_id, officer_id, …): grouped
+        on the projects table alone, the names are read by the caller."""
+        column = getattr(Project, key)
         rows = db.session.execute(
-            query.where(project_scope(self.user)).group_by(*group).order_by(*order)
+            sa.select(column, *self._columns(specs))
+            .where(project_scope(self.user))
+            .group_by(column)
         ).all()
-        return [
-            (tuple(row[: len(group)]), self._figures(specs, row[len(group) :], {key: row[0]}))
-            for row in rows
-        ]
+        return {row[0]: self._figures(specs, row[1:], {key: row[0]}) for row in rows}
 
 
 @dataclass
@@ -236,24 +234,72 @@ class Dashboard:
     performance_officers: list[PerformanceRow]
     performance_carriers: list[PerformanceRow]
     performance_total: PerformanceRow | None
+    computed_at: datetime | None = None  # when the figures were computed (local time)
     funnel_bars: list[Bar] = field(default_factory=list)
     carrier_bars: list[Bar] = field(default_factory=list)
     definitions: dict[str, str] = field(default_factory=lambda: DEFINITIONS)
+
+
+@dataclass(frozen=True)
+class _Figures:
+    """The aggregates of a dashboard: what `_cached` keeps."""
+
+    totals: dict[Hashable, Figure]
+    rates: list[Rate]
+    breakdowns: list[tuple[str, list[BreakdownRow]]]
+    performance: tuple[list[PerformanceRow], list[PerformanceRow], PerformanceRow | None]
+    computed_at: datetime
+
+
+# The aggregates over every project in a scope take a second or more at 100,000 projects; the
+# page must answer in tens of milliseconds. So each process keeps the latest ones, per scope
+# and arguments, until the data changes. Every change to the data is audited in the
+# transaction that makes it (crm.audit.services.record), so the newest audit entry's id moves
+# with each one: it is part of the key. The age limit bounds what a change that is not seen
+# this way (two transactions committing in the reverse order of their audit ids on
+# PostgreSQL, a bulk load that writes no audit entry) can leave behind.
+_CACHE_SIZE = 64
+_cache: OrderedDict[tuple, _Figures] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def forget_figures() -> None:
+    """Empty this process's store of figures."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def change_marker() -> int:
+    """The id of the newest audit entry: it changes with every change to the data."""
+    return db.session.scalar(sa.select(sa.func.max(AuditEntry.id))) or 0
+
+
+def _cached(args: tuple, seconds: int, compute: Callable[[], _Figures]) -> _Figures:
+    if seconds <= 0:
+        return compute()
+    key = (db.engine.url.render_as_string(hide_password=True), change_marker(), *args)
+    oldest = local_now() - timedelta(seconds=seconds)
+    with _cache_lock:
+        figures = _cache.get(key)
+        if figures is not None and figures.computed_at >= oldest:
+            _cache.move_to_end(key)
+            return figures
+    figures = compute()
+    with _cache_lock:
+        _cache[key] = figures
+        _cache.move_to_end(key)
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return figures
 
 
 def year_bounds(year: int) -> tuple[date, date]:
     return date(year, 1, 1), date(year, 12, 31)
 
 
-def build_dashboard(
-    user: User,
-    today: date,
-    stale_days: int,
-    year: int,
-    period_from: date,
-    period_to: date,
-    list_limit: int = 10,
-) -> Dashboard:
+def _figures(
+    user: User, today: date, stale_days: int, year: int, period_from: date, period_to: date
+) -> _Figures:
     if db.session.get_bind().dialect.name == "postgresql":
         # The aggregates are many cheap index look-ups, but their summed cost estimate makes
         # PostgreSQL compile them (JIT) first: over a second for nothing. Not for this request.
@@ -347,31 +393,52 @@ def build_dashboard(
         ("产业集群", Cluster, "cluster_id"),
         ("招商渠道", Channel, "channel_id"),
     ):
-        rows = agg.grouped(
-            breakdown_specs,
-            key,
-            [model.id, model.name, model.sort_order],
-            [(model, model.id == getattr(Project, key))],
-            [model.sort_order, model.id],
-        )
+        figures = agg.grouped(breakdown_specs, key)
+        names = db.session.execute(
+            sa.select(model.id, model.name)
+            .where(model.id.in_([k for k in figures if k is not None]))
+            .order_by(model.sort_order, model.id)
+        ).all()
         breakdowns.append(
             (
                 title,
                 [
                     BreakdownRow(
-                        name=group[1],
+                        name=name,
                         stages=[figs["pipe", s] for s in Stage],
                         total=figs["pipe"],
                         year_new=figs["new"],
                         year_signed=figs["signed"],
                     )
-                    for group, figs in rows
-                    if figs["pipe"].count or figs["new"].count or figs["signed"].count
+                    for id_, name in names
+                    if (figs := figures[id_])["pipe"].count
+                    or figs["new"].count
+                    or figs["signed"].count
                 ],
             )
         )
 
     perf_officers, perf_carriers, perf_total = _performance(agg, period_from, period_to)
+
+    return _Figures(t, rates, breakdowns, (perf_officers, perf_carriers, perf_total), local_now())
+
+
+def build_dashboard(
+    user: User,
+    today: date,
+    stale_days: int,
+    year: int,
+    period_from: date,
+    period_to: date,
+    list_limit: int = 10,
+    cache_seconds: int = 0,
+) -> Dashboard:
+    """The dashboard of `user`. Its figures are kept for `cache_seconds` (see `_cached`); the
+    short lists of what needs action are read anew every time."""
+    args = (scope_key(user), today, stale_days, year, period_from, period_to)
+    figures = _cached(args, cache_seconds, lambda: _figures(user, *args[1:]))
+    t, rates, breakdowns = figures.totals, figures.rates, figures.breakdowns
+    perf_officers, perf_carriers, perf_total = figures.performance
 
     stale_items = db.session.scalars(
         sa.select(Project)
@@ -428,6 +495,7 @@ def build_dashboard(
         performance_officers=perf_officers,
         performance_carriers=perf_carriers,
         performance_total=perf_total,
+        computed_at=figures.computed_at,
     )
     dashboard.funnel_bars = _funnel_bars(funnel)
     carriers = next((rows for title, rows in breakdowns if title == "载体"), [])
@@ -448,24 +516,25 @@ def _performance(agg: _Aggregator, start: date, end: date):
             _funds_measure(start, end),
         ),
     ]
-    officer_carrier = aliased(Carrier)
-    officers = agg.grouped(
-        specs,
-        "officer_id",
-        [User.id, User.display_name, officer_carrier.name, officer_carrier.sort_order],
-        [
-            (User, User.id == Project.officer_id),
-            (officer_carrier, officer_carrier.id == User.carrier_id),
-        ],
-        [officer_carrier.sort_order, User.display_name, User.id],
-    )
-    carriers = agg.grouped(
-        specs,
-        "carrier_id",
-        [Carrier.id, Carrier.name, Carrier.sort_order],
-        [(Carrier, Carrier.id == Project.carrier_id)],
-        [Carrier.sort_order, Carrier.id],
-    )
+    by_officer = agg.grouped(specs, "officer_id")
+    by_carrier = agg.grouped(specs, "carrier_id")
+    officers = [
+        ((user_id, name, carrier), by_officer[user_id])
+        for user_id, name, carrier in db.session.execute(
+            sa.select(User.id, User.display_name, Carrier.name)
+            .join(Carrier, Carrier.id == User.carrier_id)
+            .where(User.id.in_([k for k in by_officer if k is not None]))
+            .order_by(Carrier.sort_order, User.display_name, User.id)
+        )
+    ]
+    carriers = [
+        ((carrier_id, name), by_carrier[carrier_id])
+        for carrier_id, name in db.session.execute(
+            sa.select(Carrier.id, Carrier.name)
+            .where(Carrier.id.in_([k for k in by_carrier if k is not None]))
+            .order_by(Carrier.sort_order, Carrier.id)
+        )
+    ]
 
     def row(name: str, note: str, figs: dict[Hashable, Figure]) -> PerformanceRow:
         return PerformanceRow(

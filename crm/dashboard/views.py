@@ -27,7 +27,13 @@ def index():
         request.args.get("from", "")[:10], request.args.get("to", "")[:10], today
     )
     dashboard = build_dashboard(
-        current_user, today, current_app.config["STALE_AFTER_DAYS"], year, start, end
+        current_user,
+        today,
+        current_app.config["STALE_AFTER_DAYS"],
+        year,
+        start,
+        end,
+        cache_seconds=current_app.config["DASHBOARD_CACHE_SECONDS"],
     )
     return render_template("dashboard/index.html", d=dashboard, years=years)
 

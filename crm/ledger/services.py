@@ -57,6 +57,7 @@ from crm.projects.models import (
     ProjectConflict,
     StageChange,
 )
+from crm.projects.search import search_text
 from crm.projects.services import (
     INITIAL_STAGES,
     ProjectFilter,
@@ -1095,6 +1096,10 @@ def apply_import(user: User, plan: ImportPlan, filename: str = "") -> ImportResu
                 "company_id": r.company.id
                 if r.company is not None
                 else company_ids[_company_identity(r.new_company)],
+                "search_text": search_text(
+                    r.values["name"],
+                    r.company.name if r.company is not None else r.new_company["name"],
+                ),
                 "stage": r.stage,
                 "status": Status.ACTIVE,
                 "created_by_id": user.id,

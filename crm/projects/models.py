@@ -34,6 +34,9 @@ class Project(db.Model):
             "updated_at",
         ),
         sa.Index("ix_projects_cluster_id_updated_at", "cluster_id", "updated_at"),
+        # The text search scans this index instead of the table (crm.projects.search), and
+        # sorts its matches by the last update from it too.
+        sa.Index("ix_projects_search_text", "search_text", "is_deleted", "updated_at"),
         sa.CheckConstraint("total_investment >= 0", name="total_investment_not_negative"),
         sa.CheckConstraint("land_area >= 0", name="land_area_not_negative"),
     )
@@ -73,6 +76,8 @@ class Project(db.Model):
     planned_producing_on: Mapped[date | None]
     producing_on: Mapped[date | None]
 
+    # The project's and its company's names for the text search (crm.projects.search).
+    search_text: Mapped[str] = mapped_column(sa.String(410), default="", server_default="")
     # Kept by the follow-up service so lists can filter without reading follow-ups.
     last_followup_on: Mapped[date | None] = mapped_column(index=True)
     next_action: Mapped[str] = mapped_column(sa.String(500), default="", server_default="")
@@ -120,6 +125,16 @@ class StageChange(db.Model):
     """One move between stages. Written by the lifecycle service, never edited."""
 
     __tablename__ = "stage_changes"
+    # The dashboard's "moved into a stage, verified, in a year" reads this index alone.
+    __table_args__ = (
+        sa.Index(
+            "ix_stage_changes_to_stage_verification",
+            "to_stage",
+            "verification",
+            "changed_at",
+            "project_id",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"), index=True)
@@ -249,7 +264,11 @@ class FundsRecord(db.Model):
     """实际到位资金: an amount actually invested, on a date."""
 
     __tablename__ = "funds_records"
-    __table_args__ = (sa.CheckConstraint("amount > 0", name="amount_positive"),)
+    __table_args__ = (
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        # "Funds received in a period", per project, from the index alone.
+        sa.Index("ix_funds_records_received_on_project_id", "received_on", "project_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"), index=True)

@@ -19,6 +19,7 @@ from crm.catalog.models import Chain
 from crm.companies.models import Company, Contact
 from crm.core import LOCAL_TZ, ConflictError, ServiceError, local_today, parse_int
 from crm.extensions import db
+from crm.pagination import IdFirstPagination
 from crm.projects.conflicts import record_conflicts
 from crm.projects.lifecycle import record_initial_stage
 from crm.projects.models import (
@@ -31,6 +32,7 @@ from crm.projects.models import (
     StageChange,
     StatusChange,
 )
+from crm.projects.search import search_clause
 from crm.projects.stages import MILESTONES, Stage, Status, Verification
 
 # Fields the project form edits; stage and status move only through the lifecycle module.
@@ -506,13 +508,13 @@ def moved_clause(
 ) -> sa.ColumnElement[bool]:
     """The project has a history row into `stage` (any stage if None), with `verification`,
     made between the local dates `start` and `end`."""
-    conditions = [StageChange.project_id == Project.id]
+    conditions = []
     if stage is not None:
         conditions.append(StageChange.to_stage == stage)
     if verification is not None:
         conditions.append(StageChange.verification == verification)
     conditions += _moment_between(StageChange.changed_at, start, end)
-    return sa.select(StageChange.id).where(*conditions).exists()
+    return Project.id.in_(sa.select(StageChange.project_id).where(*conditions))
 
 
 def overdue_clause(milestone: Stage, today: date) -> sa.ColumnElement[bool]:
@@ -525,27 +527,18 @@ def overdue_clause(milestone: Stage, today: date) -> sa.ColumnElement[bool]:
 
 
 def funded_clause(start: date | None = None, end: date | None = None) -> sa.ColumnElement[bool]:
-    return (
-        sa.select(FundsRecord.id)
-        .where(
-            FundsRecord.project_id == Project.id,
-            *_date_between(FundsRecord.received_on, start, end),
-        )
-        .exists()
+    return Project.id.in_(
+        sa.select(FundsRecord.project_id).where(*_date_between(FundsRecord.received_on, start, end))
     )
 
 
 def open_conflict_clause() -> sa.ColumnElement[bool]:
-    return (
-        sa.select(ProjectConflict.id)
-        .where(
-            sa.or_(
-                ProjectConflict.project_id == Project.id,
-                ProjectConflict.other_project_id == Project.id,
-            ),
-            ProjectConflict.resolved_at.is_(None),
+    open_ = ProjectConflict.resolved_at.is_(None)
+    return Project.id.in_(
+        sa.union(
+            sa.select(ProjectConflict.project_id).where(open_),
+            sa.select(ProjectConflict.other_project_id).where(open_),
         )
-        .exists()
     )
 
 
@@ -554,13 +547,7 @@ def filter_clauses(f: ProjectFilter, today: date, stale_days: int) -> list[sa.Co
     dashboard's figures use these same conditions, so their counts agree."""
     clauses: list[sa.ColumnElement] = []
     if f.q:
-        pattern = "%" + f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        company_match = (
-            sa.select(Company.id)
-            .where(Company.id == Project.company_id, Company.name.ilike(pattern, escape="\\"))
-            .exists()
-        )
-        clauses.append(sa.or_(Project.name.ilike(pattern, escape="\\"), company_match))
+        clauses.append(search_clause(f.q))
     for column, value in (
         (Project.stage, f.stage),
         (Project.status, f.status),
@@ -598,14 +585,38 @@ def filter_clauses(f: ProjectFilter, today: date, stale_days: int) -> list[sa.Co
     return clauses
 
 
-def project_list_query(user: User, f: ProjectFilter, today: date, stale_days: int) -> sa.Select:
+# What the list shows of each project besides its own columns.
+LIST_OPTIONS = (
+    joinedload(Project.company),
+    joinedload(Project.carrier),
+    joinedload(Project.cluster),
+    joinedload(Project.officer),
+)
+
+
+def list_select(user: User, f: ProjectFilter, today: date, stale_days: int) -> sa.Select:
     query = sa.select(Project).where(project_scope(user), *filter_clauses(f, today, stale_days))
     order = SORTS.get(f.sort, SORTS["updated"])[1]
-    return query.order_by(order, Project.id.desc()).options(
-        joinedload(Project.company),
-        joinedload(Project.carrier),
-        joinedload(Project.cluster),
-        joinedload(Project.officer),
+    return query.order_by(order, Project.id.desc())
+
+
+def project_list_query(user: User, f: ProjectFilter, today: date, stale_days: int) -> sa.Select:
+    """The projects of the list, with what it shows (the export reads them all)."""
+    return list_select(user, f, today, stale_days).options(*LIST_OPTIONS)
+
+
+def project_page(
+    user: User, f: ProjectFilter, today: date, stale_days: int, page: int, per_page: int
+) -> IdFirstPagination:
+    """One page of the list. A text search matches inside names, which no ordered index can
+    serve: its page and total come from one scan of the search index."""
+    return IdFirstPagination(
+        select=list_select(user, f, today, stale_days),
+        options=LIST_OPTIONS,
+        one_pass=bool(f.q),
+        page=page,
+        per_page=per_page,
+        error_out=False,
     )
 
 

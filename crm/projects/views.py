@@ -61,7 +61,7 @@ from crm.projects.services import (
     funds_ratio,
     funds_records,
     is_stale,
-    project_list_query,
+    project_page,
     project_timeline,
     update_element_need,
     update_project,
@@ -107,11 +107,8 @@ def index():
     f = ProjectFilter.from_args(request.args)
     today = local_today()
     stale_days = current_app.config["STALE_AFTER_DAYS"]
-    page = db.paginate(
-        project_list_query(current_user, f, today, stale_days),
-        page=_int_arg("page") or 1,
-        per_page=current_app.config["PAGE_SIZE"],
-        error_out=False,
+    page = project_page(
+        current_user, f, today, stale_days, _int_arg("page") or 1, current_app.config["PAGE_SIZE"]
     )
     return render_template(
         "projects/index.html",
