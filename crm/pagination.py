@@ -3,7 +3,7 @@
 `db.paginate` fetches whole rows, joined to what the page shows, at an OFFSET: on page 100 the
 database builds and throws away 4,950 of them. Here the page is found on the ids alone (the
 list's indexes hold the filter, the sort and the id, so this reads no table row), then the 50
-rows are loaded by id, with their relations.
+rows are loaded by id, by the caller's `load` (which may read plain rows, not ORM objects).
 
 The total comes from a COUNT over the same conditions, also an index-only read, except when
 the caller says the conditions cannot use an ordered index (a text search, `one_pass=True`):
@@ -22,7 +22,8 @@ from crm.extensions import db
 
 class IdFirstPagination(Pagination):
     """`select` is `sa.select(Model)` with its WHERE and ORDER BY (the order must end with the
-    id, so pages never overlap); `options` are the loader options of the rows shown."""
+    id, so pages never overlap); `load(ids)` returns the items shown, each with an `id`, in
+    any order."""
 
     def _query_items(self) -> list[Any]:
         select: sa.Select = self._query_args["select"]
@@ -47,10 +48,7 @@ class IdFirstPagination(Pagination):
             )
         if not ids:
             return []
-        rows = db.session.scalars(
-            sa.select(model).where(model.id.in_(ids)).options(*self._query_args["options"])
-        ).unique()
-        by_id = {row.id: row for row in rows}
+        by_id = {item.id: item for item in self._query_args["load"](ids)}
         return [by_id[i] for i in ids if i in by_id]
 
     def _query_count(self) -> int:

@@ -20,7 +20,9 @@ PYTHON=${PYTHON:-python3.11}
 VENV=${VENV:-.venv}
 STAMP="$VENV/.requirements.sha256"
 REQUIREMENT_FILES=(requirements.txt requirements-dev.txt)
-SYSTEM_PACKAGES=(fonts-noto-cjk libharfbuzz-subset0 poppler-utils libpango-1.0-0 libpangoft2-1.0-0)
+# wrk: the load generator of `make bench` (a small C program; Python threads would share the
+# two cores with the server they measure).
+SYSTEM_PACKAGES=(fonts-noto-cjk libharfbuzz-subset0 poppler-utils libpango-1.0-0 libpangoft2-1.0-0 wrk)
 CHROMIUM=/usr/bin/chromium
 
 say() { printf 'setup: %s\n' "$*"; }

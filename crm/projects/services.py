@@ -15,7 +15,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from crm.access import project_scope
 from crm.audit.services import apply_changes, record
 from crm.auth.models import Role, User
-from crm.catalog.models import Chain
+from crm.catalog.models import Carrier, Chain, Cluster
 from crm.companies.models import Company, Contact
 from crm.core import LOCAL_TZ, ConflictError, ServiceError, local_today, parse_int
 from crm.extensions import db
@@ -608,15 +608,45 @@ def project_list_query(user: User, f: ProjectFilter, today: date, stale_days: in
 def project_page(
     user: User, f: ProjectFilter, today: date, stale_days: int, page: int, per_page: int
 ) -> IdFirstPagination:
-    """One page of the list. A text search matches inside names, which no ordered index can
-    serve: its page and total come from one scan of the search index."""
+    """One page of the list, as rows of what it shows (`_page_rows`). A text search matches
+    inside names, which no ordered index can serve: its page and total come from one scan of
+    the search index."""
     return IdFirstPagination(
         select=list_select(user, f, today, stale_days),
-        options=LIST_OPTIONS,
+        load=lambda ids: _page_rows(ids, today, stale_days),
         one_pass=bool(f.q),
         page=page,
         per_page=per_page,
         error_out=False,
+    )
+
+
+def _page_rows(ids: list[int], today: date, stale_days: int) -> list[sa.Row]:
+    """What the list shows of these projects, as plain rows: a list only reads, and building
+    ORM objects for 50 projects and their relations was half the cost of the page."""
+    return list(
+        db.session.execute(
+            sa.select(
+                Project.id,
+                Project.name,
+                Project.is_key,
+                Project.stage,
+                Project.status,
+                Project.total_investment,
+                Project.next_action_due,
+                Project.updated_at,
+                Company.name.label("company_name"),
+                Carrier.name.label("carrier_name"),
+                Cluster.name.label("cluster_name"),
+                User.display_name.label("officer_name"),
+                stale_clause(today, stale_days).label("is_stale"),
+            )
+            .join(Company, Company.id == Project.company_id)
+            .join(Carrier, Carrier.id == Project.carrier_id)
+            .join(Cluster, Cluster.id == Project.cluster_id)
+            .outerjoin(User, User.id == Project.officer_id)
+            .where(Project.id.in_(ids))
+        )
     )
 
 

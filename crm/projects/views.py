@@ -114,7 +114,6 @@ def index():
         "projects/index.html",
         page=page,
         f=f,
-        stale_ids={p.id for p in page.items if is_stale(p, today, stale_days)},
         stages=list(Stage),
         statuses=list(Status),
         carriers=_active(Carrier),
