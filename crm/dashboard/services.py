@@ -248,6 +248,7 @@ class _Figures:
     rates: list[Rate]
     breakdowns: list[tuple[str, list[BreakdownRow]]]
     performance: tuple[list[PerformanceRow], list[PerformanceRow], PerformanceRow | None]
+    overdue: list[tuple[int, str, date]]  # the longest overdue: project id, what, planned date
     computed_at: datetime
 
 
@@ -298,7 +299,13 @@ def year_bounds(year: int) -> tuple[date, date]:
 
 
 def _figures(
-    user: User, today: date, stale_days: int, year: int, period_from: date, period_to: date
+    user: User,
+    today: date,
+    stale_days: int,
+    year: int,
+    period_from: date,
+    period_to: date,
+    list_limit: int,
 ) -> _Figures:
     if db.session.get_bind().dialect.name == "postgresql":
         # The aggregates are many cheap index look-ups, but their summed cost estimate makes
@@ -420,7 +427,14 @@ def _figures(
 
     perf_officers, perf_carriers, perf_total = _performance(agg, period_from, period_to)
 
-    return _Figures(t, rates, breakdowns, (perf_officers, perf_carriers, perf_total), local_now())
+    return _Figures(
+        t,
+        rates,
+        breakdowns,
+        (perf_officers, perf_carriers, perf_total),
+        _overdue(user, today, list_limit),  # sorted over every overdue project: kept too
+        local_now(),
+    )
 
 
 def build_dashboard(
@@ -435,7 +449,7 @@ def build_dashboard(
 ) -> Dashboard:
     """The dashboard of `user`. Its figures are kept for `cache_seconds` (see `_cached`); the
     short lists of what needs action are read anew every time."""
-    args = (scope_key(user), today, stale_days, year, period_from, period_to)
+    args = (scope_key(user), today, stale_days, year, period_from, period_to, list_limit)
     figures = _cached(args, cache_seconds, lambda: _figures(user, *args[1:]))
     t, rates, breakdowns = figures.totals, figures.rates, figures.breakdowns
     perf_officers, perf_carriers, perf_total = figures.performance
@@ -447,7 +461,7 @@ def build_dashboard(
         .options(joinedload(Project.carrier))
         .limit(list_limit)
     ).all()
-    overdue_items = _overdue_items(user, today, list_limit)
+    overdue_items = _overdue_items(user, figures.overdue)
     decision_items = db.session.scalars(
         decision_queue_query().where(project_scope(user)).limit(list_limit)
     ).all()
@@ -571,32 +585,45 @@ def _performance(agg: _Aggregator, start: date, end: date):
     return officer_rows, carrier_rows, total
 
 
-def _overdue_items(user: User, today: date, limit: int) -> list[tuple[Project, str, date]]:
-    """Overdue projects, the longest overdue first: (project, what is late, planned date)."""
+def _overdue(user: User, today: date, limit: int) -> list[tuple[int, str, date]]:
+    """The longest overdue projects: (project id, what is late, planned date)."""
     late_on = sa.case(
         *(
             (Project.stage.in_(stages), PLANNED_COLUMNS[milestone])
             for milestone, stages in OVERDUE_STAGES.items()
         ),
     )
-    projects = db.session.scalars(
-        sa.select(Project)
+    projects = db.session.execute(
+        sa.select(Project.id, Project.stage, *PLANNED_COLUMNS.values())
         .where(
             project_scope(user),
             *filter_clauses(ProjectFilter(overdue_any=True), today, 0),
         )
         .order_by(late_on, Project.id)
-        .options(joinedload(Project.carrier))
         .limit(limit)
     ).all()
     items = []
-    for project in projects:
+    for row in projects:
         for milestone, stages in OVERDUE_STAGES.items():
-            if project.stage in stages:
+            if row.stage in stages:
                 items.append(
-                    (project, OVERDUE_LABELS[milestone], getattr(project, _planned_attr(milestone)))
+                    (row.id, OVERDUE_LABELS[milestone], getattr(row, _planned_attr(milestone)))
                 )
     return items
+
+
+def _overdue_items(
+    user: User, overdue: list[tuple[int, str, date]]
+) -> list[tuple[Project, str, date]]:
+    projects = {
+        p.id: p
+        for p in db.session.scalars(
+            sa.select(Project)
+            .where(project_scope(user), Project.id.in_([i for i, _what, _on in overdue]))
+            .options(joinedload(Project.carrier))
+        )
+    }
+    return [(projects[i], what, on) for i, what, on in overdue if i in projects]
 
 
 def _planned_attr(milestone: Stage) -> str:
