@@ -135,6 +135,7 @@ def decision_form(outcome: str = "PASSED", **overrides) -> dict:
         "meeting_name": values["meeting_name"],
         "participants": values["participants"],
         "opinion": values["opinion"],
+        "confirm": "y",
     }
     data.update(overrides)
     return data

@@ -789,7 +789,9 @@ def test_status_changes_through_the_page(world, login, db_session):
     client = login(world.officer_a)
     project = world.project_a
     url = f"/projects/{project.id}/status"
-    response = client.post(url, data={"to_status": "LOST", "effective_on": today().isoformat()})
+    response = client.post(
+        url, data={"to_status": "LOST", "effective_on": today().isoformat(), "confirm": "y"}
+    )
     assert response.status_code == 400
     assert "变为“流失”须说明原因" in text(response)
     assert "流失须写明流向何地" in text(response)
@@ -800,6 +802,7 @@ def test_status_changes_through_the_page(world, login, db_session):
             "reason": "对方给出更优的土地价格",
             "effective_on": today().isoformat(),
             "lost_to": "江苏省徐州市",
+            "confirm": "y",
         },
     )
     assert response.status_code == 302

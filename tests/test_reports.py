@@ -516,6 +516,7 @@ def decide_by_post(client, evaluation, outcome="PASSED"):
             "meeting_name": values["meeting_name"],
             "participants": values["participants"],
             "opinion": values["opinion"],
+            "confirm": "y",
         },
     )
 

@@ -86,6 +86,11 @@ class DecisionForm(Form):
     opinion = TextAreaField(
         "决策意见", filters=[strip], validators=[Length(max=5000)], description="退回或否决时必填"
     )
+    # A decision is never edited: the server refuses it unless this box is ticked.
+    confirm = BooleanField(
+        "确认记录决策：决策一经记录不能修改",
+        validators=[DataRequired("请勾选确认：决策一经记录不能修改")],
+    )
 
 
 class EvidenceForm(UploadForm):

@@ -15,16 +15,26 @@ from wtforms import (
     TextAreaField,
     widgets,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 
 from crm.core import local_today
 from crm.forms import NONE_CHOICE, DecimalField, Form, OptionalSelectField, select_choices, strip
+from crm.projects.lifecycle import STATUS_MOVES
 from crm.projects.models import ElementKind, ElementStatus, FollowUpKind
 from crm.projects.services import INITIAL_STAGES
 from crm.projects.stages import Status
 
 MAX_MONEY = Decimal("100000000")  # 万元: 1 万亿, beyond any single project
 MAX_AREA = Decimal("1000000")  # 亩
+# Statuses a project never leaves (终止, 流失): changing to them asks for confirmation.
+FINAL_STATUS_NAMES = frozenset(s.name for s, moves in STATUS_MOVES.items() if not moves)
 
 
 def money_field(label: str, required: bool = False) -> DecimalField:
@@ -97,6 +107,15 @@ class StatusForm(Form):
         "流向", filters=[strip], validators=[Length(max=100)], description="流失时填写，如：合肥市"
     )
     termination_reason_id = OptionalSelectField("终止原因")
+    # 终止 and 流失 cannot be undone: the server refuses them unless this box is ticked.
+    confirm = BooleanField(
+        "确认终止或流失：项目将不能再推进，也不能恢复",
+        description="变更为终止或流失时须勾选",
+    )
+
+    def validate_confirm(self, field) -> None:
+        if self.to_status.data in FINAL_STATUS_NAMES and not field.data:
+            raise ValidationError("请勾选确认：终止或流失后项目不能再推进，也不能恢复")
 
     def set_choices(self, current: Status, moves, reasons) -> None:
         self.to_status.choices = select_choices((s.name, s.label) for s in moves)

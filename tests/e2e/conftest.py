@@ -94,7 +94,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory):
+def server_env(tmp_path_factory) -> dict[str, str]:
+    """The environment of the server: its instance folder and a fresh database, migrated,
+    seeded and with the USERS. Tests that need more records run `in_app` with it."""
     instance = tmp_path_factory.mktemp("e2e-instance")
     env = {
         **os.environ,
@@ -115,7 +117,32 @@ def live_server(tmp_path_factory):
     run("crm", "seed")
     for username, role, scope, name in USERS:
         run("crm", "create-user", username, "--role", role, *scope, "--name", name)
+    return env
 
+
+def in_app(env: dict[str, str], function: str, *args: str) -> str:
+    """Run `function` ("module:name", called with the string `args`) in an app context on
+    the server's database, in a process of its own; returns what it printed."""
+    module, name = function.split(":")
+    code = (
+        "import sys\n"
+        "from wsgi import app\n"
+        f"from {module} import {name}\n"
+        "with app.app_context():\n"
+        f"    {name}(*sys.argv[1:])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    if done.returncode:
+        raise RuntimeError(f"{function} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
+def live_server(server_env):
+    env = server_env
+    instance = Path(env["CRM_INSTANCE_PATH"])
     port = _free_port()
     log = open(instance / "server.log", "wb")  # noqa: SIM115
     server = subprocess.Popen(

@@ -3,9 +3,9 @@
 One test, in order: an officer registers a company and a project (谋划), records a follow-up
 and an element need and moves it to 招引; starts an evaluation; the task force of the cluster
 completes it (one 不符合 on a non-veto item), attaches evidence and submits; the officer is
-refused 签约 with the reason; the leader records 通过; the officer uploads the agreement and
-moves to 签约; the task force verifies; the officer downloads the dossier PDF; the leader's
-dashboard counts the project. Screenshots, layout and axe checks are taken on the way.
+refused 签约 with the reason; the leader records 通过 (refused until the confirmation is
+ticked); the officer uploads the agreement and moves to 签约; the task force verifies; the
+officer downloads the dossier PDF; the leader's dashboard counts the project. Screenshots, layout and axe checks are taken on the way.
 """
 
 from __future__ import annotations
@@ -172,10 +172,25 @@ def test_whole_journey(new_page, screenshot_dir, pdf_file, tmp_path):
     decision.get_by_label("会议名称或编号").fill("市招商引资项目评审会第 12 次会议")
     decision.get_by_label("参会人员").fill("王建华、郑国强、孙芳")
     decision.get_by_label("决策意见").fill("同意签约，环评批复在开工前补齐。")
-    leader.once("dialog", lambda d: d.accept())
+    # Without the confirmation ticked, the server refuses and says so at the box; the input
+    # stays. No JavaScript dialog is involved.
+    decision.get_by_role("button", name="确认记录决策").click()
+    leader.wait_for_load_state()
+    decision = leader.locator("#decision")
+    confirm = decision.get_by_label("确认记录决策：决策一经记录不能修改")
+    expect(confirm).not_to_be_checked()
+    expect(leader.locator("#" + confirm.get_attribute("aria-describedby"))).to_contain_text(
+        "请勾选确认"
+    )
+    expect(decision.get_by_label("会议名称或编号")).to_have_value(
+        "市招商引资项目评审会第 12 次会议"
+    )
+    expect(leader.get_by_text("尚未决策。")).to_be_visible()
+    confirm.check()
     decision.get_by_role("button", name="确认记录决策").click()
     leader.wait_for_load_state()
     expect(leader.get_by_role("heading", name="决策记录")).to_be_visible()
+    expect(leader.locator("main")).to_contain_text("已记录决策：通过")
 
     # -- (5) agreement, 签约 with amount and date; the task force verifies ------------------
     open_project(officer)
