@@ -291,7 +291,9 @@ def test_the_dashboard_runs_the_same_queries_for_few_and_many_projects(
     assert many.count == few.count, "\n---\n".join(
         s for s in many.statements if s not in few.statements
     )
-    assert few.count < 25
+    # One scan for the figures on the projects' own columns, one query for each figure that
+    # needs another table (moves, funds, …), per grouping: many, but as many for 4 as for 40.
+    assert few.count < 60
 
 
 def test_every_role_opens_the_dashboard(world, login):
