@@ -267,6 +267,7 @@ FORMS: dict[str, FormSpec] = {
             "meeting_name": "评审会",
             "participants": "张市长",
             "opinion": "补充材料",
+            "confirm": "y",
         },
     ),
     "admin_user_new": FormSpec("admin", lambda o: "/admin/users/new", _user),
