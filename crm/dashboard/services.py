@@ -295,6 +295,7 @@ class _Figures:
     breakdowns: list[tuple[str, list[BreakdownRow]]]
     performance: tuple[list[PerformanceRow], list[PerformanceRow], PerformanceRow | None]
     overdue: list[tuple[int, str, date]]  # the longest overdue: project id, what, planned date
+    stale: list[int]  # the projects followed up longest ago
     computed_at: datetime
 
 
@@ -478,7 +479,16 @@ def _figures(
         rates,
         breakdowns,
         (perf_officers, perf_carriers, perf_total),
-        _overdue(user, today, list_limit),  # sorted over every overdue project: kept too
+        # The two short lists sorted over thousands of projects are kept too, as ids.
+        _overdue(user, today, list_limit),
+        list(
+            db.session.scalars(
+                sa.select(Project.id)
+                .where(project_scope(user), stale_clause(today, stale_days))
+                .order_by(Project.last_followup_on.asc().nulls_first(), Project.id)
+                .limit(list_limit)
+            )
+        ),
         local_now(),
     )
 
@@ -500,13 +510,7 @@ def build_dashboard(
     t, rates, breakdowns = figures.totals, figures.rates, figures.breakdowns
     perf_officers, perf_carriers, perf_total = figures.performance
 
-    stale_items = db.session.scalars(
-        sa.select(Project)
-        .where(project_scope(user), stale_clause(today, stale_days))
-        .order_by(Project.last_followup_on.asc().nulls_first(), Project.id)
-        .options(joinedload(Project.carrier))
-        .limit(list_limit)
-    ).all()
+    stale_items = _projects_by_id(user, figures.stale)
     overdue_items = _overdue_items(user, figures.overdue)
     decision_items = db.session.scalars(
         decision_queue_query().where(project_scope(user)).limit(list_limit)
@@ -658,17 +662,23 @@ def _overdue(user: User, today: date, limit: int) -> list[tuple[int, str, date]]
     return items
 
 
-def _overdue_items(
-    user: User, overdue: list[tuple[int, str, date]]
-) -> list[tuple[Project, str, date]]:
+def _projects_by_id(user: User, ids: list[int]) -> list[Project]:
+    """These projects, in this order, with their 载体 (those `user` may still read)."""
     projects = {
         p.id: p
         for p in db.session.scalars(
             sa.select(Project)
-            .where(project_scope(user), Project.id.in_([i for i, _what, _on in overdue]))
+            .where(project_scope(user), Project.id.in_(ids))
             .options(joinedload(Project.carrier))
         )
     }
+    return [projects[i] for i in ids if i in projects]
+
+
+def _overdue_items(
+    user: User, overdue: list[tuple[int, str, date]]
+) -> list[tuple[Project, str, date]]:
+    projects = {p.id: p for p in _projects_by_id(user, [i for i, _what, _on in overdue])}
     return [(projects[i], what, on) for i, what, on in overdue if i in projects]
 
 
