@@ -25,9 +25,11 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
+from flask import url_for
 from sqlalchemy.orm import joinedload
 
 from crm.access import project_scope, scope_key
@@ -87,6 +89,12 @@ class Figure:
     @property
     def args(self) -> dict[str, Any]:
         return self.filter.to_args()
+
+    @cached_property
+    def href(self) -> str:
+        """The link to the list of its projects: built once, the figure may be kept (a page
+        holds some 500 of them)."""
+        return url_for("projects.index", **self.args)
 
 
 @dataclass(eq=False)
@@ -246,7 +254,7 @@ class Bar:
     value: Decimal | int
     text: str
     width: float  # share of the longest bar, 0–100
-    args: dict[str, Any]
+    href: str  # the list of its projects
     secondary: float | None = None  # a second bar (本年), share of the longest
 
 
@@ -694,7 +702,7 @@ def _funnel_bars(funnel: list[tuple[Stage, Figure, Figure]]) -> list[Bar]:
             value=figure.count,
             text=f"{figure.count} 项 · {_yi(figure.amount)} 亿元",
             width=round(100 * figure.count / longest, 1),
-            args=figure.args,
+            href=figure.href,
             secondary=round(100 * new.count / longest, 1),
         )
         for stage, figure, new in funnel
@@ -709,7 +717,7 @@ def _amount_bars(rows: list[tuple[str, Figure]]) -> list[Bar]:
             value=figure.amount or Decimal(0),
             text=f"{_yi(figure.amount)} 亿元 · {figure.count} 项",
             width=round(float(100 * (figure.amount or 0) / longest), 1),
-            args=figure.args,
+            href=figure.href,
         )
         for name, figure in rows
     ]
