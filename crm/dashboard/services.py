@@ -254,7 +254,7 @@ class Bar:
     value: Decimal | int
     text: str
     width: float  # share of the longest bar, 0–100
-    href: str  # the list of its projects
+    figure: Figure  # its projects (the bar links to their list)
     secondary: float | None = None  # a second bar (本年), share of the longest
 
 
@@ -702,7 +702,7 @@ def _funnel_bars(funnel: list[tuple[Stage, Figure, Figure]]) -> list[Bar]:
             value=figure.count,
             text=f"{figure.count} 项 · {_yi(figure.amount)} 亿元",
             width=round(100 * figure.count / longest, 1),
-            href=figure.href,
+            figure=figure,
             secondary=round(100 * new.count / longest, 1),
         )
         for stage, figure, new in funnel
@@ -717,7 +717,7 @@ def _amount_bars(rows: list[tuple[str, Figure]]) -> list[Bar]:
             value=figure.amount or Decimal(0),
             text=f"{_yi(figure.amount)} 亿元 · {figure.count} 项",
             width=round(float(100 * (figure.amount or 0) / longest), 1),
-            href=figure.href,
+            figure=figure,
         )
         for name, figure in rows
     ]
