@@ -97,23 +97,46 @@ class Figure:
         return url_for("projects.index", **self.args)
 
 
+@dataclass(frozen=True)
+class FundsReceived:
+    """A measure: the funds (实际到位资金) a project received between `start` and `end`."""
+
+    start: date | None = None
+    end: date | None = None
+
+    def _conditions(self) -> list[sa.ColumnElement]:
+        conditions = []
+        if self.start:
+            conditions.append(FundsRecord.received_on >= self.start)
+        if self.end:
+            conditions.append(FundsRecord.received_on <= self.end)
+        return conditions
+
+    def per_project(self) -> sa.Subquery:
+        """(project_id, amount) for every project that received funds: summed once."""
+        return (
+            sa.select(FundsRecord.project_id, sa.func.sum(FundsRecord.amount).label("amount"))
+            .where(*self._conditions())
+            .group_by(FundsRecord.project_id)
+            .subquery()
+        )
+
+    def correlated(self) -> sa.ColumnElement:
+        """The amount of the project of the enclosing query."""
+        return (
+            sa.select(sa.func.sum(FundsRecord.amount))
+            .where(FundsRecord.project_id == Project.id, *self._conditions())
+            .scalar_subquery()
+        )
+
+
 @dataclass(eq=False)
 class Spec:
     """One figure to compute: its filter, and what to sum over its projects (or nothing)."""
 
     key: Hashable
     filter: ProjectFilter
-    measure: sa.ColumnElement | None = None
-
-
-def _funds_measure(start: date | None = None, end: date | None = None) -> sa.ColumnElement:
-    """A project's 实际到位资金 received between `start` and `end`."""
-    conditions = [FundsRecord.project_id == Project.id]
-    if start:
-        conditions.append(FundsRecord.received_on >= start)
-    if end:
-        conditions.append(FundsRecord.received_on <= end)
-    return sa.select(sa.func.sum(FundsRecord.amount)).where(*conditions).scalar_subquery()
+    measure: sa.ColumnElement | FundsReceived | None = None
 
 
 def _amount(value) -> Decimal:
@@ -145,13 +168,25 @@ class _Aggregator:
         for spec in specs:
             condition = sa.and_(sa.true(), *self._conditions(spec))
             columns.append(sa.func.sum(sa.case((condition, 1), else_=0)))
-            if spec.measure is not None:
-                columns.append(sa.func.sum(sa.case((condition, spec.measure))))
+            measure = spec.measure
+            if isinstance(measure, FundsReceived):
+                measure = measure.correlated()
+            if measure is not None:
+                columns.append(sa.func.sum(sa.case((condition, measure))))
         return columns
 
-    @staticmethod
-    def _measures(spec: Spec) -> list[sa.ColumnElement]:
-        return [sa.func.count(), *([sa.func.sum(spec.measure)] if spec.measure is not None else [])]
+    def _own_query(self, spec: Spec, *group: sa.ColumnElement) -> sa.Select:
+        """A spec on another table, in a query of its own: its conditions in the WHERE; funds
+        summed per project once and joined, not looked up project by project."""
+        query = sa.select(*group, sa.func.count()).select_from(Project)
+        if isinstance(spec.measure, FundsReceived):
+            funds = spec.measure.per_project()
+            query = query.outerjoin(funds, funds.c.project_id == Project.id)
+            query = query.add_columns(sa.func.sum(funds.c.amount))
+        elif spec.measure is not None:
+            query = query.add_columns(sa.func.sum(spec.measure))
+        query = query.where(project_scope(self.user), *self._conditions(spec))
+        return query.group_by(*group) if group else query
 
     def _figures(self, specs: list[Spec], values, extra: dict[str, Any]) -> dict[Hashable, Figure]:
         figures, values = {}, list(values)
@@ -171,11 +206,7 @@ class _Aggregator:
             figures.update(self._figures(scan, row, {}))
         for spec in specs:
             if _on_other_tables(spec.filter):
-                row = db.session.execute(
-                    sa.select(*self._measures(spec))
-                    .select_from(Project)
-                    .where(project_scope(self.user), *self._conditions(spec))
-                ).one()
+                row = db.session.execute(self._own_query(spec)).one()
                 figures.update(self._figures([spec], row, {}))
         return {spec.key: figures[spec.key] for spec in specs}
 
@@ -195,11 +226,7 @@ class _Aggregator:
         for spec in specs:
             if not _on_other_tables(spec.filter):
                 continue
-            for row in db.session.execute(
-                sa.select(column, *self._measures(spec))
-                .where(project_scope(self.user), *self._conditions(spec))
-                .group_by(column)
-            ):
+            for row in db.session.execute(self._own_query(spec, column)):
                 groups.setdefault(row[0], {}).update(self._figures([spec], row[1:], {key: row[0]}))
         for value, figures in groups.items():
             for spec in specs:
@@ -395,13 +422,13 @@ def _figures(
         Spec(
             "funds_year",
             ProjectFilter(funded=True, funded_from=jan1, funded_to=dec31),
-            _funds_measure(jan1, dec31),
+            FundsReceived(jan1, dec31),
         ),
-        Spec("funds_all", ProjectFilter(funded=True), _funds_measure()),
+        Spec("funds_all", ProjectFilter(funded=True), FundsReceived()),
         # The rates.
         Spec("signed_ever", signed_ever, Project.signed_amount),
         Spec("signed_started", replace(signed_ever, moved_into=(Stage.SIGNED, Stage.STARTED))),
-        Spec("signed_funded", replace(signed_ever, funded=True), _funds_measure()),
+        Spec("signed_funded", replace(signed_ever, funded=True), FundsReceived()),
         *(
             Spec(("plan", s), ProjectFilter(planned=s, planned_from=jan1, planned_to=dec31))
             for s in (Stage.STARTED, Stage.PRODUCING)
@@ -585,7 +612,7 @@ def _performance(agg: _Aggregator, start: date, end: date):
         Spec(
             "funds",
             ProjectFilter(funded=True, funded_from=start, funded_to=end),
-            _funds_measure(start, end),
+            FundsReceived(start, end),
         ),
     ]
     by_officer = agg.grouped(specs, "officer_id")
