@@ -122,10 +122,14 @@ def enum_coerce(enum_cls: type[enum.Enum]) -> Callable[[object], enum.Enum]:
     return coerce
 
 
-def save_form(form, service) -> tuple[bool, object]:
+def save_form(
+    form, service, *, not_at_fields: type[Exception] | tuple[type[Exception], ...] = ()
+) -> tuple[bool, object]:
     """The edge of every form POST: validate `form`, run `service()` and commit, giving
-    (True, its result); or, on bad input or a change a rule refused, roll back, put the
-    messages at the fields and give (False, None). Nothing is half-saved either way."""
+    (True, its result). Otherwise nothing is kept: bad input gives (False, None); a change a
+    rule refused is rolled back and gives (False, the ServiceError), its messages put at the
+    fields unless its type is one of `not_at_fields`, which the caller answers itself (a
+    stale edit: 409 and the saved values)."""
     from crm.core import ServiceError
     from crm.extensions import db
 
@@ -135,7 +139,8 @@ def save_form(form, service) -> tuple[bool, object]:
         result = service()
     except ServiceError as exc:
         db.session.rollback()
-        show_service_errors(form, exc)
-        return False, None
+        if not isinstance(exc, not_at_fields):
+            show_service_errors(form, exc)
+        return False, exc
     db.session.commit()
     return True, result

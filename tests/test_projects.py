@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from crm.audit.models import AuditEntry
 from crm.auth.models import Role
 from crm.companies.models import Company
-from crm.core import utcnow
+from crm.core import ServiceError, utcnow
 from crm.projects import lifecycle
 from crm.projects.models import (
     ElementKind,
@@ -1329,6 +1329,41 @@ def test_the_officer_of_the_carrier_edits_the_company_and_its_contacts(
     assert response.status_code == 302
     html = text(client.get(f"/companies/{company_a.id}"))
     assert "赵总" in html and "境外" in html
+
+
+def test_a_contact_a_rule_refuses_is_not_half_saved(
+    world, login, db_session, company_a, monkeypatch
+):
+    """The service wrote the contact and its audit entry, then refused: all of it is rolled
+    back and the message stands at its field."""
+    from crm.companies import services
+    from crm.companies import views as company_views
+    from crm.companies.models import Contact
+
+    def refusing(save):
+        def refuse(*args):
+            save(*args)
+            db_session.flush()
+            raise ServiceError(errors={"phone": "该电话已属于另一位联系人"})
+
+        return refuse
+
+    monkeypatch.setattr(company_views, "add_contact", refusing(services.add_contact))
+    monkeypatch.setattr(company_views, "update_contact", refusing(services.update_contact))
+    contact = db_session.scalar(sa.select(Contact).where(Contact.company_id == company_a.id))
+    client = login(world.officer_a)  # signing in is audited too
+    contacts, entries = count(db_session, Contact), count(db_session, AuditEntry)
+    for url in (
+        f"/companies/{company_a.id}/contacts/new",
+        f"/companies/{company_a.id}/contacts/{contact.id}/edit",
+    ):
+        response = client.post(url, data={"name": "赵总", "phone": "13900000000"})
+        assert response.status_code == 400, url
+        assert "该电话已属于另一位联系人" in text(response)
+    db_session.expire_all()
+    assert count(db_session, Contact) == contacts
+    assert count(db_session, AuditEntry) == entries
+    assert (contact.name, contact.phone) == ("王经理", "13800000001")
 
 
 def test_a_company_registered_by_a_carrier_is_visible_to_it_before_any_project(world, login):

@@ -1,7 +1,7 @@
 """Admin pages (系统管理): user accounts, the catalogues, the audit log. For the admin role only.
 
-Each view: check the role, load, validate the form, call a service, commit once; on a
-ServiceError roll back and show the messages at the fields (status 400).
+Each view: check the role, load, then `save_form`: validate, call a service, commit once; on
+bad input or a ServiceError nothing is kept and the form shows the messages (status 400).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
-from flask_wtf import FlaskForm
 from sqlalchemy.orm import selectinload
 
 from crm.admin.forms import AuditFilterForm, UserCreateForm, UserEditForm, UserFilterForm
@@ -49,8 +48,9 @@ from crm.catalog.services import (
     list_entries,
     update_entry,
 )
-from crm.core import LOCAL_TZ, ServiceError, content_disposition, parse_int, utcnow
+from crm.core import LOCAL_TZ, content_disposition, parse_int, utcnow
 from crm.extensions import db
+from crm.forms import save_form
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -75,17 +75,6 @@ def admin_navigation() -> dict:
 
 def _actor() -> User:
     return current_user._get_current_object()
-
-
-def _show_service_errors(form: FlaskForm, error: ServiceError) -> None:
-    """Put each message at its field; messages for fields the form lacks go on top."""
-    for name, message in error.errors.items():
-        if name in form:
-            form[name].errors.append(message)
-        else:
-            form.form_errors.append(message)
-    if not error.errors:
-        form.form_errors.append(error.message or "保存失败")
 
 
 def _entry_choices(model: type[CatalogEntry], keep_id: int | None, empty: tuple[int, str]):
@@ -160,25 +149,22 @@ def _scope_values(form) -> dict:
 def user_new():
     form = UserCreateForm()
     _user_choices(form)
-    if form.validate_on_submit():
-        try:
-            user = create_user(
-                _actor(),
-                username=form.username.data,
-                display_name=form.display_name.data,
-                password=form.password.data,
-                role=form.role.data,
-                phone=form.phone.data or "",
-                must_change_password=True,  # the user chooses an own one at the first sign-in
-                **_scope_values(form),
-            )
-        except ServiceError as error:
-            db.session.rollback()
-            _show_service_errors(form, error)
-        else:
-            db.session.commit()
-            flash(f"已创建用户 {user.username}；首次登录时须修改密码", "success")
-            return redirect(url_for(".users"))
+    saved, user = save_form(
+        form,
+        lambda: create_user(
+            _actor(),
+            username=form.username.data,
+            display_name=form.display_name.data,
+            password=form.password.data,
+            role=form.role.data,
+            phone=form.phone.data or "",
+            must_change_password=True,  # the user chooses an own one at the first sign-in
+            **_scope_values(form),
+        ),
+    )
+    if saved:
+        flash(f"已创建用户 {user.username}；首次登录时须修改密码", "success")
+        return redirect(url_for(".users"))
     return render_template(
         "admin/user_form.html", form=form, user=None, section="users"
     ), _form_status()
@@ -194,28 +180,25 @@ def user_edit(user_id: int):
         form.carrier_id.data = user.carrier_id or 0
         form.cluster_id.data = user.cluster_id or 0
     version_before = user.session_version
-    if form.validate_on_submit():
-        try:
-            update_user(
-                _actor(),
-                user,
-                display_name=form.display_name.data,
-                role=form.role.data,
-                phone=form.phone.data or "",
-                is_active=form.is_active.data,
-                password=form.password.data or "",
-                unlock_account=form.unlock.data,
-                **_scope_values(form),
-            )
-        except ServiceError as error:
-            db.session.rollback()
-            _show_service_errors(form, error)
-        else:
-            db.session.commit()
-            if user.id == current_user.id and user.session_version != version_before:
-                start_session(user)  # the admin's own password changed: stay signed in here
-            flash(f"已保存用户 {user.username}", "success")
-            return redirect(url_for(".users"))
+    saved, _ = save_form(
+        form,
+        lambda: update_user(
+            _actor(),
+            user,
+            display_name=form.display_name.data,
+            role=form.role.data,
+            phone=form.phone.data or "",
+            is_active=form.is_active.data,
+            password=form.password.data or "",
+            unlock_account=form.unlock.data,
+            **_scope_values(form),
+        ),
+    )
+    if saved:
+        if user.id == current_user.id and user.session_version != version_before:
+            start_session(user)  # the admin's own password changed: stay signed in here
+        flash(f"已保存用户 {user.username}", "success")
+        return redirect(url_for(".users"))
     return render_template(
         "admin/user_form.html",
         form=form,
@@ -286,16 +269,12 @@ def _catalog_values(kind: CatalogKind, form) -> dict:
 def catalog_new(kind: str):
     catalog_kind = _kind_or_404(kind)
     form = _catalog_form(catalog_kind, None)
-    if form.validate_on_submit():
-        try:
-            entry = create_entry(_actor(), catalog_kind, **_catalog_values(catalog_kind, form))
-        except ServiceError as error:
-            db.session.rollback()
-            _show_service_errors(form, error)
-        else:
-            db.session.commit()
-            flash(f"已添加{catalog_kind.label}“{entry.name}”", "success")
-            return redirect(url_for(".catalog", kind=catalog_kind.slug))
+    saved, entry = save_form(
+        form, lambda: create_entry(_actor(), catalog_kind, **_catalog_values(catalog_kind, form))
+    )
+    if saved:
+        flash(f"已添加{catalog_kind.label}“{entry.name}”", "success")
+        return redirect(url_for(".catalog", kind=catalog_kind.slug))
     return _render_catalog_form(catalog_kind, form, None)
 
 
@@ -305,16 +284,13 @@ def catalog_edit(kind: str, entry_id: int):
     catalog_kind = _kind_or_404(kind)
     entry = db.get_or_404(catalog_kind.model, entry_id)
     form = _catalog_form(catalog_kind, entry)
-    if form.validate_on_submit():
-        try:
-            update_entry(_actor(), catalog_kind, entry, **_catalog_values(catalog_kind, form))
-        except ServiceError as error:
-            db.session.rollback()
-            _show_service_errors(form, error)
-        else:
-            db.session.commit()
-            flash(f"已保存{catalog_kind.label}“{entry.name}”", "success")
-            return redirect(url_for(".catalog", kind=catalog_kind.slug))
+    saved, _ = save_form(
+        form,
+        lambda: update_entry(_actor(), catalog_kind, entry, **_catalog_values(catalog_kind, form)),
+    )
+    if saved:
+        flash(f"已保存{catalog_kind.label}“{entry.name}”", "success")
+        return redirect(url_for(".catalog", kind=catalog_kind.slug))
     return _render_catalog_form(catalog_kind, form, entry)
 
 

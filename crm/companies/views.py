@@ -27,7 +27,7 @@ from crm.companies.services import (
 )
 from crm.core import ServiceError, parse_int
 from crm.extensions import db
-from crm.forms import save_form, show_service_errors
+from crm.forms import save_form
 from crm.projects.models import Project
 
 bp = Blueprint("companies", __name__, url_prefix="/companies")
@@ -74,12 +74,17 @@ def _existing_elsewhere(code: str) -> Company | None:
     """The company registered with this credit code that the user does not see (another
     载体 registered and courts it), so the user may register its own project for it."""
     company = company_by_credit_code(code)
-    if company is None:
-        return None
-    readable = db.session.scalar(
-        sa.select(Company.id).where(Company.id == company.id, company_scope(current_user))
+    return None if company is None or _readable(company) else company
+
+
+def _readable(company: Company) -> bool:
+    """Whether the user sees this company in its own register (企业库)."""
+    return (
+        db.session.scalar(
+            sa.select(Company.id).where(Company.id == company.id, company_scope(current_user))
+        )
+        is not None
     )
-    return None if readable else company
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -88,30 +93,15 @@ def new():
     if not can_edit_company(current_user):
         abort(403)
     form = CompanyForm()
-    status, existing, readable = 200, None, False
-    if form.validate_on_submit():
-        try:
-            company = create_company(current_user, _company_values(form))
-        except ServiceError as exc:
-            db.session.rollback()
-            show_service_errors(form, exc)
-            status = 400
-            existing = company_by_credit_code(form.credit_code.data or "")
-            if existing is not None:
-                readable = (
-                    existing.id
-                    in db.session.scalars(
-                        sa.select(Company.id).where(
-                            Company.id == existing.id, company_scope(current_user)
-                        )
-                    ).all()
-                )
-        else:
-            db.session.commit()
-            flash(f"已登记企业“{company.name}”", "success")
-            return redirect(url_for("companies.detail", company_id=company.id))
-    elif form.is_submitted():
-        status = 400
+    saved, outcome = save_form(form, lambda: create_company(current_user, _company_values(form)))
+    if saved:
+        flash(f"已登记企业“{outcome.name}”", "success")
+        return redirect(url_for("companies.detail", company_id=outcome.id))
+    existing, readable = None, False
+    if isinstance(outcome, ServiceError):  # refused: the credit code may be registered already
+        existing = company_by_credit_code(form.credit_code.data or "")
+        readable = existing is not None and _readable(existing)
+    status = 400 if form.is_submitted() else 200
     return render_template(
         "companies/form.html",
         form=form,
@@ -176,18 +166,18 @@ def contact_form(company_id: int, contact_id: int | None = None):
     company = load_company(current_user, company_id, edit=True)
     contact = _load_contact(company, contact_id) if contact_id else None
     form = ContactForm(obj=contact)
-    status = 200
-    if form.validate_on_submit():
+
+    def save():
         values = {k: getattr(form, k).data or "" for k in CONTACT_FIELDS}
         if contact:
-            update_contact(current_user, contact, values)
-        else:
-            add_contact(current_user, company, values)
-        db.session.commit()
+            return update_contact(current_user, contact, values)
+        return add_contact(current_user, company, values)
+
+    saved, _ = save_form(form, save)
+    if saved:
         flash("联系人已保存", "success")
         return redirect(url_for("companies.detail", company_id=company.id))
-    if form.is_submitted():
-        status = 400
+    status = 400 if form.is_submitted() else 200
     return render_template(
         "companies/contact_form.html", form=form, company=company, contact=contact
     ), status

@@ -23,7 +23,7 @@ from crm.catalog.models import Carrier, Chain, Channel, Cluster, TerminationReas
 from crm.companies.models import Contact
 from crm.core import ConflictError, ServiceError, local_today, parse_int
 from crm.extensions import db
-from crm.forms import NONE_CHOICE, save_form, select_choices, show_service_errors
+from crm.forms import NONE_CHOICE, save_form, select_choices
 from crm.projects import conflicts as conflict_service
 from crm.projects import lifecycle
 from crm.projects.forms import (
@@ -158,6 +158,10 @@ def _project_values(form: ProjectForm) -> dict:
     return {name: getattr(form, name).data for name in PROJECT_FIELDS}
 
 
+class _Unconfirmed(ServiceError):
+    """Other 载体 court the company, and the box that says the user knows is not ticked."""
+
+
 @bp.route("/new", methods=["GET", "POST"])
 @login_required
 def new():
@@ -178,29 +182,22 @@ def new():
     if request.method == "GET":
         form.officer_id.data = current_user.id if current_user.role is Role.OFFICER else None
     _fill_project_choices(form, current_user)
-    status, courting = 200, []
-    if form.validate_on_submit():
-        courting = conflict_service.courting_projects(company, form.carrier_id.data)
+    courting = []
+
+    def register():
+        courting.extend(conflict_service.courting_projects(company, form.carrier_id.data))
         if courting and not form.confirm_conflict.data:
             # Warn before saving; the second submit with the box ticked saves and flags it.
-            status = 409
-        else:
-            try:
-                project = create_project(
-                    current_user, company, _project_values(form), Stage[form.stage.data]
-                )
-            except ServiceError as exc:
-                db.session.rollback()
-                show_service_errors(form, exc)
-                status = 400
-            else:
-                db.session.commit()
-                flash(f"已登记项目“{project.name}”", "success")
-                if courting:
-                    flash("已登记为跨载体冲突，待产业专班或领导协调处理", "warning")
-                return redirect(url_for("projects.detail", project_id=project.id))
-    elif form.is_submitted():
-        status = 400
+            raise _Unconfirmed()
+        return create_project(current_user, company, _project_values(form), Stage[form.stage.data])
+
+    saved, outcome = save_form(form, register, not_at_fields=_Unconfirmed)
+    if saved:
+        flash(f"已登记项目“{outcome.name}”", "success")
+        if courting:
+            flash("已登记为跨载体冲突，待产业专班或领导协调处理", "warning")
+        return redirect(url_for("projects.detail", project_id=outcome.id))
+    status = 409 if isinstance(outcome, _Unconfirmed) else 400 if form.is_submitted() else 200
     return render_template(
         "projects/form.html", form=form, company=company, project=None, courting=courting
     ), status
@@ -220,29 +217,23 @@ def edit(project_id: int):
         )
     if request.method == "GET":
         form.version.data = project.version
-    status, conflict = 200, None
-    if form.validate_on_submit():
+
+    def save():
         try:
             loaded = int(form.version.data or 0)
         except ValueError:
-            loaded = 0
-        try:
-            update_project(current_user, project, _project_values(form), loaded)
-        except ConflictError as exc:
-            db.session.rollback()
-            status, conflict = 409, _conflict_rows(form, project)
-            form.version.data = project.version
-            flash(exc.message, "error")
-        except ServiceError as exc:
-            db.session.rollback()
-            show_service_errors(form, exc)
-            status = 400
-        else:
-            db.session.commit()
-            flash("已保存", "success")
-            return redirect(url_for("projects.detail", project_id=project.id))
-    elif form.is_submitted():
-        status = 400
+            loaded = 0  # missing or forged: refused as a stale edit
+        return update_project(current_user, project, _project_values(form), loaded)
+
+    saved, outcome = save_form(form, save, not_at_fields=ConflictError)
+    if saved:
+        flash("已保存", "success")
+        return redirect(url_for("projects.detail", project_id=project.id))
+    status, conflict = (400 if form.is_submitted() else 200), None
+    if isinstance(outcome, ConflictError):  # saved meanwhile: show theirs next to this input
+        status, conflict = 409, _conflict_rows(form, project)
+        form.version.data = project.version
+        flash(outcome.message, "error")
     return render_template(
         "projects/form.html", form=form, company=project.company, project=project, conflict=conflict
     ), status
@@ -563,8 +554,9 @@ def update_element(project_id: int, need_id: int):
     if need is None:
         abort(404)
     form = ElementStatusForm(prefix=f"e{need.id}")
-    if form.validate_on_submit():
-        update_element_need(
+    saved, _ = save_form(
+        form,
+        lambda: update_element_need(
             current_user,
             need,
             {
@@ -572,8 +564,9 @@ def update_element(project_id: int, need_id: int):
                 "status": ElementStatus[form.status.data],
                 "note": form.note.data or "",
             },
-        )
-        db.session.commit()
+        ),
+    )
+    if saved:
         flash(f"已更新{need.kind.label}需求", "success")
         return redirect(url_for("projects.detail", project_id=project.id) + "#elements")
     flash("要素需求未保存：" + "；".join(e for errs in form.errors.values() for e in errs), "error")
@@ -654,14 +647,11 @@ def resolve(conflict_id: int):
     if not conflict_service.can_resolve(current_user, conflict):
         abort(403)
     form = ResolveConflictForm(prefix=f"c{conflict.id}")
-    if form.validate_on_submit():
-        try:
-            conflict_service.resolve_conflict(current_user, conflict, form.note.data or "")
-        except ServiceError as exc:
-            db.session.rollback()
-            show_service_errors(form, exc)
-        else:
-            db.session.commit()
-            flash("已标记为已处理", "success")
-            return redirect(url_for("conflicts.conflicts"))
+    saved, _ = save_form(
+        form,
+        lambda: conflict_service.resolve_conflict(current_user, conflict, form.note.data or ""),
+    )
+    if saved:
+        flash("已标记为已处理", "success")
+        return redirect(url_for("conflicts.conflicts"))
     return _render_conflicts(400, (conflict.id, form))
