@@ -144,3 +144,16 @@ def save_form(
         return False, exc
     db.session.commit()
     return True, result
+
+
+def save_button(service) -> tuple[bool, object]:
+    """`save_form` for a button: a POST without fields (CSRFProtect has checked its token).
+    A refusal is flashed as an error, for the caller to redirect or render the page."""
+    from flask import flash
+
+    from crm.core import ServiceError
+
+    saved, outcome = save_form(Form(), service, not_at_fields=ServiceError)
+    if not saved:
+        flash(outcome.message, "error")
+    return saved, outcome

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
@@ -12,7 +13,8 @@ from crm.companies.models import Company
 from crm.companies.services import name_key
 from crm.projects.conflicts import courting_projects, record_conflicts
 from crm.projects.models import ConflictBasis, FollowUp, Handover, Project, ProjectConflict
-from crm.projects.stages import Status
+from crm.projects.services import CourtingUnconfirmed, create_project
+from crm.projects.stages import Stage, Status
 from tests import factories
 from tests.test_projects import project_form
 
@@ -184,6 +186,72 @@ def test_a_name_variant_is_warned_about_too(world, login, db_session):
     response = client.post(f"/projects/new?company={company_id}", data=project_form(world))
     assert response.status_code == 409
     assert "企业名称相同" in text(response)
+
+
+def registration_values(world, carrier) -> dict:
+    return {
+        "name": "甲区同一企业项目",
+        "carrier_id": carrier.id,
+        "cluster_id": world.cluster_x.id,
+        "channel_id": world.channel.id,
+        "officer_id": world.officer_a.id,
+        "is_key": False,
+        "total_investment": Decimal(20000),
+    }
+
+
+def test_the_service_refuses_an_unconfirmed_registration_and_lists_the_courting(world, db_session):
+    company = world.project_b.company
+    # The officer's own 载体 counts, whatever the values name.
+    values = registration_values(world, world.carrier_b)
+    with pytest.raises(CourtingUnconfirmed) as refused:
+        create_project(world.officer_a, company, values, Stage.PLANNED, courting_confirmed=False)
+    assert [(c.project, c.basis) for c in refused.value.courting] == [
+        (world.project_b, ConflictBasis.CREDIT_CODE)
+    ]
+    assert db_session.scalar(sa.select(sa.func.count(Project.id))) == 2
+
+    project = create_project(world.officer_a, company, values, Stage.PLANNED)
+    assert project.carrier_id == world.carrier_a.id
+    assert [(c.project_id, c.other_project_id) for c in conflicts(db_session)] == [
+        (project.id, world.project_b.id)
+    ]
+
+
+def test_a_confirmed_registration_a_rule_refuses_keeps_nothing(world, login, db_session):
+    company = world.project_b.company
+    company.registered_by_carrier_id = world.carrier_a.id
+    db_session.commit()
+    client = login(world.officer_a)
+    url = f"/projects/new?company={company.id}"
+    refused = project_form(
+        world, planned_signed_on="2030-06-01", planned_started_on="2030-01-01", confirm_conflict="y"
+    )
+    response = client.post(url, data=refused)
+    assert response.status_code == 400
+    assert "计划开工日期不能早于计划签约日期" in text(response)
+    assert db_session.scalar(sa.select(sa.func.count(Project.id))) == 2
+    assert conflicts(db_session) == []
+
+    response = client.post(url, data=project_form(world, confirm_conflict="y"))
+    assert response.status_code == 302
+    with client.session_transaction() as session:
+        flashed = [message for _category, message in session["_flashes"]]
+    assert "已登记为跨载体冲突，待产业专班或领导协调处理" in flashed
+    assert len(conflicts(db_session)) == 1
+
+
+def test_a_registration_nobody_courts_is_not_flagged(world, login, db_session):
+    company = factories.company(name="无人跟进的企业")
+    company.registered_by_carrier_id = world.carrier_a.id
+    db_session.commit()
+    client = login(world.officer_a)
+    response = client.post(f"/projects/new?company={company.id}", data=project_form(world))
+    assert response.status_code == 302
+    with client.session_transaction() as session:
+        flashed = [message for _category, message in session["_flashes"]]
+    assert flashed == ["已登记项目“皖北储能电池项目”"]
+    assert conflicts(db_session) == []
 
 
 # Settling conflicts ----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from crm.audit.models import AuditEntry
+from crm.core import ServiceError
 from crm.evaluation.models import DecisionOutcome, EvaluationState
 from crm.evaluation.services import decide, load_answers, start_evaluation, submit_evaluation
 from crm.extensions import db
@@ -384,6 +385,26 @@ def test_evidence_needs_an_answer_of_this_evaluation(world, login, db_session, d
     )
     assert response.status_code == 400
     assert stored_files() == []
+
+
+def test_evidence_a_rule_refuses_after_storing_keeps_no_record(
+    world, login, db_session, draft, uploads, monkeypatch
+):
+    """The file passes its checks, then attaching it is refused (say, the evaluation was
+    submitted meanwhile): the stored file's record goes with the refusal."""
+
+    def refuse(*_args):
+        raise ServiceError("评估处于“待决策”状态，不能修改")
+
+    monkeypatch.setattr("crm.evaluation.views.attach_evidence", refuse)
+    answer = load_answers(draft)[0]
+    response = upload_evidence(login(world.officer_a), draft, answer)
+    assert response.status_code == 400
+    assert stored_files() == []
+    assert (
+        db_session.scalar(sa.select(AuditEntry.id).where(AuditEntry.action == "file_uploaded"))
+        is None
+    )
 
 
 @pytest.mark.parametrize(("who", "status"), [("leader", 403), ("taskforce_y", 404)])

@@ -14,6 +14,8 @@ from openpyxl import Workbook, load_workbook
 
 from crm.audit.models import AuditEntry
 from crm.companies.models import Company
+from crm.core import ServiceError
+from crm.ledger import services as ledger_services
 from crm.ledger.columns import COLUMNS
 from crm.ledger.services import plan_import, read_workbook
 from crm.projects import lifecycle
@@ -419,6 +421,29 @@ def test_a_bad_row_is_reported_and_nothing_is_written(
     assert "确认导入" not in html
     assert client.post(url, data={"confirm": "y"}).status_code == 400
     assert count(db_session, Project) == 2 and count(db_session, Company) == 2
+
+
+def test_a_refused_import_keeps_nothing_and_may_be_confirmed_again(
+    world, login, db_session, monkeypatch
+):
+    """A refusal at the last step (the audit row of the import) takes every row back."""
+    client = login(world.officer_a)
+    url, _html = preview(client, xlsx([new_row(world, 1), new_row(world, 2)]))
+    audited = count(db_session, AuditEntry)
+
+    def refuse(*_args, **_kwargs):
+        raise ServiceError("台账导入暂不可用")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ledger_services, "record", refuse)
+        response = client.post(url, data={"confirm": "y"})
+    assert response.status_code == 400
+    assert "台账导入暂不可用" in text(response)
+    assert count(db_session, Project) == 2 and count(db_session, Company) == 2
+    assert count(db_session, AuditEntry) == audited
+    # The upload is kept: once the cause is gone, the same preview is confirmed.
+    assert client.post(url, data={"confirm": "y"}).status_code == 302
+    assert count(db_session, Project) == 4
 
 
 def test_a_formula_cell_is_refused(world, login, db_session):

@@ -30,9 +30,9 @@ from crm.audit.services import record_separately
 from crm.auth import services
 from crm.auth.forms import ChangePasswordForm, LoginForm, LogoutForm
 from crm.auth.models import User
-from crm.core import ServiceError, parse_int
+from crm.core import parse_int
 from crm.extensions import db, login_manager
-from crm.forms import show_service_errors
+from crm.forms import save_form
 
 bp = Blueprint("auth", __name__)
 
@@ -153,24 +153,18 @@ def logout():
 def change_password():
     user: User = current_user._get_current_object()
     form = ChangePasswordForm()
-    status = 200
-    if form.validate_on_submit():
-        try:
-            services.change_password(
-                user, current_password=form.current_password.data, new_password=form.password.data
-            )
-        except ServiceError as exc:
-            db.session.rollback()
-            show_service_errors(form, exc)
-            status = 400
-        else:
-            db.session.commit()
-            remember = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
-            start_session(user, remember=remember in request.cookies)
-            flash("密码已修改；其他电脑上的登录已失效", "success")
-            return redirect(safe_next(request.args.get("next")) or url_for("main.home"))
-    elif form.is_submitted():
-        status = 400
+    saved, _ = save_form(
+        form,
+        lambda: services.change_password(
+            user, current_password=form.current_password.data, new_password=form.password.data
+        ),
+    )
+    if saved:
+        remember = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
+        start_session(user, remember=remember in request.cookies)
+        flash("密码已修改；其他电脑上的登录已失效", "success")
+        return redirect(safe_next(request.args.get("next")) or url_for("main.home"))
+    status = 400 if form.is_submitted() else 200
     reason = None
     if user.must_change_password:
         reason = "管理员为您设置了初始密码或重置了密码，请先设置您自己的密码。"

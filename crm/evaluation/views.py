@@ -46,7 +46,7 @@ from crm.evaluation.services import (
 from crm.extensions import db
 from crm.files.models import DocumentKind
 from crm.files.views import save_upload
-from crm.forms import save_form, show_service_errors
+from crm.forms import save_button, save_form
 from crm.projects.lifecycle import entry_blockers
 from crm.projects.models import Project
 from crm.projects.panels import Panel, register_panel
@@ -94,15 +94,11 @@ def evaluation_panel(project: Project, user: User) -> Panel:
 @login_required
 def start(project_id: int):
     project = load_project(current_user, project_id, Action.START_EVALUATION)
-    try:
-        evaluation = start_evaluation(current_user, project)
-    except ServiceError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+    saved, outcome = save_button(lambda: start_evaluation(current_user, project))
+    if not saved:
         return redirect(url_for("projects.detail", project_id=project.id))
-    db.session.commit()
     flash("已发起评估，请逐项填写", "success")
-    return redirect(url_for("evaluation.detail", evaluation_id=evaluation.id))
+    return redirect(url_for("evaluation.detail", evaluation_id=outcome.id))
 
 
 def render_evaluation(
@@ -151,28 +147,29 @@ def save(evaluation_id: int):
     evaluation = load_evaluation(current_user, evaluation_id, Action.FILL_EVALUATION)
     answers = load_answers(evaluation)
     form = checklist_form(answers, request.form)
-    if not form.validate_on_submit():
-        return render_evaluation(evaluation, 400, form=form, answers=answers)
-    given = {}
-    for a in answers:
-        verdict = getattr(form, f"verdict_{a.id}").data
-        score_field = getattr(form, f"score_{a.id}", None)
-        given[a.id] = AnswerInput(
-            Verdict[verdict] if verdict else None,
-            getattr(form, f"comment_{a.id}").data or "",
-            score_field.data if score_field is not None else None,
-        )
-    try:
-        changed = save_answers(current_user, evaluation, given)
-    except ServiceError as exc:
-        db.session.rollback()
-        for key, message in exc.errors.items():  # keys are a<answer id>
+
+    def save_given():
+        given = {}
+        for a in answers:
+            verdict = getattr(form, f"verdict_{a.id}").data
+            score_field = getattr(form, f"score_{a.id}", None)
+            given[a.id] = AnswerInput(
+                Verdict[verdict] if verdict else None,
+                getattr(form, f"comment_{a.id}").data or "",
+                score_field.data if score_field is not None else None,
+            )
+        return save_answers(current_user, evaluation, given)
+
+    saved, outcome = save_form(form, save_given, not_at_fields=ServiceError)
+    if saved:
+        flash(f"已保存（更新 {len(outcome)} 项）" if outcome else "没有需要保存的修改", "success")
+        return redirect(url_for("evaluation.detail", evaluation_id=evaluation.id))
+    if outcome is not None:  # refused and rolled back: the messages, at the answers' comments
+        for key, message in outcome.errors.items():  # keys are a<answer id>
             getattr(form, f"comment_{key[1:]}").errors = [message]
-        form.form_errors.append(exc.message)
-        return render_evaluation(evaluation, 400, form=form, answers=load_answers(evaluation))
-    db.session.commit()
-    flash(f"已保存（更新 {len(changed)} 项）" if changed else "没有需要保存的修改", "success")
-    return redirect(url_for("evaluation.detail", evaluation_id=evaluation.id))
+        form.form_errors.append(outcome.message)
+        answers = load_answers(evaluation)
+    return render_evaluation(evaluation, 400, form=form, answers=answers)
 
 
 @bp.route("/evaluations/<int:evaluation_id>/evidence", methods=["POST"])
@@ -184,17 +181,19 @@ def upload_evidence(evaluation_id: int):
         return render_evaluation(evaluation, 400)
     answers = load_answers(evaluation)
     form = EvidenceForm().set_answers(answers)
-    if not form.validate_on_submit():
-        return render_evaluation(evaluation, 400, evidence_form=form, answers=answers)
-    answer = next(a for a in answers if a.id == form.answer_id.data)
-    try:
+
+    def attach():
+        answer = next(a for a in answers if a.id == form.answer_id.data)
         stored = save_upload(current_user, evaluation.project, form, DocumentKind.EVIDENCE)
         attach_evidence(current_user, answer, stored)
-    except ServiceError as exc:
-        db.session.rollback()
-        show_service_errors(form, exc)
-        return render_evaluation(evaluation, 400, evidence_form=form)
-    db.session.commit()
+        return answer, stored
+
+    saved, outcome = save_form(form, attach)
+    if not saved:  # after a rollback (a ServiceError) the answers are read again
+        return render_evaluation(
+            evaluation, 400, evidence_form=form, answers=answers if outcome is None else None
+        )
+    answer, stored = outcome
     flash(f"已上传佐证材料“{stored.original_name}”", "success")
     return redirect(
         url_for("evaluation.detail", evaluation_id=evaluation.id) + f"#item-{answer.id}"
@@ -205,13 +204,9 @@ def upload_evidence(evaluation_id: int):
 @login_required
 def submit(evaluation_id: int):
     evaluation = load_evaluation(current_user, evaluation_id, Action.SUBMIT_EVALUATION)
-    try:
-        submit_evaluation(current_user, evaluation)
-    except ServiceError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-        return render_evaluation(evaluation, 409 if isinstance(exc, ConflictError) else 400)
-    db.session.commit()
+    saved, outcome = save_button(lambda: submit_evaluation(current_user, evaluation))
+    if not saved:
+        return render_evaluation(evaluation, 409 if isinstance(outcome, ConflictError) else 400)
     flash("已提交领导集体决策", "success")
     return redirect(url_for("evaluation.detail", evaluation_id=evaluation.id))
 
@@ -221,10 +216,9 @@ def submit(evaluation_id: int):
 def decision(evaluation_id: int):
     evaluation = load_evaluation(current_user, evaluation_id, Action.DECIDE)
     form = DecisionForm()
-    if not form.validate_on_submit():
-        return render_evaluation(evaluation, 400, decision_form=form)
-    try:
-        decide(
+    saved, outcome = save_form(
+        form,
+        lambda: decide(
             current_user,
             evaluation,
             DecisionOutcome[form.outcome.data],
@@ -232,16 +226,16 @@ def decision(evaluation_id: int):
             meeting_name=form.meeting_name.data or "",
             participants=form.participants.data or "",
             opinion=form.opinion.data or "",
-        )
-    except ServiceError as exc:
-        db.session.rollback()
-        db.session.refresh(evaluation)
-        show_service_errors(form, exc)
-        if isinstance(exc, ConflictError):  # the form is gone from the page now: say why
-            flash(exc.message, "error")
+        ),
+        not_at_fields=ConflictError,
+    )
+    if not saved:
+        if outcome is not None:  # rolled back: the page shows what is stored
+            db.session.refresh(evaluation)
+        if isinstance(outcome, ConflictError):  # the form is gone from the page now: say why
+            flash(outcome.message, "error")
             return render_evaluation(evaluation, 409, decision_form=form)
         return render_evaluation(evaluation, 400, decision_form=form)
-    db.session.commit()
     flash(f"已记录决策：{DecisionOutcome[form.outcome.data].label}", "success")
     return redirect(url_for("evaluation.detail", evaluation_id=evaluation.id))
 

@@ -16,6 +16,7 @@ from crm.extensions import db
 from crm.files.forms import DocumentForm
 from crm.files.models import DocumentKind, StoredFile
 from crm.files.services import archive_file, file_path, project_documents, store_file
+from crm.forms import save_button, save_form
 from crm.projects.models import Project
 from crm.projects.panels import Panel, register_panel
 
@@ -71,18 +72,20 @@ def documents_panel(project: Project, user: User) -> Panel:
 def upload_document(project_id: int):
     project = load_project(current_user, project_id, Action.DOCUMENTS)
     form = DocumentForm()
-    if form.validate_on_submit():
-        try:
-            stored = save_upload(current_user, project, form, DocumentKind[form.kind.data])
-        except ServiceError as exc:
-            db.session.rollback()
-            flash("上传失败：" + "；".join(exc.errors.values() or [exc.message]), "error")
-            return redirect(url_for("projects.detail", project_id=project.id) + "#documents"), 303
-        db.session.commit()
-        flash(f"已上传“{stored.original_name}”", "success")
+    saved, outcome = save_form(
+        form,
+        lambda: save_upload(current_user, project, form, DocumentKind[form.kind.data]),
+        not_at_fields=ServiceError,
+    )
+    documents = url_for("projects.detail", project_id=project.id) + "#documents"
+    if saved:
+        flash(f"已上传“{outcome.original_name}”", "success")
+    elif outcome is not None:  # the file was refused
+        flash("上传失败：" + "；".join(outcome.errors.values() or [outcome.message]), "error")
+        return redirect(documents), 303
     else:
         flash("上传失败：" + "；".join(e for errs in form.errors.values() for e in errs), "error")
-    return redirect(url_for("projects.detail", project_id=project.id) + "#documents")
+    return redirect(documents)
 
 
 @bp.route("/files/<int:file_id>")
@@ -108,12 +111,8 @@ def download(file_id: int):
 @login_required
 def archive(file_id: int):
     stored = load_file(current_user, file_id, Action.DOCUMENTS)
-    try:
-        archive_file(current_user, stored)
-    except ServiceError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
+    saved, _ = save_button(lambda: archive_file(current_user, stored))
+    if not saved:
         return redirect(url_for("projects.detail", project_id=stored.project_id)), 303
-    db.session.commit()
     flash(f"已移除“{stored.original_name}”（文件仍存档）", "success")
     return redirect(url_for("projects.detail", project_id=stored.project_id) + "#documents")

@@ -21,6 +21,7 @@ from flask_login import current_user, login_required
 from crm.access import can_import_projects
 from crm.core import ServiceError, content_disposition, local_today, utcnow
 from crm.extensions import db
+from crm.forms import save_form
 from crm.ledger.forms import ConfirmForm, UploadForm
 from crm.ledger.services import (
     XLSX_MIMETYPE,
@@ -80,20 +81,17 @@ def upload():
     if not can_import_projects(current_user):
         abort(403)
     form = UploadForm()
-    status = 200
-    if form.validate_on_submit():
-        upload_file = form.file.data
-        try:
-            rows = read_workbook(upload_file.stream)
-        except ServiceError as exc:
-            form.file.errors = [*form.file.errors, exc.message]
-            status = 400
-        else:
-            token = save_upload(_import_folder(), current_user, upload_file.filename or "", rows)
-            return redirect(url_for("ledger.preview", token=token))
-    elif form.is_submitted():
-        status = 400
-    return render_template("ledger/upload.html", form=form), status
+
+    def keep_upload() -> str:
+        rows = read_workbook(form.file.data.stream)
+        return save_upload(_import_folder(), current_user, form.file.data.filename or "", rows)
+
+    saved, outcome = save_form(form, keep_upload, not_at_fields=ServiceError)
+    if saved:
+        return redirect(url_for("ledger.preview", token=outcome))
+    if outcome is not None:  # a file that cannot be read: said at the file
+        form.file.errors = [*form.file.errors, outcome.message]
+    return render_template("ledger/upload.html", form=form), 400 if form.is_submitted() else 200
 
 
 def _load(token: str):
@@ -140,16 +138,11 @@ def confirm(token: str):
     filename, rows = loaded
     form = ConfirmForm()
     plan = plan_import(current_user, rows)  # again: the data may have changed since
-    if not form.validate_on_submit() or not plan.ok:
-        db.session.rollback()
+    # A plan with errors is refused too (the page lists them and offers no confirmation).
+    saved, result = save_form(form, lambda: apply_import(current_user, plan, filename))
+    if not saved:
+        db.session.rollback()  # nothing the plan read is kept
         return _render_preview(token, filename, plan, form, 400)
-    try:
-        result = apply_import(current_user, plan, filename)
-    except ServiceError as exc:
-        db.session.rollback()
-        form.form_errors.append(exc.message)
-        return _render_preview(token, filename, plan, form, 400)
-    db.session.commit()
     discard_upload(_import_folder(), token)
     flash(
         f"导入完成：新建 {result.created} 个项目（新登记企业 {result.companies} 家），"

@@ -20,7 +20,7 @@ from crm.companies.models import Company, Contact
 from crm.core import LOCAL_TZ, ConflictError, ServiceError, local_today, parse_int
 from crm.extensions import db
 from crm.pagination import IdFirstPagination
-from crm.projects.conflicts import record_conflicts
+from crm.projects.conflicts import Courting, courting_projects, record_conflicts
 from crm.projects.lifecycle import record_initial_stage
 from crm.projects.models import (
     ElementNeed,
@@ -94,9 +94,34 @@ def _check_project_values(user: User, values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+class CourtingUnconfirmed(ServiceError):
+    """Other 载体 court the company (跨载体冲突) and the user has not said to register anyway;
+    `courting` lists their projects, for the form to show before it asks again."""
+
+    def __init__(self, courting: list[Courting]):
+        super().__init__("其他载体正在跟进该企业，确认后才能登记")
+        self.courting = courting
+
+
 def create_project(
-    user: User, company: Company, values: dict[str, Any], stage: Stage = Stage.PLANNED
+    user: User,
+    company: Company,
+    values: dict[str, Any],
+    stage: Stage = Stage.PLANNED,
+    *,
+    courting_confirmed: bool = True,
 ) -> Project:
+    """Register a project of `company`; each project of another 载体 still courting the same
+    company is flagged as a conflict with it, for the 专班 or a leader to settle.
+
+    A user at the form is warned first: with `courting_confirmed=False` (the box 仍然保存 not
+    ticked) and such projects, nothing is saved and CourtingUnconfirmed lists them. Callers
+    with nobody to ask (demo data, scripts) keep the default."""
+    if not courting_confirmed:
+        # The 载体 as _check_project_values settles it: an officer's own.
+        carrier_id = user.carrier_id if user.role is Role.OFFICER else values.get("carrier_id")
+        if courting := courting_projects(company, carrier_id):
+            raise CourtingUnconfirmed(courting)
     if stage not in INITIAL_STAGES:
         raise ServiceError(errors={"stage": "新项目只能登记为谋划或招引阶段"})
     project = Project(
@@ -111,7 +136,6 @@ def create_project(
     db.session.flush()
     record_initial_stage(user, project)
     record(user, "project_created", project, summary=project.name)
-    # Another 载体 courting the same company: the form warned before saving; flag the pair.
     record_conflicts(user, project)
     return project
 

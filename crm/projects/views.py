@@ -21,7 +21,7 @@ from crm.access import (
 from crm.auth.models import Role, User
 from crm.catalog.models import Carrier, Chain, Channel, Cluster, TerminationReason
 from crm.companies.models import Contact
-from crm.core import ConflictError, ServiceError, local_today, parse_int
+from crm.core import ConflictError, local_today, parse_int
 from crm.extensions import db
 from crm.forms import NONE_CHOICE, save_form, select_choices
 from crm.projects import conflicts as conflict_service
@@ -52,6 +52,7 @@ from crm.projects.panels import panels_for
 from crm.projects.services import (
     PROJECT_FIELDS,
     SORTS,
+    CourtingUnconfirmed,
     ProjectFilter,
     add_element_need,
     add_followup,
@@ -158,10 +159,6 @@ def _project_values(form: ProjectForm) -> dict:
     return {name: getattr(form, name).data for name in PROJECT_FIELDS}
 
 
-class _Unconfirmed(ServiceError):
-    """Other 载体 court the company, and the box that says the user knows is not ticked."""
-
-
 @bp.route("/new", methods=["GET", "POST"])
 @login_required
 def new():
@@ -182,22 +179,25 @@ def new():
     if request.method == "GET":
         form.officer_id.data = current_user.id if current_user.role is Role.OFFICER else None
     _fill_project_choices(form, current_user)
-    courting = []
-
-    def register():
-        courting.extend(conflict_service.courting_projects(company, form.carrier_id.data))
-        if courting and not form.confirm_conflict.data:
-            # Warn before saving; the second submit with the box ticked saves and flags it.
-            raise _Unconfirmed()
-        return create_project(current_user, company, _project_values(form), Stage[form.stage.data])
-
-    saved, outcome = save_form(form, register, not_at_fields=_Unconfirmed)
+    saved, outcome = save_form(
+        form,
+        lambda: create_project(
+            current_user,
+            company,
+            _project_values(form),
+            Stage[form.stage.data],
+            courting_confirmed=form.confirm_conflict.data,
+        ),
+        not_at_fields=CourtingUnconfirmed,
+    )
     if saved:
         flash(f"已登记项目“{outcome.name}”", "success")
-        if courting:
+        if conflict_service.project_conflicts(outcome):
             flash("已登记为跨载体冲突，待产业专班或领导协调处理", "warning")
         return redirect(url_for("projects.detail", project_id=outcome.id))
-    status = 409 if isinstance(outcome, _Unconfirmed) else 400 if form.is_submitted() else 200
+    # Other 载体 court the company: warn before saving; ticking the box saves and flags it.
+    courting = outcome.courting if isinstance(outcome, CourtingUnconfirmed) else []
+    status = 409 if courting else 400 if form.is_submitted() else 200
     return render_template(
         "projects/form.html", form=form, company=company, project=None, courting=courting
     ), status
