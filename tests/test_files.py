@@ -391,7 +391,8 @@ def test_evidence_a_rule_refuses_after_storing_keeps_no_record(
     world, login, db_session, draft, uploads, monkeypatch
 ):
     """The file passes its checks, then attaching it is refused (say, the evaluation was
-    submitted meanwhile): the stored file's record goes with the refusal."""
+    submitted meanwhile): the refusal is on the page, and the stored file's record and its
+    bytes go with it."""
 
     def refuse(*_args):
         raise ServiceError("评估处于“待决策”状态，不能修改")
@@ -400,7 +401,9 @@ def test_evidence_a_rule_refuses_after_storing_keeps_no_record(
     answer = load_answers(draft)[0]
     response = upload_evidence(login(world.officer_a), draft, answer)
     assert response.status_code == 400
+    assert "评估处于“待决策”状态，不能修改" in text(response)
     assert stored_files() == []
+    assert files_on_disk(uploads) == []
     assert (
         db_session.scalar(sa.select(AuditEntry.id).where(AuditEntry.action == "file_uploaded"))
         is None

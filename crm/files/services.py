@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from crm.audit.services import record
 from crm.auth.models import User
@@ -95,6 +97,7 @@ def store_file(
     path = upload_folder / stored_name[:2] / stored_name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
+    _remove_unless_committed(path)
     stored = StoredFile(
         project_id=project.id,
         kind=kind,
@@ -109,6 +112,26 @@ def store_file(
     db.session.flush()
     record(user, "file_uploaded", stored, summary=f"{project.name}：{kind.label} {name}")
     return stored
+
+
+def _remove_unless_committed(path: Path) -> None:
+    """The bytes are written before their row: if the transaction then rolls back (a later
+    step refused), they go too, so no file is left without its record."""
+    db.session().info.setdefault(_NEW_FILES, []).append(path)
+
+
+_NEW_FILES = "crm.files: written in this transaction"
+
+
+@event.listens_for(Session, "after_commit")
+def _keep_new_files(session: Session) -> None:
+    session.info.pop(_NEW_FILES, None)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_new_files(session: Session) -> None:
+    for path in session.info.pop(_NEW_FILES, []):
+        path.unlink(missing_ok=True)
 
 
 def file_path(stored: StoredFile, upload_folder: Path) -> Path:
