@@ -79,9 +79,12 @@ bp = Blueprint("projects", __name__, url_prefix="/projects")
 conflicts_bp = Blueprint("conflicts", __name__, url_prefix="/conflicts")
 
 
-def _active(model):
-    return db.session.scalars(
-        sa.select(model).where(model.is_active.is_(True)).order_by(model.sort_order, model.id)
+def _active(model) -> list[sa.Row]:
+    """(id, name) of a catalogue's active entries, in their order: rows, not objects."""
+    return db.session.execute(
+        sa.select(model.id, model.name)
+        .where(model.is_active.is_(True))
+        .order_by(model.sort_order, model.id)
     ).all()
 
 
