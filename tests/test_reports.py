@@ -15,6 +15,7 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -205,6 +206,7 @@ def test_the_helper_process_reports_its_peak_memory():
     peak = renderer.helper_peak_memory_mb()
     assert peak is not None
     assert peak > 50  # WeasyPrint and the CJK fonts live there, not in the web worker
+    assert renderer.helper_cpu_seconds() > 0
 
 
 def test_anonymous_users_are_sent_to_the_login_page(world, client):
@@ -636,9 +638,78 @@ def test_rows_do_not_split_and_headings_keep_with_their_tables():
     assert "break-inside: avoid" in rules["tr"]
     assert "break-after: avoid" in rules["h2"]
     assert "break-after: avoid" in rules["h3"]
+    assert "break-after: avoid" in rules["tr.section"]  # a checklist section's title row
     assert "display: table-header-group" in rules["thead"]  # headers repeat on the next page
     assert "overflow-wrap: break-word" in rules["th, td"]  # long comments wrap
     assert '"Noto Sans CJK SC"' in rules["html"]
+
+
+def items_table(sections: int = 4, items: int = 3) -> str:
+    """The evaluation's items as the dossier lays them out: one table, a row group per
+    checklist section, headed by the section's title row."""
+    groups = "".join(
+        f'<tbody><tr class="section"><th colspan="4">节标题{n}</th></tr>'
+        + "".join(
+            f'<tr><td>事项{n}-{i}</td><td>符合</td><td class="num">4 / 4</td><td>经核查。</td></tr>'
+            for i in range(1, items + 1)
+        )
+        + "</tbody>"
+        for n in range(1, sections + 1)
+    )
+    return (
+        "<table><thead><tr><th>事项</th><th>结论</th><th class=num>得分</th><th>说明</th></tr>"
+        f"</thead>{groups}</table>"
+    )
+
+
+def orphaned_titles(pdf: bytes, folder: Path, sections: int = 4) -> list[int]:
+    """The sections whose title row ends up on a page without the section's first item."""
+    pages = pdftotext(pdf, folder).split("\f")
+    return [
+        n
+        for n in range(1, sections + 1)
+        for page in pages
+        if f"节标题{n}" in page and f"事项{n}-1" not in page
+    ]
+
+
+def test_a_section_title_row_keeps_with_its_first_item(tmp_path):
+    """Wherever the page ends, a checklist section's title row goes to the next page with its
+    first item rather than stay alone at the bottom. The control renders the same pages
+    without the stylesheet's rule for those rows, to show that the page does end right after
+    a title row at some height of the content above the table."""
+    from weasyprint import CSS, HTML
+
+    css = renderer.STYLESHEET.read_text(encoding="utf-8")
+    rule = "tr.section { break-after: avoid; }"
+    assert rule in css
+    without_rule = CSS(string=css.replace(rule, ""))
+    for above_mm in range(170, 212, 2):  # one section's height, in steps of less than a row
+        html = (
+            '<!doctype html><html lang="zh-CN"><body>'
+            f'<div style="height: {above_mm}mm"></div>{items_table()}</body></html>'
+        )
+        control = HTML(string=html).write_pdf(stylesheets=[without_rule])
+        if orphaned_titles(control, tmp_path):
+            break
+    else:
+        pytest.fail("no height left a title row alone at the bottom of a page")
+    pdf, _refused, _peak = renderer.render_in_this_process(html)
+    assert orphaned_titles(pdf, tmp_path) == []
+    assert page_count(pdf, tmp_path) == 2
+
+
+def test_each_thread_parses_the_stylesheet_once():
+    """The font configuration and the parsed stylesheet are kept between renders (parsing
+    them each time cost about 5 % of a render), one pair per thread."""
+    font_config, stylesheet = renderer.fonts_and_stylesheet()
+    assert renderer.fonts_and_stylesheet() == (font_config, stylesheet)
+    elsewhere = []
+    thread = threading.Thread(target=lambda: elsewhere.extend(renderer.fonts_and_stylesheet()))
+    thread.start()
+    thread.join()
+    assert elsewhere[0] is not font_config
+    assert elsewhere[1] is not stylesheet
 
 
 def test_the_stylesheet_is_a_static_file_not_a_template(world, db_session):
