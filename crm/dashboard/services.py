@@ -380,15 +380,21 @@ def year_bounds(year: int) -> tuple[date, date]:
     return date(year, 1, 1), date(year, 12, 31)
 
 
-def _figures(
-    user: User,
-    today: date,
-    stale_days: int,
-    year: int,
-    period_from: date,
-    period_to: date,
-    list_limit: int,
-) -> _Figures:
+@dataclass(frozen=True)
+class _Asked:
+    """What a dashboard is asked for, besides whose: with the user's scope, the cache key."""
+
+    today: date
+    stale_days: int
+    year: int
+    period_from: date
+    period_to: date
+    list_limit: int
+
+
+def _figures(user: User, asked: _Asked) -> _Figures:
+    today, stale_days, year = asked.today, asked.stale_days, asked.year
+    period_from, period_to, list_limit = asked.period_from, asked.period_to, asked.list_limit
     if db.session.get_bind().dialect.name == "postgresql":
         # The aggregates are many cheap index look-ups, but their summed cost estimate makes
         # PostgreSQL compile them (JIT) first: over a second for nothing. Not for this request.
@@ -540,8 +546,8 @@ def build_dashboard(
 ) -> Dashboard:
     """The dashboard of `user`. Its figures are kept for `cache_seconds` (see `_cached`); the
     short lists of what needs action are read anew every time."""
-    args = (scope_key(user), today, stale_days, year, period_from, period_to, list_limit)
-    figures = _cached(args, cache_seconds, lambda: _figures(user, *args[1:]))
+    asked = _Asked(today, stale_days, year, period_from, period_to, list_limit)
+    figures = _cached((scope_key(user), asked), cache_seconds, lambda: _figures(user, asked))
     t, rates, breakdowns = figures.totals, figures.rates, figures.breakdowns
     perf_officers, perf_carriers, perf_total = figures.performance
 
