@@ -8,7 +8,9 @@
 #      that Chromium: never `playwright install`, which downloads a browser of its own;
 #   2. the virtualenv .venv, made with python3.11 when it is missing or broken;
 #   3. `pip install -r requirements-dev.txt`, only when the requirement files changed since
-#      the last successful install (a checksum stamp inside .venv).
+#      the last successful install (a checksum stamp inside .venv);
+#   4. the dossier's font, Noto Sans CJK SC cut to GB 2312 (scripts/build_dossier_font.py),
+#      once.
 #
 # Quiet when there is nothing to do; a failing step prints its full output.
 # Environment: PYTHON (default python3.11), VENV (default .venv).
@@ -107,6 +109,14 @@ python_packages() {
     printf '%s\n' "$want" >"$STAMP"
 }
 
+# 4. The dossier's font -----------------------------------------------------------------------
+# Noto Sans CJK SC from fonts-noto-cjk cut to GB 2312 (crm/static/fonts/, not in git; ~10 s,
+# once): the PDF renders faster and lighter. Without it the dossier uses the full system font.
+dossier_font() {
+    "$VENV/bin/python" scripts/build_dossier_font.py
+}
+
 system_packages
 virtualenv
 python_packages
+dossier_font

@@ -301,6 +301,9 @@ def test_each_item_shows_its_own_verdict(decided_pdf, tmp_path):
         assert verdict.label in cells, (title, rows[0])
 
 
+DOSSIER_FONT = Path(__file__).resolve().parent.parent / "crm/static/fonts/dossier-sc.otf"
+
+
 def test_the_fonts_are_embedded_noto_cjk(decided_pdf, tmp_path):
     fonts = pdffonts(decided_pdf, tmp_path)
     assert fonts
@@ -309,6 +312,9 @@ def test_the_fonts_are_embedded_noto_cjk(decided_pdf, tmp_path):
     # Latin text and digits too: without the stylesheet's font rule they would come out in
     # fontconfig's default sans-serif (DejaVu), CJK in whatever fallback it picks.
     assert all("Noto-Sans-CJK-SC" in f["name"] for f in fonts), fonts
+    # The set-up's GB 2312 cut of it (scripts/build_dossier_font.py) carries the text.
+    assert DOSSIER_FONT.is_file(), "run make setup: it builds the dossier's font"
+    assert any("Noto-Sans-CJK-SC-Dossier" in f["name"] for f in fonts), fonts
     assert len(decided_pdf) < 1_000_000  # a few pages, not a 20 MB font collection
 
 

@@ -70,6 +70,15 @@ def make_fetcher():
 _kept = threading.local()
 
 
+@atexit.register
+def _forget_fonts() -> None:
+    """Drop this thread's font configuration while the interpreter still works: its __del__
+    removes the folder of the stylesheet's @font-face files and fails once modules are gone."""
+    for name in ("font_config", "stylesheet", "version"):
+        if hasattr(_kept, name):
+            delattr(_kept, name)
+
+
 def fonts_and_stylesheet():
     """This thread's font configuration and parsed dossier stylesheet, made once and kept.
 
