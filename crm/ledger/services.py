@@ -810,40 +810,35 @@ def _plan_row(user: User, raw: RawRow, lk: _Lookups, seen: dict[tuple, int]) -> 
         seen[identity] = raw.row
 
     # Catalogues and people.
+    def named(field: str, label: str, entries: dict) -> Any:
+        """A required catalogue entry named in the row, or an error at its column."""
+        name = text(field, 100)
+        entry = entries.get(name)
+        if not name:
+            plan.error(field, f"请填写{label}")
+        elif entry is None:
+            plan.error(field, f"没有名为“{name}”的{label}")
+        return entry
+
     carrier_name = text("carrier", 100)
     if user.role is Role.OFFICER:
-        own = user.carrier
-        if carrier_name and carrier_name != own.name:
-            plan.error("carrier", f"招商专员只能导入本载体（{own.name}）的项目")
-        carrier = own
+        carrier = user.carrier
+        if carrier_name and carrier_name != carrier.name:
+            plan.error("carrier", f"招商专员只能导入本载体（{carrier.name}）的项目")
     else:
-        carrier = lk.carriers.get(carrier_name)
-        if not carrier_name:
-            plan.error("carrier", "请填写载体")
-        elif carrier is None:
-            plan.error("carrier", f"没有名为“{carrier_name}”的载体")
+        carrier = named("carrier", "载体", lk.carriers)
     plan.carrier_name = carrier.name if carrier else carrier_name
     if project is not None and carrier is not None and project.carrier_id != carrier.id:
         plan.error("carrier", "导入不能变更项目所属载体：流转请在项目页面办理")
 
-    cluster_name = text("cluster", 100)
-    cluster = lk.clusters.get(cluster_name)
-    if not cluster_name:
-        plan.error("cluster", "请填写产业集群")
-    elif cluster is None:
-        plan.error("cluster", f"没有名为“{cluster_name}”的产业集群")
+    cluster = named("cluster", "产业集群", lk.clusters)
     chain_name = text("chain", 100)
     chain = None
     if chain_name and cluster is not None:
         chain = lk.chains.get((cluster.id, chain_name))
         if chain is None:
             plan.error("chain", f"“{chain_name}”不是{cluster.name}的产业链")
-    channel_name = text("channel", 100)
-    channel = lk.channels.get(channel_name)
-    if not channel_name:
-        plan.error("channel", "请填写招商渠道")
-    elif channel is None:
-        plan.error("channel", f"没有名为“{channel_name}”的招商渠道")
+    channel = named("channel", "招商渠道", lk.channels)
 
     officer_name = text("officer", 64)
     officer = None

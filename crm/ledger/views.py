@@ -101,6 +101,17 @@ def _load(token: str):
     return loaded
 
 
+def _planned(token: str):
+    """(file name, plan) of the kept upload `token`, or None when it is gone (flashed)."""
+    if not can_import_projects(current_user):
+        abort(403)
+    loaded = _load(token)
+    if loaded is None:
+        return None
+    filename, rows = loaded
+    return filename, plan_import(current_user, rows)
+
+
 def _render_preview(token: str, filename: str, plan, form: ConfirmForm, status: int = 200):
     return render_template(
         "ledger/preview.html",
@@ -116,13 +127,10 @@ def _render_preview(token: str, filename: str, plan, form: ConfirmForm, status: 
 @bp.route("/import/<token>")
 @login_required
 def preview(token: str):
-    if not can_import_projects(current_user):
-        abort(403)
-    loaded = _load(token)
-    if loaded is None:
+    planned = _planned(token)
+    if planned is None:
         return redirect(url_for("ledger.upload"))
-    filename, rows = loaded
-    plan = plan_import(current_user, rows)
+    filename, plan = planned
     db.session.rollback()  # nothing is written before the confirmation
     return _render_preview(token, filename, plan, ConfirmForm(formdata=None))
 
@@ -130,14 +138,11 @@ def preview(token: str):
 @bp.route("/import/<token>", methods=["POST"])
 @login_required
 def confirm(token: str):
-    if not can_import_projects(current_user):
-        abort(403)
-    loaded = _load(token)
-    if loaded is None:
+    planned = _planned(token)  # planned again: the data may have changed since the preview
+    if planned is None:
         return redirect(url_for("ledger.upload"))
-    filename, rows = loaded
+    filename, plan = planned
     form = ConfirmForm()
-    plan = plan_import(current_user, rows)  # again: the data may have changed since
     # A plan with errors is refused too (the page lists them and offers no confirmation).
     saved, result = save_form(form, lambda: apply_import(current_user, plan, filename))
     if not saved:
