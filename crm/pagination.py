@@ -25,27 +25,21 @@ class IdFirstPagination(Pagination):
     id, so pages never overlap); `load(ids)` returns the items shown, each with an `id`, in
     any order."""
 
-    def _query_items(self) -> list[Any]:
+    def _ids(self) -> sa.Select:
+        """The ids of `select`, in its order."""
         select: sa.Select = self._query_args["select"]
-        model = select.column_descriptions[0]["entity"]
+        return select.with_only_columns(select.column_descriptions[0]["entity"].id)
+
+    def _query_items(self) -> list[Any]:
         self._total: int | None = None
+        page = self._ids().limit(self.per_page).offset(self._query_offset)
         if self._query_args.get("one_pass"):
-            rows = db.session.execute(
-                select.with_only_columns(model.id, sa.func.count().over())
-                .limit(self.per_page)
-                .offset(self._query_offset)
-            ).all()
+            rows = db.session.execute(page.add_columns(sa.func.count().over())).all()
             ids = [row[0] for row in rows]
             if rows:
                 self._total = rows[0][1]
         else:
-            ids = list(
-                db.session.scalars(
-                    select.with_only_columns(model.id)
-                    .limit(self.per_page)
-                    .offset(self._query_offset)
-                )
-            )
+            ids = list(db.session.scalars(page))
         if not ids:
             return []
         by_id = {item.id: item for item in self._query_args["load"](ids)}
@@ -54,11 +48,6 @@ class IdFirstPagination(Pagination):
     def _query_count(self) -> int:
         if self._total is not None:
             return self._total
-        select: sa.Select = self._query_args["select"]
         return db.session.scalar(
-            sa.select(sa.func.count()).select_from(
-                select.with_only_columns(select.column_descriptions[0]["entity"].id)
-                .order_by(None)
-                .subquery()
-            )
+            sa.select(sa.func.count()).select_from(self._ids().order_by(None).subquery())
         )

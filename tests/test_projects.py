@@ -1487,3 +1487,35 @@ def test_creating_and_editing_a_project_is_audited_with_the_changes(world, login
     assert len(entries("project_updated")) == 1
     db_session.expire_all()
     assert project.version == 2
+
+
+def test_the_list_and_the_project_page_agree_on_stale(world, db_session):
+    """The list marks 久未跟踪 in SQL (stale_clause), the project page in Python (is_stale):
+    around the cut-off, for each status and with or without follow-ups, both say the same."""
+    from crm.projects.services import is_stale, stale_clause
+
+    days, now = 30, utcnow()
+    cases = [
+        (Status.ACTIVE, today() - timedelta(days=days), None),
+        (Status.ACTIVE, today() - timedelta(days=days + 1), None),
+        (Status.ACTIVE, None, now - timedelta(days=days + 2)),
+        (Status.ACTIVE, None, now - timedelta(days=days - 2)),
+        (Status.ON_HOLD, today() - timedelta(days=days + 5), None),
+    ]
+    projects = []
+    for status, last, created in cases:
+        p = new_project(world, status=status, last_followup_on=last)
+        if created:
+            p.created_at = created
+        projects.append(p)
+    db_session.flush()
+    in_sql = set(
+        db_session.scalars(
+            sa.select(Project.id).where(
+                Project.id.in_([p.id for p in projects]), stale_clause(today(), days)
+            )
+        )
+    )
+    in_python = {p.id for p in projects if is_stale(p, today(), days)}
+    assert in_sql == in_python
+    assert len(in_sql) == 2  # the follow-up 31 days old, the project registered 32 days ago
