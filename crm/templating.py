@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -55,11 +56,22 @@ def url_with(**changes) -> str:
     return url_for(request.endpoint, **(request.view_args or {}), **args)
 
 
+_PLACEHOLDER = 987654321012345
+
+
+def url_for_each(endpoint: str, name: str, **values) -> Callable[[int], str]:
+    """`url_for(endpoint, name=n, **values)` for many ids `n` at the cost of one url_for: for the
+    link on each row of a list (50 url_for calls were a sixth of the project list's time).
+    Only for an `<int:...>` argument: its URL text is the number itself."""
+    head, _, tail = url_for(endpoint, **{name: _PLACEHOLDER}, **values).partition(str(_PLACEHOLDER))
+    return lambda n: f"{head}{int(n)}{tail}"
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(
         money=money, number=number, local_datetime=local_datetime, local_date=local_date
     )
-    app.jinja_env.globals.update(url_with=url_with)
+    app.jinja_env.globals.update(url_with=url_with, url_for_each=url_for_each)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
 

@@ -279,6 +279,43 @@ def test_the_list_shows_only_readable_projects(world, login, role, sees_a, sees_
     assert (world.project_a.name in html) is sees_a
 
 
+def _options(html: str, select: str) -> list[str]:
+    """The labels offered by one <select> of the list's filters, in their order."""
+    block = re.search(rf'<select id="{select}".*?</select>', html, re.S).group(0)
+    return re.findall(r"<option [^>]*>([^<]*)</option>", block)[1:]  # after 全部
+
+
+def test_the_filters_offer_what_the_user_may_choose(world, login, db_session):
+    """Active catalogue entries in their 排序 order; officers as far as the user's scope goes."""
+    factories.channel("以商招商").sort_order = 2
+    factories.channel("并购招商").sort_order = 1
+    factories.channel("停用渠道").is_active = False
+    factories.user(Role.OFFICER, carrier_=world.carrier_a, display_name="甲区停用", is_active=False)
+    world.officer_a.display_name, world.officer_b.display_name = "甲区专员", "乙县专员"
+    db_session.flush()
+    leader = text(login(world.leader).get("/projects/"))
+    assert _options(leader, "channel") == ["链式招商", "并购招商", "以商招商"]
+    assert _options(leader, "officer") == ["乙县专员", "甲区专员"]
+    assert _options(leader, "carrier") == ["甲区", "乙县"]
+    officer = text(login(world.officer_a).get("/projects/"))
+    assert _options(officer, "officer") == ["甲区专员"]
+    assert '<select id="carrier"' not in officer  # an officer's list is its own 载体's
+    taskforce = text(login(world.taskforce_y).get("/projects/"))
+    assert _options(taskforce, "officer") == ["乙县专员"]  # where cluster Y's projects are
+
+
+def test_each_row_links_to_its_project(world, login):
+    html = text(login(world.leader).get("/projects/?sort=name"))
+    links = re.findall(r'<td><a href="([^"]+)">([^<]+)</a>', html)
+    assert links == [
+        (f"/projects/{world.project_b.id}", world.project_b.name),
+        (f"/projects/{world.project_a.id}", world.project_a.name),
+    ] or links == [
+        (f"/projects/{world.project_a.id}", world.project_a.name),
+        (f"/projects/{world.project_b.id}", world.project_b.name),
+    ]
+
+
 def test_the_list_needs_a_login(client):
     response = client.get("/projects/")
     assert response.status_code == 302

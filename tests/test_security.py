@@ -490,6 +490,20 @@ def test_a_session_ends_after_30_idle_minutes(world, client, clock):
     assert entries("session_expired", world.officer_a)
 
 
+def test_a_busy_session_is_not_re_signed_on_every_request_yet_stays_alive(world, client, clock):
+    """The idle clock moves once a thirtieth of the timeout (one minute) has passed: requests
+    within that minute send no new cookie, and a user clicking every 50 seconds stays in."""
+    sign_in(client, world.officer_a.username)
+    client.get("/")  # the first page puts the form token into the new session
+    clock.advance(seconds=30)
+    assert "Set-Cookie" not in client.get("/projects/").headers
+    clock.advance(seconds=31)
+    assert "session=" in client.get("/projects/").headers["Set-Cookie"]
+    for _ in range(60):
+        clock.advance(seconds=50)
+        assert client.get("/").status_code == 200
+
+
 def test_a_session_ends_12_hours_after_signing_in_however_busy(world, client, clock):
     sign_in(client, world.officer_a.username)
     for _ in range(12 * 3):

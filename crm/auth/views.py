@@ -3,7 +3,8 @@
 Sessions (Flask's signed cookie) carry the user's id and session version (`User.get_id`), the
 time of signing in and the time of the last request. Each request of a signed-in user:
 - is refused (signed out) when the session version is no longer the user's (`load_user`);
-- ends the session after `SESSION_IDLE_MINUTES` without a request or `SESSION_MAX_HOURS` after
+- ends the session after `SESSION_IDLE_MINUTES` without a request (counted from the last
+  request that moved its start, `_note_activity`) or `SESSION_MAX_HOURS` after
   signing in, back to the login page with 会话已超时 (`enforce_session_rules`);
 - of a user who must change the password, leads to the change-password page and nowhere else.
 """
@@ -24,6 +25,7 @@ from flask import (
 )
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_login.signals import user_loaded_from_cookie
+from sqlalchemy.orm import joinedload
 
 from crm import core
 from crm.audit.services import record_separately
@@ -50,7 +52,9 @@ def load_user(identity: str) -> User | None:
     user_id, version = parse_int(user_id), parse_int(version)
     if user_id is None or version is None:
         return None
-    user = db.session.get(User, user_id)
+    user = db.session.get(
+        User, user_id, options=[joinedload(User.carrier), joinedload(User.cluster)]
+    )  # with what every page's header shows (scope_label)
     if user is None or not user.is_active or user.session_version != version:
         return None
     return user
@@ -77,8 +81,7 @@ def _session_from_remember_cookie(_app, user: User) -> None:
     session["_seen_at"] = _now()
 
 
-def _session_expired() -> bool:
-    now = _now()
+def _session_expired(now: int) -> bool:
     login_at, seen_at = session.get("_login_at"), session.get("_seen_at")
     if not isinstance(login_at, int) or not isinstance(seen_at, int):
         return True
@@ -89,11 +92,20 @@ def _session_expired() -> bool:
     )
 
 
+def _note_activity(now: int) -> None:
+    """Move the idle timeout's start to now, once a thirtieth of the timeout has passed (a
+    minute of the default 30): a request that changes the session re-signs and re-sends the
+    cookie, which most requests need not do. A session may so end up to that much early."""
+    if now - session["_seen_at"] >= current_app.config["SESSION_IDLE_MINUTES"] * 2:
+        session["_seen_at"] = now
+
+
 @bp.before_app_request
 def enforce_session_rules():
     if request.endpoint == "static" or not current_user.is_authenticated:
         return None
-    if _session_expired():
+    now = _now()
+    if _session_expired(now):
         user = current_user._get_current_object()
         record_separately(user.id, "session_expired", user, summary=user.username)
         logout_user()  # also drops a remember-me cookie
@@ -102,7 +114,7 @@ def enforce_session_rules():
         flash(SESSION_EXPIRED, "warning")
         target = request.full_path.rstrip("?") if request.method == "GET" else None
         return redirect(url_for("auth.login", next=target))
-    session["_seen_at"] = _now()
+    _note_activity(now)
     if request.endpoint not in _OPEN_WHILE_CHANGING and services.must_change_password(current_user):
         return redirect(url_for("auth.change_password"))
     return None

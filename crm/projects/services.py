@@ -3,11 +3,12 @@ and the queries behind the list, the detail page and the home page."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload, selectinload
@@ -15,7 +16,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from crm.access import project_scope
 from crm.audit.services import apply_changes, record
 from crm.auth.models import Role, User
-from crm.catalog.models import Carrier, Chain, Cluster
+from crm.catalog.models import Carrier, Chain, Channel, Cluster
 from crm.companies.models import Company, Contact
 from crm.core import LOCAL_TZ, ConflictError, ServiceError, local_today, parse_int
 from crm.extensions import db
@@ -609,6 +610,72 @@ def filter_clauses(f: ProjectFilter, today: date, stale_days: int) -> list[sa.Co
     return clauses
 
 
+class Choice(NamedTuple):
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class ListChoices:
+    """The project list's filter choices: active 载体, clusters and channels, and officers."""
+
+    carriers: list[Choice]
+    clusters: list[Choice]
+    channels: list[Choice]
+    officers: list[Choice]
+
+
+def _officer_conditions(user: User) -> list[sa.ColumnElement[bool]]:
+    """Active officers `user` may assign a project to, or filter the list by: an officer those
+    of its own 载体, a task force those of the 载体 its projects are in, others all."""
+    conditions = [User.role == Role.OFFICER, User.is_active.is_(True)]
+    if user.role is Role.OFFICER:
+        conditions.append(User.carrier_id == user.carrier_id)
+    elif user.role is Role.TASKFORCE:
+        conditions.append(
+            User.carrier_id.in_(sa.select(Project.carrier_id).where(project_scope(user)).distinct())
+        )
+    return conditions
+
+
+def assignable_officers(user: User) -> list[sa.Row]:
+    """(id, display_name, carrier_name) of the officers `user` may assign a project to."""
+    return list(
+        db.session.execute(
+            sa.select(User.id, User.display_name, Carrier.name.label("carrier_name"))
+            .join(Carrier, Carrier.id == User.carrier_id)
+            .where(*_officer_conditions(user))
+            .order_by(User.display_name, User.id)
+        )
+    )
+
+
+def list_choices(user: User) -> ListChoices:
+    """The list's filter choices in one statement (four were a tenth of the list's time):
+    catalogue entries in their order (排序, then as entered), officers by name."""
+    kinds = (Carrier, Cluster, Channel)
+
+    def entries(kind: int, model) -> sa.Select:
+        return sa.select(
+            sa.literal_column(str(kind)).label("kind"),
+            model.sort_order.label("rank"),
+            model.id.label("entered"),
+            model.name.label("name"),
+            model.id.label("id"),
+        ).where(model.is_active.is_(True))
+
+    zero = sa.literal_column("0")
+    officers = sa.select(
+        sa.literal_column(str(len(kinds))), zero, zero, User.display_name, User.id
+    ).where(*_officer_conditions(user))
+    statement = sa.union_all(*(entries(i, m) for i, m in enumerate(kinds)), officers)
+    order = [sa.column(c) for c in ("kind", "rank", "entered", "name", "id")]
+    grouped: list[list[Choice]] = [[] for _ in range(len(kinds) + 1)]
+    for kind, _, _, name, id_ in db.session.execute(statement.order_by(*order)):
+        grouped[kind].append(Choice(id_, name))
+    return ListChoices(*grouped)
+
+
 # What the list shows of each project besides its own columns.
 LIST_OPTIONS = (
     joinedload(Project.company),
@@ -648,29 +715,34 @@ def project_page(
 def _page_rows(ids: list[int], today: date, stale_days: int) -> list[sa.Row]:
     """What the list shows of these projects, as plain rows: a list only reads, and building
     ORM objects for 50 projects and their relations was half the cost of the page."""
-    return list(
-        db.session.execute(
-            sa.select(
-                Project.id,
-                Project.name,
-                Project.is_key,
-                Project.stage,
-                Project.status,
-                Project.total_investment,
-                Project.next_action_due,
-                Project.updated_at,
-                Company.name.label("company_name"),
-                Carrier.name.label("carrier_name"),
-                Cluster.name.label("cluster_name"),
-                User.display_name.label("officer_name"),
-                stale_clause(today, stale_days).label("is_stale"),
-            )
-            .join(Company, Company.id == Project.company_id)
-            .join(Carrier, Carrier.id == Project.carrier_id)
-            .join(Cluster, Cluster.id == Project.cluster_id)
-            .outerjoin(User, User.id == Project.officer_id)
-            .where(Project.id.in_(ids))
+    return list(db.session.execute(_page_rows_select(today, stale_days), {"ids": ids}))
+
+
+@functools.lru_cache(maxsize=8)
+def _page_rows_select(today: date, stale_days: int) -> sa.Select:
+    """`_page_rows`' statement, built once a day: a statement used again keeps its compiled
+    form's cache key, which a new one computes again on every page."""
+    return (
+        sa.select(
+            Project.id,
+            Project.name,
+            Project.is_key,
+            Project.stage,
+            Project.status,
+            Project.total_investment,
+            Project.next_action_due,
+            Project.updated_at,
+            Company.name.label("company_name"),
+            Carrier.name.label("carrier_name"),
+            Cluster.name.label("cluster_name"),
+            User.display_name.label("officer_name"),
+            stale_clause(today, stale_days).label("is_stale"),
         )
+        .join(Company, Company.id == Project.company_id)
+        .join(Carrier, Carrier.id == Project.carrier_id)
+        .join(Cluster, Cluster.id == Project.cluster_id)
+        .outerjoin(User, User.id == Project.officer_id)
+        .where(Project.id.in_(sa.bindparam("ids", expanding=True)))
     )
 
 

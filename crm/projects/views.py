@@ -57,11 +57,13 @@ from crm.projects.services import (
     add_element_need,
     add_followup,
     add_funds,
+    assignable_officers,
     create_project,
     element_needs,
     funds_ratio,
     funds_records,
     is_stale,
+    list_choices,
     project_page,
     project_timeline,
     update_element_need,
@@ -93,18 +95,6 @@ def _int_arg(name: str) -> int | None:
     return parse_int(value)
 
 
-def _officers(user: User) -> list[User]:
-    """Officers a project may be assigned to by this user."""
-    query = sa.select(User).where(User.role == Role.OFFICER, User.is_active.is_(True))
-    if user.role is Role.OFFICER:
-        query = query.where(User.carrier_id == user.carrier_id)
-    elif user.role is Role.TASKFORCE:
-        query = query.where(
-            User.carrier_id.in_(sa.select(Project.carrier_id).where(project_scope(user)).distinct())
-        )
-    return db.session.scalars(query.order_by(User.display_name)).all()
-
-
 @bp.route("/")
 @login_required
 def index():
@@ -120,10 +110,7 @@ def index():
         f=f,
         stages=list(Stage),
         statuses=list(Status),
-        carriers=_active(Carrier),
-        clusters=_active(Cluster),
-        channels=_active(Channel),
-        officers=_officers(current_user),
+        choices=list_choices(current_user),
         sorts=SORTS,
         can_create=can_create_project(current_user),
         can_import=can_import_projects(current_user),
@@ -154,7 +141,7 @@ def _fill_project_choices(form: ProjectForm, user: User) -> None:
         [(0, "请选择"), *((c.id, c.name) for c in _active(Channel))]
     )
     form.officer_id.choices = select_choices(
-        (u.id, f"{u.display_name}（{u.carrier.name}）") for u in _officers(user)
+        (u.id, f"{u.display_name}（{u.carrier_name}）") for u in assignable_officers(user)
     )
 
 
