@@ -8,38 +8,66 @@ rows are loaded by id, by the caller's `load` (which may read plain rows, not OR
 The total comes from a COUNT over the same conditions, also an index-only read, except when
 the caller says the conditions cannot use an ordered index (a text search, `one_pass=True`):
 then a single scan yields both the page's ids and the total (`count(*) OVER ()`).
+
+With a `key` naming everything they depend on (the caller's filter and scope), the built
+statements are kept for the next page asked with that key (`crm.statements`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from flask_sqlalchemy.pagination import Pagination
 
 from crm.extensions import db
+from crm.statements import kept
+
+
+class _Statements(NamedTuple):
+    page: sa.Select  # the page's ids (and with one_pass the total), limit and offset bound
+    count: sa.Select
+
+
+def _build(select: sa.Select, one_pass: bool) -> _Statements:
+    ids = select.with_only_columns(select.column_descriptions[0]["entity"].id)
+    page = ids.limit(sa.bindparam("limit")).offset(sa.bindparam("offset"))
+    if one_pass:
+        page = page.add_columns(sa.func.count().over())
+    count = sa.select(sa.func.count()).select_from(ids.order_by(None).subquery())
+    return _Statements(page, count)
 
 
 class IdFirstPagination(Pagination):
     """`select` is `sa.select(Model)` with its WHERE and ORDER BY (the order must end with the
-    id, so pages never overlap); `load(ids)` returns the items shown, each with an `id`, in
-    any order."""
+    id, so pages never overlap), or a function returning it; `load(ids)` returns the items
+    shown, each with an `id`, in any order. With `key`, the statements built from `select`
+    are kept for the next page asked with the same key (then `select` should be a function,
+    so that it is not built either)."""
 
-    def _ids(self) -> sa.Select:
-        """The ids of `select`, in its order."""
-        select: sa.Select = self._query_args["select"]
-        return select.with_only_columns(select.column_descriptions[0]["entity"].id)
+    def _statements(self) -> _Statements:
+        select: sa.Select | Callable[[], sa.Select] = self._query_args["select"]
+        one_pass = bool(self._query_args.get("one_pass"))
+
+        def build() -> _Statements:
+            return _build(select() if callable(select) else select, one_pass)
+
+        key = self._query_args.get("key")
+        return build() if key is None else kept(("page", key, one_pass), build)
 
     def _query_items(self) -> list[Any]:
         self._total: int | None = None
-        page = self._ids().limit(self.per_page).offset(self._query_offset)
+        statements = self._statements()
+        self._count_statement = statements.count
+        bounds = {"limit": self.per_page, "offset": self._query_offset}
         if self._query_args.get("one_pass"):
-            rows = db.session.execute(page.add_columns(sa.func.count().over())).all()
+            rows = db.session.execute(statements.page, bounds).all()
             ids = [row[0] for row in rows]
             if rows:
                 self._total = rows[0][1]
         else:
-            ids = list(db.session.scalars(page))
+            ids = list(db.session.scalars(statements.page, bounds))
         if not ids:
             return []
         by_id = {item.id: item for item in self._query_args["load"](ids)}
@@ -48,6 +76,4 @@ class IdFirstPagination(Pagination):
     def _query_count(self) -> int:
         if self._total is not None:
             return self._total
-        return db.session.scalar(
-            sa.select(sa.func.count()).select_from(self._ids().order_by(None).subquery())
-        )
+        return db.session.scalar(self._count_statement)

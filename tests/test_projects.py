@@ -302,6 +302,13 @@ def test_the_filters_offer_what_the_user_may_choose(world, login, db_session):
     assert '<select id="carrier"' not in officer  # an officer's list is its own 载体's
     taskforce = text(login(world.taskforce_y).get("/projects/"))
     assert _options(taskforce, "officer") == ["乙县专员"]  # where cluster Y's projects are
+    # The statement is kept, not its answer: a new entry is offered on the next page.
+    factories.channel("场景招商").sort_order = 3
+    factories.user(Role.OFFICER, carrier_=world.carrier_b, display_name="乙县新人")
+    db_session.flush()
+    taskforce = text(login(world.taskforce_y).get("/projects/"))
+    assert _options(taskforce, "channel") == ["链式招商", "并购招商", "以商招商", "场景招商"]
+    assert _options(taskforce, "officer") == ["乙县专员", "乙县新人"]
 
 
 def test_each_row_links_to_its_project(world, login):

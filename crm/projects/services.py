@@ -3,6 +3,7 @@ and the queries behind the list, the detail page and the home page."""
 
 from __future__ import annotations
 
+import collections
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload, selectinload
 
-from crm.access import project_scope
+from crm.access import project_scope, scope_key
 from crm.audit.services import apply_changes, record
 from crm.auth.models import Role, User
 from crm.catalog.models import Carrier, Chain, Channel, Cluster
@@ -35,6 +36,7 @@ from crm.projects.models import (
 )
 from crm.projects.search import search_clause
 from crm.projects.stages import MILESTONES, Stage, Status, Verification
+from crm.statements import kept
 
 # Fields the project form edits; stage and status move only through the lifecycle module.
 PROJECT_FIELDS = (
@@ -316,7 +318,7 @@ def register_list_filter(key: str, label: str, clause: Callable[[], sa.ColumnEle
     _list_filters[key] = ListFilter(key, label, clause)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ProjectFilter:
     """The project list's filters, as read from the query string.
 
@@ -655,23 +657,27 @@ def list_choices(user: User) -> ListChoices:
     catalogue entries in their order (排序, then as entered), officers by name."""
     kinds = (Carrier, Cluster, Channel)
 
-    def entries(kind: int, model) -> sa.Select:
-        return sa.select(
-            sa.literal_column(str(kind)).label("kind"),
-            model.sort_order.label("rank"),
-            model.id.label("entered"),
-            model.name.label("name"),
-            model.id.label("id"),
-        ).where(model.is_active.is_(True))
+    def build() -> sa.CompoundSelect:
+        def entries(kind: int, model) -> sa.Select:
+            return sa.select(
+                sa.literal_column(str(kind)).label("kind"),
+                model.sort_order.label("rank"),
+                model.id.label("entered"),
+                model.name.label("name"),
+                model.id.label("id"),
+            ).where(model.is_active.is_(True))
 
-    zero = sa.literal_column("0")
-    officers = sa.select(
-        sa.literal_column(str(len(kinds))), zero, zero, User.display_name, User.id
-    ).where(*_officer_conditions(user))
-    statement = sa.union_all(*(entries(i, m) for i, m in enumerate(kinds)), officers)
-    order = [sa.column(c) for c in ("kind", "rank", "entered", "name", "id")]
+        zero = sa.literal_column("0")
+        officers = sa.select(
+            sa.literal_column(str(len(kinds))), zero, zero, User.display_name, User.id
+        ).where(*_officer_conditions(user))
+        statement = sa.union_all(*(entries(i, m) for i, m in enumerate(kinds)), officers)
+        return statement.order_by(
+            *(sa.column(c) for c in ("kind", "rank", "entered", "name", "id"))
+        )
+
     grouped: list[list[Choice]] = [[] for _ in range(len(kinds) + 1)]
-    for kind, _, _, name, id_ in db.session.execute(statement.order_by(*order)):
+    for kind, _, _, name, id_ in db.session.execute(kept(("list_choices", scope_key(user)), build)):
         grouped[kind].append(Choice(id_, name))
     return ListChoices(*grouped)
 
@@ -701,9 +707,11 @@ def project_page(
 ) -> IdFirstPagination:
     """One page of the list, as rows of what it shows (`_page_rows`). A text search matches
     inside names, which no ordered index can serve: its page and total come from one scan of
-    the search index."""
+    the search index. The statements are kept for users of the same scope asking the same
+    filter on the same day (the list's statements depend on nothing else)."""
     return IdFirstPagination(
-        select=list_select(user, f, today, stale_days),
+        select=lambda: list_select(user, f, today, stale_days),
+        key=("projects", scope_key(user), f, today, stale_days),
         load=lambda ids: _page_rows(ids, today, stale_days),
         one_pass=bool(f.q),
         page=page,
@@ -712,10 +720,18 @@ def project_page(
     )
 
 
-def _page_rows(ids: list[int], today: date, stale_days: int) -> list[sa.Row]:
-    """What the list shows of these projects, as plain rows: a list only reads, and building
-    ORM objects for 50 projects and their relations was half the cost of the page."""
-    return list(db.session.execute(_page_rows_select(today, stale_days), {"ids": ids}))
+def _page_rows(ids: list[int], today: date, stale_days: int) -> list[tuple]:
+    """What the list shows of these projects, as named tuples: a list only reads, and building
+    ORM objects for 50 projects and their relations was half the cost of the page (a tuple's
+    fields are also read faster by the template than a result row's)."""
+    select = _page_rows_select(today, stale_days)
+    make = _row_type(tuple(select.selected_columns.keys()))
+    return [make(*row) for row in db.session.execute(select, {"ids": ids})]
+
+
+@functools.cache
+def _row_type(fields: tuple[str, ...]) -> type:
+    return collections.namedtuple("ListRow", fields)
 
 
 @functools.lru_cache(maxsize=8)
