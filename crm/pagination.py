@@ -61,13 +61,13 @@ class IdFirstPagination(Pagination):
         statements = self._statements()
         self._count_statement = statements.count
         bounds = {"limit": self.per_page, "offset": self._query_offset}
-        if self._query_args.get("one_pass"):
-            rows = db.session.execute(statements.page, bounds).all()
-            ids = [row[0] for row in rows]
-            if rows:
-                self._total = rows[0][1]
-        else:
-            ids = list(db.session.scalars(statements.page, bounds))
+        # Ids and a count need none of the ORM's result handling: the session's connection
+        # runs them, after the flush the session would have made.
+        db.session.flush()
+        rows = db.session.connection().execute(statements.page, bounds).all()
+        if self._query_args.get("one_pass") and rows:
+            self._total = rows[0][1]
+        ids = [row[0] for row in rows]
         if not ids:
             return []
         by_id = {item.id: item for item in self._query_args["load"](ids)}
@@ -76,4 +76,4 @@ class IdFirstPagination(Pagination):
     def _query_count(self) -> int:
         if self._total is not None:
             return self._total
-        return db.session.scalar(self._count_statement)
+        return db.session.connection().execute(self._count_statement).scalar_one()

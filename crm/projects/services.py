@@ -726,7 +726,9 @@ def _page_rows(ids: list[int], today: date, stale_days: int) -> list[tuple]:
     fields are also read faster by the template than a result row's)."""
     select = _page_rows_select(today, stale_days)
     make = _row_type(tuple(select.selected_columns.keys()))
-    return [make(*row) for row in db.session.execute(select, {"ids": ids})]
+    # On the session's connection: plain rows need none of the ORM's result handling.
+    rows = db.session.connection().execute(select, {"ids": ids})
+    return [make(*row) for row in rows]
 
 
 @functools.cache
