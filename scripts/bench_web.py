@@ -190,6 +190,11 @@ class Client:
         response = conn.getresponse()
         text = response.read().decode("utf-8", "replace")
         conn.close()
+        if self.cookie:  # keep the session cookie as a browser does (the first page adds the
+            # form token to it; a client that never stored it would re-sign it every request)
+            for name, value in response.getheaders():
+                if name.lower() == "set-cookie" and value.startswith("session="):
+                    self.cookie = value.split(";")[0]
         return response.status, text, dict(response.getheaders())
 
     def get(self, path: str) -> int:
