@@ -437,6 +437,12 @@ def test_list_sorts_and_paginates(world, login, db_session, app, monkeypatch):
     second = text(client.get("/projects/?sort=name&q=排序&page=2"))
     assert "排序项目0" in first and "排序项目1" in first and "排序项目2" not in first
     assert "排序项目2" in second and "排序项目0" not in second
+    # The pager's links keep the search and the sort.
+    following = re.search(r'<a href="([^"]+)">下一页</a>', first).group(1).replace("&amp;", "&")
+    assert text(client.get(following)) == second
+    assert re.search(r'<a href="([^"]+)">1</a>', second).group(1).replace("&amp;", "&") == (
+        following.replace("page=2", "page=1")
+    )
     assert client.get("/projects/?page=99999999999999").status_code == 200
 
 

@@ -727,7 +727,7 @@ def _page_rows(ids: list[int], today: date, stale_days: int) -> list[tuple]:
     select = _page_rows_select(today, stale_days)
     make = _row_type(tuple(select.selected_columns.keys()))
     # On the session's connection: plain rows need none of the ORM's result handling.
-    rows = db.session.connection().execute(select, {"ids": ids})
+    rows = db.session.connection().execute(select, {"ids": ids}).all()
     return [make(*row) for row in rows]
 
 
