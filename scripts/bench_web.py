@@ -94,6 +94,22 @@ def _flask(env: dict, *args: str) -> None:
     subprocess.run(command, cwd=ROOT, env=env, check=True)  # noqa: S603 - our own flask CLI
 
 
+def _create_database(pg_url: str) -> None:
+    """Create the PostgreSQL database the URL names, if the server does not have it yet."""
+    import sqlalchemy as sa
+
+    url = sa.engine.make_url(pg_url)
+    server = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        exists = conn.execute(
+            sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
+        ).first()
+        if not exists:
+            quoted = conn.dialect.identifier_preparer.quote(url.database)
+            conn.exec_driver_sql(f"CREATE DATABASE {quoted}")
+    server.dispose()
+
+
 def database(projects: int, seed: int, pg_url: str | None) -> str:
     """The URL of a database holding the generated data, built unless cached."""
     CACHE.mkdir(exist_ok=True)
@@ -108,6 +124,7 @@ def database(projects: int, seed: int, pg_url: str | None) -> str:
         import sqlalchemy as sa
 
         marker.unlink(missing_ok=True)
+        _create_database(pg_url)
         engine = sa.create_engine(pg_url)
         with engine.begin() as conn:
             conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
