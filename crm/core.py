@@ -50,9 +50,10 @@ class LabelledEnum(enum.Enum):
     Members are declared as ``NAME = "label"``; the database stores NAME.
     """
 
-    @property
-    def label(self) -> str:
-        return self.value
+    label: str  # the member's value, kept as a plain attribute: pages read it for every row
+
+    def __init__(self, label: str) -> None:
+        self.label = label
 
     @classmethod
     def choices(cls) -> list[tuple[str, str]]:
