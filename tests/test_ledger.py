@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import date, datetime, timedelta
+import tempfile
+import zipfile
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -126,6 +128,26 @@ def sheet_rows(wb) -> list[dict]:
     return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
 
 
+def column_widths(ws) -> dict[int, float]:
+    """The set widths by column number (equal neighbours may be stored as one range)."""
+    return {
+        i: dim.width
+        for dim in ws.column_dimensions.values()
+        if dim.customWidth
+        for i in range(dim.min, dim.max + 1)
+    }
+
+
+def assert_headers_styled(ws) -> None:
+    """Bold headers, blue where the import reads the column, grey where not; the widths."""
+    for i, column in enumerate(COLUMNS, 1):
+        cell = ws.cell(1, i)
+        assert cell.value == column.header and cell.font.b
+        assert cell.fill.fill_type == "solid"
+        assert cell.fill.fgColor.rgb[-6:] == ("DCE6F1" if column.imported else "EDEDED")
+    assert column_widths(ws) == {i: c.width for i, c in enumerate(COLUMNS, 1)}
+
+
 # Export --------------------------------------------------------------------------------------
 
 
@@ -216,6 +238,101 @@ def test_exported_text_never_becomes_a_formula(world, login, db_session):
     assert ws.cell(row, cells["项目简介"]).value == "+1 -2 @SUM(A1)"
 
 
+HOSTILE = ["=cmd|' /C calc'!A0", "+1", "@SUM(1)", "-2+3", "\t=1+1", "\r=1+1"]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_a_hostile_text_reads_back_as_the_same_text(world, login, db_session, value):
+    world.project_a.name = value
+    world.project_a.description = value
+    db_session.commit()
+    response, wb = export(login(world.admin), f"?carrier={world.carrier_a.id}")
+    ws = wb.worksheets[0]
+    cells = {c.value: i + 1 for i, c in enumerate(ws[1])}
+    expected = value.replace("\r", "\n")  # a CR reads back as a line feed, as it always has
+    for header in ("项目名称", "项目简介"):
+        cell = ws.cell(2, cells[header])
+        assert cell.value == expected and cell.data_type == "s" and cell.quotePrefix, header
+    plain = ws.cell(2, cells["企业名称"])
+    assert plain.value == world.project_a.company.name and not plain.quotePrefix
+    with zipfile.ZipFile(io.BytesIO(response.data)) as package:
+        sheets = [n for n in package.namelist() if n.startswith("xl/worksheets/")]
+        assert sheets and not any(b"<f>" in package.read(n) for n in sheets)
+
+
+def test_the_export_shows_beijing_time_numbers_and_blanks(world, login, db_session):
+    project = world.project_a
+    project.created_at = datetime(2026, 1, 31, 17, 5, 42, 123456, tzinfo=UTC)
+    project.fixed_asset_investment = Decimal("1234.56")
+    project.expected_jobs = 120
+    project.description = "第一行\r\n第二行"  # as a browser sends a textarea
+    db_session.commit()
+    _response, wb = export(login(world.admin), f"?carrier={world.carrier_a.id}")
+    ws = wb.worksheets[0]
+    assert_headers_styled(ws)
+    assert ws.auto_filter.ref == f"A1:{ws.cell(1, len(COLUMNS)).column_letter}2"
+    cells = {c.value: ws.cell(2, i + 1) for i, c in enumerate(ws[1])}
+    created = cells["登记时间"]
+    assert created.value == datetime(2026, 2, 1, 1, 5)  # Beijing time, to the minute
+    assert created.number_format == "yyyy-mm-dd hh:mm"
+    for header, value, number_format in (
+        ("项目编号", project.id, "0"),
+        ("固定资产投资（万元）", 1234.56, "#,##0.00"),
+        ("用地面积（亩）", 100, "#,##0.00"),
+        ("预计新增就业（人）", 120, "0"),
+    ):
+        cell = cells[header]
+        assert (cell.value, cell.data_type, cell.number_format) == (value, "n", number_format)
+    assert cells["项目简介"].value == "第一行\n第二行"
+    for header in ("产业链", "签约日期", "实际到位资金（万元）", "下一步"):
+        assert cells[header].value is None, header  # empty, not "" or 0
+
+    info = wb["导出信息"]
+    assert column_widths(info) == {1: 14, 2: 60}
+
+
+def test_the_export_info_names_the_filter(world, login, db_session):
+    factories.chain(world.cluster_x, "光伏")
+    db_session.commit()
+    query = (
+        f"?q==1%2B1&stage=PLANNED&carrier={world.carrier_a.id}&cluster={world.cluster_x.id}&key=1"
+    )
+    _response, wb = export(login(world.admin), query)
+    ws = wb["导出信息"]
+    info = {r[0]: r[1] for r in ws.iter_rows(values_only=True)}
+    assert info["搜索"] == "=1+1"
+    assert info["阶段"] == "谋划"
+    assert info["载体"] == world.carrier_a.name
+    assert info["产业集群"] == world.cluster_x.name
+    assert info["重点项目"] == "仅重点项目"
+    assert info["项目数"] == "0"
+    assert info["数据范围"]
+    search = next(row[1] for row in ws.iter_rows() if row[0].value == "搜索")
+    assert search.data_type == "s" and search.quotePrefix  # the typed search stays text
+    assert [c.value for c in wb["项目台账"][1]] == HEADERS
+    assert (
+        wb["项目台账"].auto_filter.ref
+        == f"A1:{wb['项目台账'].cell(1, len(HEADERS)).column_letter}1"
+    )
+
+    _response, wb = export(login(world.admin))
+    info = {r[0]: r[1] for r in wb["导出信息"].iter_rows(values_only=True)}
+    assert info["筛选条件"] == "无（可见范围内的全部项目）"
+
+
+def test_excel_files_are_written_in_memory(world, login, monkeypatch):
+    """No temporary file, anywhere: the export and the template never touch the disk."""
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("a temporary file was made")
+
+    for name in ("mkstemp", "mkdtemp", "TemporaryFile", "NamedTemporaryFile"):
+        monkeypatch.setattr(tempfile, name, refuse)
+    client = login(world.admin)
+    assert client.get("/ledger/export").status_code == 200
+    assert client.get("/ledger/template").status_code == 200
+
+
 # The template --------------------------------------------------------------------------------
 
 
@@ -242,6 +359,46 @@ def test_the_template_has_the_headers_and_the_allowed_values(world, login, db_se
         world.carrier_a.name,
         world.carrier_b.name,
     ]
+
+
+def test_the_template_is_ready_to_fill_in(world, login):
+    wb = load_workbook(io.BytesIO(login(world.admin).get("/ledger/template").data))
+    assert wb.sheetnames == ["项目台账", "可选值", "填写说明"]
+    ws = wb["项目台账"]
+    assert_headers_styled(ws)
+    assert ws.freeze_panes == "A2"
+    for i, column in enumerate(COLUMNS, 1):
+        if column.kind == "date":  # dates typed in rows 2 to 1001 show as dates
+            assert ws.cell(2, i).number_format == "yyyy-mm-dd"
+            assert ws.cell(1001, i).number_format == "yyyy-mm-dd"
+            assert ws.cell(1002, i).number_format == "General"
+            assert ws.cell(2, i).value is None
+    values = wb["可选值"]
+    titles = [c.value for c in values[1]]
+    assert all(c.font.b for c in values[1])
+    assert column_widths(values) == dict.fromkeys(range(1, len(titles) + 1), 18)
+    rules = {str(rule.sqref): rule for rule in ws.data_validations.dataValidation}
+    letters = {c.key: ws.cell(1, i).column_letter for i, c in enumerate(COLUMNS, 1)}
+    for key, title in (
+        ("carrier", "载体"),
+        ("cluster", "产业集群"),
+        ("channel", "招商渠道"),
+        ("stage", "阶段"),
+        ("origin", "企业来源地"),
+        ("is_key", "重点项目"),
+    ):
+        rule = rules.pop(f"{letters[key]}2:{letters[key]}5001")
+        source = values.cell(1, titles.index(title) + 1)
+        items = [c.value for c in values[source.column_letter][1:] if c.value]
+        first, last = f"${source.column_letter}$2", f"${source.column_letter}${len(items) + 1}"
+        assert rule.type == "list" and rule.allow_blank
+        assert rule.formula1.lstrip("=") in (f"'可选值'!{first}:{last}", f"'可选值'!{first}")
+        assert (rule.errorTitle, rule.error) == ("取值无效", "请从下拉列表中选择")
+    assert not rules
+    notes = {r[0]: r[1] for r in wb["填写说明"].iter_rows(values_only=True) if r[0]}
+    assert notes["项目名称"] == "必填。"
+    assert notes["登记时间"] == "系统数据（灰色表头），导入时忽略。"
+    assert column_widths(wb["填写说明"]) == {1: 22, 2: 80}
 
 
 # Import: the happy path and the round trips --------------------------------------------------

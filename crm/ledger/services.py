@@ -3,6 +3,8 @@
 Export: one row per project with the fields of the list and the project page, amounts as
 numbers in 万元, dates as dates, a frozen header with filters; a second sheet says which
 filter, when (Asia/Shanghai) and who. Text is always written as text, never as a formula.
+The export and the import template are written with XlsxWriter, in memory (`_Book`: each
+format made once per workbook); uploads are read with openpyxl.
 
 Import, in two steps: `read_workbook` reads an upload into plain rows (kept server-side as
 JSON under a random token), `plan_import` checks every row against the catalogues, the
@@ -31,12 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from openpyxl import Workbook, load_workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font, PatternFill
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.datavalidation import DataValidation
+import xlsxwriter
+from openpyxl import load_workbook
 from sqlalchemy.orm import joinedload
+from xlsxwriter.format import Format
+from xlsxwriter.utility import xl_range_abs
+from xlsxwriter.worksheet import Worksheet
 
 from crm.access import project_scope
 from crm.audit.models import AuditEntry
@@ -48,7 +50,7 @@ from crm.companies.models import Company, Origin
 from crm.companies.services import name_key
 from crm.core import LOCAL_TZ, ServiceError, utcnow
 from crm.extensions import db
-from crm.ledger.columns import BY_KEY, COLUMNS, HEADERS, header, header_key
+from crm.ledger.columns import BY_KEY, COLUMNS, HEADERS, Column, header, header_key
 from crm.projects.conflicts import COURTING_STATUSES
 from crm.projects.models import (
     ConflictBasis,
@@ -75,46 +77,89 @@ TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 TOKEN_MAX_AGE = timedelta(hours=2)
 XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
-HEADER_FONT = Font(bold=True)
-HEADER_FILL = PatternFill("solid", fgColor="DCE6F1")
-READ_ONLY_FILL = PatternFill("solid", fgColor="EDEDED")
+HEADER_FILL = "#DCE6F1"  # columns the import reads
+READ_ONLY_FILL = "#EDEDED"  # system data, ignored by the import
+TEMPLATE_ROWS = 1000  # rows of the template with the date formats
+VALIDATED_ROWS = 5000  # rows of the template with the drop-down lists
+WORKBOOK_OPTIONS = {
+    "in_memory": True,  # no temporary file anywhere
+    "strings_to_numbers": False,  # text stays text, whatever it looks like
+    "strings_to_formulas": False,
+    "strings_to_urls": False,
+}
+
+
+# Writing a workbook ------------------------------------------------------------------------
+
+
+class _Book:
+    """An .xlsx written in memory with XlsxWriter, each of its formats made once."""
+
+    def __init__(self) -> None:
+        self._out = io.BytesIO()
+        self.wb = xlsxwriter.Workbook(self._out, WORKBOOK_OPTIONS)
+        self.bold = self.wb.add_format({"bold": True})
+        self._quoted = self.wb.add_format({"quote_prefix": True})
+        self._headers = {
+            imported: self.wb.add_format({"bold": True, "pattern": 1, "bg_color": fill})
+            for imported, fill in ((True, HEADER_FILL), (False, READ_ONLY_FILL))
+        }
+        self._numbers: dict[str, Format] = {}
+
+    def sheet(self, name: str, widths: Iterable[int]) -> Worksheet:
+        ws = self.wb.add_worksheet(name)
+        for col, width in enumerate(widths):
+            # `width` × 7 px is stored as `width` itself, as openpyxl wrote it (XlsxWriter's
+            # set_column would add Excel's 5 px of padding to every column).
+            ws.set_column_pixels(col, col, width * 7)
+        return ws
+
+    def number_format(self, num_format: str | None) -> Format | None:
+        if num_format is None:
+            return None
+        if num_format not in self._numbers:
+            self._numbers[num_format] = self.wb.add_format({"num_format": num_format})
+        return self._numbers[num_format]
+
+    def header(self, ws: Worksheet, columns: list[Column]) -> None:
+        """The header row: bold, blue where the import reads the column, grey where not."""
+        for col, column in enumerate(columns):
+            ws.write_string(0, col, column.header, self._headers[column.imported])
+
+    def write(
+        self, ws: Worksheet, row: int, col: int, value: Any, fmt: Format | None = None
+    ) -> None:
+        """`value` into a cell in `fmt` (its column's format); None and "" stay blank.
+
+        Text is always text: one starting like a formula (= + - @ tab CR) gets the quote
+        prefix; its line ends are line feeds (a CR was always read back as one, and XlsxWriter
+        would write it as "_x000D_", which openpyxl, and so the import, reads literally).
+        Decimals are numbers, dates dates, datetimes Beijing time to the minute.
+        """
+        if value is None or value == "":
+            return
+        if isinstance(value, str):
+            if value.startswith(FORMULA_START):
+                fmt = self._quoted
+            if "\r" in value:
+                value = value.replace("\r\n", "\n").replace("\r", "\n")
+            ws.write_string(row, col, value, fmt)
+        elif isinstance(value, datetime):
+            local = value.astimezone(LOCAL_TZ).replace(tzinfo=None, second=0, microsecond=0)
+            ws.write_datetime(row, col, local, fmt)
+        elif isinstance(value, date):
+            ws.write_datetime(row, col, value, fmt)
+        elif isinstance(value, bool):
+            ws.write_boolean(row, col, value, fmt)
+        else:
+            ws.write_number(row, col, float(value) if isinstance(value, Decimal) else value, fmt)
+
+    def close(self) -> bytes:
+        self.wb.close()
+        return self._out.getvalue()
 
 
 # Export ------------------------------------------------------------------------------------
-
-
-def _text_cell(ws, value: str) -> WriteOnlyCell:
-    """Text as text: a value starting like a formula (= + - @) gets the quote prefix too."""
-    cell = WriteOnlyCell(ws, value=value)
-    cell.data_type = "s"
-    if value.startswith(FORMULA_START):
-        cell.quotePrefix = True
-    return cell
-
-
-def _cell(ws, column, value):
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        return _text_cell(ws, value)
-    if isinstance(value, Decimal):
-        value = float(value)
-    if isinstance(value, datetime):
-        value = value.astimezone(LOCAL_TZ).replace(tzinfo=None, second=0, microsecond=0)
-    cell = WriteOnlyCell(ws, value=value)
-    if column.number_format:
-        cell.number_format = column.number_format
-    return cell
-
-
-def _header_row(ws, columns) -> list[WriteOnlyCell]:
-    cells = []
-    for column in columns:
-        cell = WriteOnlyCell(ws, value=column.header)
-        cell.font = HEADER_FONT
-        cell.fill = HEADER_FILL if column.imported else READ_ONLY_FILL
-        cells.append(cell)
-    return cells
 
 
 def export_projects(user: User, f: ProjectFilter, today: date, stale_days: int) -> list[Project]:
@@ -242,20 +287,19 @@ def export_workbook(
     ids = [p.id for p in projects]
     funds, checks = _funds_totals(ids), _current_verifications(ids)
 
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet("项目台账")
-    ws.freeze_panes = "A2"
-    for i, column in enumerate(COLUMNS, 1):
-        ws.column_dimensions[get_column_letter(i)].width = column.width
-    ws.append(_header_row(ws, COLUMNS))
-    for project in projects:
+    book = _Book()
+    ws = book.sheet("项目台账", [column.width for column in COLUMNS])
+    ws.freeze_panes(1, 0)
+    book.header(ws, COLUMNS)
+    cells = [(column.key, book.number_format(column.number_format)) for column in COLUMNS]
+    write = book.write
+    for row, project in enumerate(projects, 1):
         values = _row_values(project, funds, checks)
-        ws.append([_cell(ws, column, values[column.key]) for column in COLUMNS])
-    ws.auto_filter.ref = f"A1:{get_column_letter(len(COLUMNS))}{len(projects) + 1}"
+        for col, (key, fmt) in enumerate(cells):
+            write(ws, row, col, values[key], fmt)
+    ws.autofilter(0, 0, len(projects), len(COLUMNS) - 1)
 
-    info = wb.create_sheet("导出信息")
-    info.column_dimensions["A"].width = 14
-    info.column_dimensions["B"].width = 60
+    info = book.sheet("导出信息", [14, 60])
     local = now.astimezone(LOCAL_TZ)
     rows = [
         ("导出时间", local.strftime("%Y-%m-%d %H:%M:%S") + "（北京时间）"),
@@ -265,11 +309,11 @@ def export_workbook(
         *describe_filter(f),
         ("说明", "金额单位为万元；灰色表头的列为系统数据，导入时忽略。"),
     ]
-    for label, value in rows:
-        info.append([_text_cell(info, label), _text_cell(info, value)])
+    for row, (label, value) in enumerate(rows):
+        write(info, row, 0, label)
+        write(info, row, 1, value)
 
-    out = io.BytesIO()
-    wb.save(out)
+    data = book.close()
     record(
         user,
         "ledger_exported",
@@ -277,7 +321,7 @@ def export_workbook(
         changes={"filter": f.to_args(), "rows": len(projects)},
         object_type="ledger",
     )
-    return out.getvalue(), len(projects)
+    return data, len(projects)
 
 
 def export_filename(now: datetime) -> str:
@@ -317,26 +361,25 @@ def template_workbook(user: User) -> bytes:
         "产业链所属集群": [cluster for cluster, _chain in chains],
     }
 
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "项目台账"
-    for i, column in enumerate(COLUMNS, 1):
-        cell = ws.cell(row=1, column=i, value=column.header)
-        cell.font = HEADER_FONT
-        cell.fill = HEADER_FILL if column.imported else READ_ONLY_FILL
-        ws.column_dimensions[get_column_letter(i)].width = column.width
+    book = _Book()
+    ws = book.sheet("项目台账", [column.width for column in COLUMNS])
+    book.header(ws, COLUMNS)
+    for col, column in enumerate(COLUMNS):
         if column.kind == "date":
-            for row in range(2, 1002):
-                ws.cell(row=row, column=i).number_format = column.number_format
-    ws.freeze_panes = "A2"
+            fmt = book.number_format(column.number_format)
+            for row in range(1, TEMPLATE_ROWS + 1):
+                ws.write_blank(row, col, None, fmt)
+    ws.freeze_panes(1, 0)
 
-    values = wb.create_sheet("可选值")
-    for i, (title, items) in enumerate(allowed.items(), 1):
-        values.cell(row=1, column=i, value=title).font = HEADER_FONT
-        values.column_dimensions[get_column_letter(i)].width = 18
-        for j, item in enumerate(items, 2):
-            values.cell(row=j, column=i, value=item).data_type = "s"
-    # Drop-down lists on the data sheet, from the allowed values.
+    values = book.sheet("可选值", [18] * len(allowed))
+    for col, (title, items) in enumerate(allowed.items()):
+        book.write(values, 0, col, title, book.bold)
+        for row, item in enumerate(items, 1):
+            book.write(values, row, col, item)
+    # Drop-down lists on the data sheet, from the allowed values. As ever, Excel shows the
+    # list but takes any typed value (no error message shown): the import checks every cell.
+    titles = list(allowed)
+    keys = [column.key for column in COLUMNS]
     for key, title in (
         ("carrier", "载体"),
         ("cluster", "产业集群"),
@@ -345,23 +388,25 @@ def template_workbook(user: User) -> bytes:
         ("origin", "企业来源地"),
         ("is_key", "重点项目"),
     ):
-        source = list(allowed).index(title) + 1
-        letter = get_column_letter(source)
-        rule = DataValidation(
-            type="list",
-            formula1=f"='可选值'!${letter}$2:${letter}${len(allowed[title]) + 1}",
-            allow_blank=True,
+        source = titles.index(title)
+        target = keys.index(key)
+        ws.data_validation(
+            1,
+            target,
+            VALIDATED_ROWS,
+            target,
+            {
+                "validate": "list",
+                "source": f"='可选值'!{xl_range_abs(1, source, len(allowed[title]), source)}",
+                "ignore_blank": True,
+                "show_error": False,
+                "error_title": "取值无效",
+                "error_message": "请从下拉列表中选择",
+            },
         )
-        rule.error = "请从下拉列表中选择"
-        rule.errorTitle = "取值无效"
-        target = get_column_letter([c.key for c in COLUMNS].index(key) + 1)
-        rule.add(f"{target}2:{target}5001")
-        ws.add_data_validation(rule)
 
-    notes = wb.create_sheet("填写说明")
-    notes.column_dimensions["A"].width = 22
-    notes.column_dimensions["B"].width = 80
-    notes.append(["列", "说明"])
+    notes = book.sheet("填写说明", [22, 80])
+    rows = [("列", "说明")]
     for column in COLUMNS:
         text = "必填。" if column.required else ""
         text += column.note
@@ -371,30 +416,26 @@ def template_workbook(user: User) -> bytes:
             text += "数字，单位万元。"
         elif column.kind == "date":
             text += "日期，如 2026-03-01。"
-        notes.append([column.header, text])
-    notes.append(["", ""])
-    notes.append(
-        [
+        rows.append((column.header, text))
+    rows += [
+        ("", ""),
+        (
             "导入规则",
             "先预览：每行的问题（行号、列、原因）都会列出，确认后才写入，全部成功或全部不写入。",
-        ]
-    )
-    notes.append(
-        [
+        ),
+        (
             "",
             "同一文件重复导入不会重复登记：按项目编号，或按统一社会信用代码（无代码时按企业名称）加项目名称匹配已有项目。",
-        ]
-    )
-    notes.append(
-        ["", "新项目只能导入为谋划或招引阶段；签约须经评估通过并上传投资协议，在项目页面逐级推进。"]
-    )
-    for row in notes.iter_rows():
-        for cell in row:
-            if isinstance(cell.value, str):
-                cell.data_type = "s"
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()
+        ),
+        (
+            "",
+            "新项目只能导入为谋划或招引阶段；签约须经评估通过并上传投资协议，在项目页面逐级推进。",
+        ),
+    ]
+    for row, (label, text) in enumerate(rows):
+        book.write(notes, row, 0, label)
+        book.write(notes, row, 1, text)
+    return book.close()
 
 
 # Reading an upload --------------------------------------------------------------------------
