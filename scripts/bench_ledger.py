@@ -1,19 +1,28 @@
 """Benchmark of the ledger (项目台账): import and export of N projects.
 
     .venv/bin/python scripts/bench_ledger.py            # 5,000 and 10,000 rows on SQLite
-    .venv/bin/python scripts/bench_ledger.py 5000
+    .venv/bin/python scripts/bench_ledger.py 5000 --runs 3
     CRM_BENCH_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/bench \
         .venv/bin/python scripts/bench_ledger.py        # on PostgreSQL (the database is reset)
 
-Each size runs on an empty, migrated database with the catalogues seeded: build an .xlsx of
-N new projects (each with its own company), read it, check it (the preview), write it (the
-confirmation, one commit), import the same file again (every row unchanged), export it.
+Each run of each size starts from an empty, migrated database with the catalogues seeded (a
+new SQLite file, or the PostgreSQL database reset): build an .xlsx of N new projects (each
+with its own company), read it, check it (the preview), write it (the confirmation, one
+commit), import the same file again (every row unchanged), export it. With --runs N each
+step's figure is the median of N such runs. With --json the figures are printed as JSON (a
+list, one object per size) instead of the table: `make bench` runs `bench_ledger.py 5000
+--runs 3 --json` from scripts/bench_web.py, which puts the import's median into its single
+table (the export of 10,000 rows is timed there, over HTTP, against the 100,000-project
+database; bench_web gives this script a PostgreSQL database of its own, `<name>_ledger`).
 """
 
 from __future__ import annotations
 
+import argparse
 import io
+import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -44,6 +53,7 @@ from crm.projects.models import Project
 from crm.projects.services import ProjectFilter
 
 NO_PASSWORD = "!"  # the bench users never sign in
+IMPORT = "upload to imported (read+preview+confirm)"
 
 
 def workbook(n: int, carriers, clusters, channels) -> bytes:
@@ -78,7 +88,9 @@ def workbook(n: int, carriers, clusters, channels) -> bytes:
     return out.getvalue()
 
 
-def run(n: int, url: str) -> None:
+def run(n: int, url: str) -> tuple[dict[str, float], int, str]:
+    """One run on a fresh database: the seconds of each step, the .xlsx's size, the dialect."""
+
     class Config(TestingConfig):
         SQLALCHEMY_DATABASE_URI = url
 
@@ -138,24 +150,55 @@ def run(n: int, url: str) -> None:
         timings["export"] = time.perf_counter() - started
         db.session.rollback()
         assert count == n == db.session.scalar(sa.select(sa.func.count(Project.id)))
-        total = timings["read"] + timings["preview"] + timings["confirm (check again + write)"]
-        print(f"{db.engine.dialect.name}, {n} rows ({len(data) / 1e6:.1f} MB):")
-        for name, seconds in timings.items():
-            print(f"  {name:32s} {seconds:6.2f} s")
-        print(f"  {'upload to imported (read+preview+confirm)':32s} {total:6.2f} s")
+        timings[IMPORT] = (
+            timings["read"] + timings["preview"] + timings["confirm (check again + write)"]
+        )
+        dialect = db.engine.dialect.name
         db.session.remove()
         db.engine.dispose()
+    return timings, len(data), dialect
+
+
+def measure(n: int, runs: int) -> dict:
+    """`runs` runs of `n` rows, each on a fresh database: every step's seconds per run."""
+    url = os.environ.get("CRM_BENCH_DATABASE_URL")
+    per_step: dict[str, list[float]] = {}
+    for _ in range(runs):
+        if url:
+            timings, size, dialect = run(n, url)
+        else:
+            with tempfile.TemporaryDirectory() as folder:
+                timings, size, dialect = run(n, f"sqlite:///{folder}/bench.sqlite3")
+        for step, seconds in timings.items():
+            per_step.setdefault(step, []).append(seconds)
+    return {
+        "rows": n,
+        "runs": runs,
+        "backend": dialect,
+        "xlsx_mb": size / 1e6,
+        "seconds": per_step,
+        "median": {step: statistics.median(values) for step, values in per_step.items()},
+    }
 
 
 def main() -> None:
-    sizes = [int(a) for a in sys.argv[1:]] or [5000, 10000]
-    for n in sizes:
-        url = os.environ.get("CRM_BENCH_DATABASE_URL")
-        if url:
-            run(n, url)
-        else:
-            with tempfile.TemporaryDirectory() as folder:
-                run(n, f"sqlite:///{folder}/bench.sqlite3")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", nargs="*", type=int, help="rows to import (5000 10000)")
+    parser.add_argument("--runs", type=int, default=1, help="fresh databases per size (median)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    options = parser.parse_args()
+    results = [measure(n, options.runs) for n in options.sizes or [5000, 10000]]
+    if options.json:
+        print(json.dumps(results))
+        return
+    for r in results:
+        runs = f", median of {r['runs']} runs" if r["runs"] > 1 else ""
+        print(f"{r['backend']}, {r['rows']} rows ({r['xlsx_mb']:.1f} MB){runs}:")
+        for step, median in r["median"].items():
+            each = ""
+            if r["runs"] > 1:
+                each = "  (" + ", ".join(f"{s:.2f}" for s in r["seconds"][step]) + ")"
+            print(f"  {step:41s} {median:6.2f} s{each}")
 
 
 if __name__ == "__main__":

@@ -5,18 +5,23 @@ demo`, in a subprocess, so this process stays the size of a web worker), picks t
 richest dossier (a passed evaluation and the most follow-ups), renders it once to start the
 helper process (the cold render), then --runs more times in that helper — exactly the path a
 download takes — and prints one table with the targets of issue #4 next to the figures.
+With --json it prints the figures as one JSON object instead (no table): `make bench` runs it
+so, from scripts/bench_web.py, which puts them into its single table.
 
 The target is on wall time, which other work on the machine stretches; the helper's CPU time
 per render and the load average are printed next to it to tell a slow render from a busy
 machine.
 
-    .venv/bin/python scripts/bench_pdf.py [--runs 10]
+    .venv/bin/python scripts/bench_pdf.py [--runs 10] [--json]
+
+The database is always a SQLite demo: the timed part, HTML to PDF in the helper, reads none.
 """
 
 from __future__ import annotations
 
 import argparse
 import ctypes.util
+import json
 import math
 import os
 import shutil
@@ -105,11 +110,8 @@ def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=10, help="timed renders after the first")
-    options = parser.parse_args()
-
+def measure(runs: int) -> dict:
+    """Build the demo, render its richest dossier once cold then `runs` times: the figures."""
     with tempfile.TemporaryDirectory(prefix="crm-bench-") as tmp:
         instance = Path(tmp) / "instance"
         instance.mkdir()
@@ -156,7 +158,7 @@ def main() -> None:
         pdf = render_pdf(html, in_subprocess=True)
         first = time.perf_counter() - started
         times, cpu = [], []
-        for _ in range(options.runs):
+        for _ in range(runs):
             cpu_before = helper_cpu_seconds()
             started = time.perf_counter()
             render_pdf(html, in_subprocess=True)
@@ -167,27 +169,57 @@ def main() -> None:
         worker_mb = peak_memory_mb()
         pages = page_count(pdf, Path(tmp))
 
-    median = statistics.median(times)
+    return {
+        "dossier": label,
+        "weasyprint": weasyprint.__version__,
+        "pdf_kb": len(pdf) / 1024,
+        "demo_seconds": demo_seconds,
+        "harfbuzz_subset": ctypes.util.find_library("harfbuzz-subset") is not None,
+        "load_average": [load_before, load_after],
+        "pages": pages,
+        "runs": runs,
+        "times": times,
+        "median": statistics.median(times),
+        "p90": p90(times),
+        "cpu_median": statistics.median(cpu),
+        "first": first,
+        "helper_mb": helper_mb,
+        "worker_mb": worker_mb,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10, help="timed renders after the first")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    options = parser.parse_args()
+    m = measure(options.runs)
+    if options.json:
+        print(json.dumps(m, ensure_ascii=False))
+        return
+
     low, high = PAGES_TARGET
+    pages, median, worker_mb = m["pages"], m["median"], m["worker_mb"]
     rows = [
         ("pages", f"{pages}" if pages else "? (no pdfinfo)", f"{low}–{high}",
          verdict(pages is not None and low <= pages <= high)),
-        (f"render median of {options.runs} (s)", f"{median:.3f}", f"≤ {MEDIAN_TARGET_S}",
+        (f"render median of {m['runs']} (s)", f"{median:.3f}", f"≤ {MEDIAN_TARGET_S}",
          verdict(median <= MEDIAN_TARGET_S)),
-        (f"render p90 of {options.runs} (s)", f"{p90(times):.3f}", "", ""),
-        ("render CPU median, helper (s)", f"{statistics.median(cpu):.3f}", "", ""),
-        ("first render, cold helper (s)", f"{first:.3f}", "", ""),
-        ("helper process peak (MB)", f"{helper_mb:.0f}", "(separate process)", ""),
+        (f"render p90 of {m['runs']} (s)", f"{m['p90']:.3f}", "", ""),
+        ("render CPU median, helper (s)", f"{m['cpu_median']:.3f}", "", ""),
+        ("first render, cold helper (s)", f"{m['first']:.3f}", "", ""),
+        ("helper process peak (MB)", f"{m['helper_mb']:.0f}", "(separate process)", ""),
         ("web worker peak (MB)", f"{worker_mb:.0f}", f"< {WORKER_TARGET_MB}",
          verdict(worker_mb < WORKER_TARGET_MB)),
     ]  # fmt: skip
-    print(f"尽调摘要 PDF: {label}")
+    load_before, load_after = m["load_average"]
+    print(f"尽调摘要 PDF: {m['dossier']}")
     print(
-        f"WeasyPrint {weasyprint.__version__}, {len(pdf) / 1024:.0f} KB PDF, "
-        f"demo built in {demo_seconds:.1f} s, Python {sys.version.split()[0]}, "
+        f"WeasyPrint {m['weasyprint']}, {m['pdf_kb']:.0f} KB PDF, "
+        f"demo built in {m['demo_seconds']:.1f} s, Python {sys.version.split()[0]}, "
         f"{os.cpu_count()} CPUs, load average {load_before:.1f} → {load_after:.1f}"
     )
-    if ctypes.util.find_library("harfbuzz-subset") is None:
+    if not m["harfbuzz_subset"]:
         print("WARNING: libharfbuzz-subset0 is missing: renders take seconds (`make setup`)")
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'value':>10}  {'target':<18}  result")
