@@ -489,6 +489,27 @@ def test_imported_rows_come_back_out_equal(world, login, db_session):
             assert out[header] == value, header
 
 
+def test_line_breaks_written_by_excel_are_read_as_line_breaks(world, login, db_session):
+    """Excel stores a carriage return in a cell as `_x000D_`: the import reads a line break."""
+    import xlsxwriter
+
+    row = new_row(world, 1, 项目简介="第一行\r\n第二行", 计划签约日期="2030-03-01")
+    out = io.BytesIO()
+    book = xlsxwriter.Workbook(out, {"in_memory": True, "strings_to_numbers": False})
+    sheet = book.add_worksheet()
+    for c, header in enumerate(HEADERS):
+        sheet.write_string(0, c, header)
+        if (value := row.get(header)) is not None:
+            sheet.write(1, c, value)
+    book.close()
+    raw = zipfile.ZipFile(io.BytesIO(out.getvalue())).read("xl/sharedStrings.xml").decode()
+    assert "第一行_x000D_" in raw  # as Excel writes it
+    client = login(world.officer_a)
+    assert import_file(client, out.getvalue()).status_code == 302
+    project = db_session.scalar(sa.select(Project).where(Project.name == row["项目名称"]))
+    assert project.description == "第一行\r\n第二行"
+
+
 def test_importing_the_same_file_twice_does_not_duplicate(world, login, db_session):
     client = login(world.officer_a)
     data = xlsx([new_row(world, 1), new_row(world, 2, 统一社会信用代码=None, 企业来源地="境外")])

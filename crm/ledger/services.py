@@ -73,6 +73,7 @@ MAX_MONEY = Decimal("100000000")  # 万元: as the project form
 MAX_AREA = Decimal("1000000")
 MAX_JOBS = 1000000
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+CONTROL_ESCAPE = re.compile(r"_x(00[01][0-9A-Fa-f])_")  # OOXML's escape of U+0000–U+001F
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 TOKEN_MAX_AGE = timedelta(hours=2)
 XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -459,7 +460,10 @@ def _plain(value) -> Any:
         return value.isoformat()
     if isinstance(value, (int, float, bool)) or value is None:
         return value
-    return str(value)
+    # Excel writes a carriage return and the other control characters as `_x000D_` …, which
+    # openpyxl leaves as they are (it only turns the escaped underscore `_x005F_` back into
+    # `_`, so a typed `_x000D_` now looks the same: rare enough to read as a line break).
+    return CONTROL_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), str(value))
 
 
 def read_workbook(stream) -> list[RawRow]:
