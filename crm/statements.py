@@ -4,7 +4,7 @@ Building a SQLAlchemy statement from its clauses and computing its compiled form
 cost more, on a list page over 100,000 projects, than the database's work: a statement kept
 and executed again with new parameter values skips both (its cache key is memoised on it).
 A statement is kept under a key that names everything it depends on; the least recently used
-are dropped beyond `KEPT`.
+are dropped beyond `KEPT` (a list page's statements take about 17 KB: 4 MB per process at most).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable, Hashable
 from typing import TypeVar
 
 T = TypeVar("T")
-KEPT = 1024
+KEPT = 256
 
 _kept: OrderedDict[Hashable, object] = OrderedDict()
 _lock = threading.Lock()
