@@ -323,6 +323,23 @@ def test_each_row_links_to_its_project(world, login):
     ]
 
 
+def test_users_of_other_scopes_asking_the_same_page_see_their_own(world, login):
+    """The list's statements are kept per scope and filter (crm/statements.py): the same URL
+    asked in turn by users of different scopes answers each with their own projects."""
+    url = "/projects/?stage=PLANNED&sort=updated"
+    for _ in range(2):
+        for user, own, other in (
+            (world.officer_a, world.project_a, world.project_b),
+            (world.officer_b, world.project_b, world.project_a),
+            (world.taskforce_y, world.project_b, world.project_a),
+            (world.taskforce_x, world.project_a, world.project_b),
+        ):
+            html = text(login(user).get(url))
+            assert own.name in html and other.name not in html, user.username
+    html = text(login(world.leader).get(url))
+    assert world.project_a.name in html and world.project_b.name in html
+
+
 def test_the_list_needs_a_login(client):
     response = client.get("/projects/")
     assert response.status_code == 302
