@@ -104,3 +104,30 @@ def test_postgresql_can_serve_the_list_from_an_index(world, role):
     plan = "\n".join(row[0] for row in db.session.execute(sa.text("EXPLAIN " + sql)))
     assert "Seq Scan on projects" not in plan, plan
     assert "ix_projects_" in plan, plan
+
+
+def test_an_officers_home_page_reads_its_lists_in_index_order(world, db_session):
+    """The home page's three lists (next actions due, stale projects, latest moves) come in
+    index order: no sort of all the 载体's projects or moves (migration cffb03cd1124)."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("EXPLAIN QUERY PLAN is SQLite's")
+    from crm.projects.services import my_work
+
+    statements: list[tuple[str, object]] = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):
+        statements.append((statement, parameters))
+
+    sa.event.listen(db.engine, "before_cursor_execute", keep)
+    try:
+        my_work(world.officer_a, local_today(), 30)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", keep)
+    plans = []
+    for statement, parameters in statements:
+        rows = db.session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+        plans.append([row[3] for row in rows])
+    assert len(plans) == 3
+    for lines in plans:
+        assert not any("TEMP B-TREE FOR ORDER BY" in line for line in lines), lines
+        assert not any(line.startswith("SCAN") and "INDEX" not in line for line in lines), lines

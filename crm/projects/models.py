@@ -37,6 +37,19 @@ class Project(db.Model):
         # The text search scans this index instead of the table (crm.projects.search), and
         # sorts its matches by the last update from it too.
         sa.Index("ix_projects_search_text", "search_text", "is_deleted", "updated_at"),
+        # An officer's home page: its next actions due and its stale projects, in order.
+        sa.Index(
+            "ix_projects_officer_id_status_next_action_due",
+            "officer_id",
+            "status",
+            "next_action_due",
+        ),
+        sa.Index(
+            "ix_projects_officer_id_status_last_followup_on",
+            "officer_id",
+            "status",
+            "last_followup_on",
+        ),
         sa.CheckConstraint("total_investment >= 0", name="total_investment_not_negative"),
         sa.CheckConstraint("land_area >= 0", name="land_area_not_negative"),
     )
@@ -125,7 +138,8 @@ class StageChange(db.Model):
     """One move between stages. Written by the lifecycle service, never edited."""
 
     __tablename__ = "stage_changes"
-    # The dashboard's "moved into a stage, verified, in a year" reads this index alone.
+    # The dashboard's "moved into a stage, verified, in a year" reads the first index alone;
+    # the home page's latest moves walk the second, newest first.
     __table_args__ = (
         sa.Index(
             "ix_stage_changes_to_stage_verification",
@@ -134,6 +148,7 @@ class StageChange(db.Model):
             "changed_at",
             "project_id",
         ),
+        sa.Index("ix_stage_changes_changed_at_id", "changed_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

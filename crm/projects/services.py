@@ -874,10 +874,12 @@ def my_work(user: User, today: date, stale_days: int, limit: int = 20) -> MyWork
         .options(*opts)
         .limit(limit)
     ).all()
+    # The newest moves first, each checked against the scope (EXISTS), rather than every
+    # readable project's moves sorted: a 载体 has tens of thousands of them at a province's scale.
+    readable = sa.exists().where(Project.id == StageChange.project_id, project_scope(user))
     recent = db.session.scalars(
         sa.select(StageChange)
-        .join(StageChange.project)
-        .where(project_scope(user), StageChange.from_stage.is_not(None))
+        .where(readable, StageChange.from_stage.is_not(None))
         .order_by(StageChange.changed_at.desc(), StageChange.id.desc())
         .options(joinedload(StageChange.project), joinedload(StageChange.changed_by))
         .limit(limit)
