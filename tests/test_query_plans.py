@@ -125,7 +125,9 @@ def test_an_officers_home_page_reads_its_lists_in_index_order(world, db_session)
         sa.event.remove(db.engine, "before_cursor_execute", keep)
     plans = []
     for statement, parameters in statements:
-        rows = db.session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+        rows = db.session.connection().exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + statement, parameters
+        )
         plans.append([row[3] for row in rows])
     assert len(plans) == 3
     for lines in plans:
