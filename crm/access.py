@@ -69,20 +69,10 @@ _PROJECT_ACTIONS: dict[Role, set[Action]] = {
 }
 
 
-def project_scope(user: User) -> sa.ColumnElement[bool]:
-    """The WHERE clause selecting the projects `user` may read."""
-    alive = Project.is_deleted.is_(False)
-    if user.role in (Role.ADMIN, Role.LEADER):
-        return alive
-    if user.role is Role.OFFICER:
-        return sa.and_(alive, Project.carrier_id == user.carrier_id)
-    if user.role is Role.TASKFORCE:
-        return sa.and_(alive, Project.cluster_id == user.cluster_id)
-    return sa.false()
-
-
 def scope_key(user: User) -> tuple:
-    """Users with the same key read the same projects (`project_scope`)."""
+    """Which projects `user` may read, as a value: users with the same key read the same
+    projects. An officer its 载体's, a task force its cluster's in every 载体, a leader or an
+    admin all of them, anyone else none."""
     if user.role in (Role.ADMIN, Role.LEADER):
         return ("all",)
     if user.role is Role.OFFICER:
@@ -90,6 +80,26 @@ def scope_key(user: User) -> tuple:
     if user.role is Role.TASKFORCE:
         return ("cluster", user.cluster_id)
     return ("none",)
+
+
+def project_scope(user: User) -> sa.ColumnElement[bool]:
+    """The WHERE clause selecting the projects `user` may read (`scope_key`), deleted ones never."""
+    kind, *value = scope_key(user)
+    alive = Project.is_deleted.is_(False)
+    if kind == "all":
+        return alive
+    if kind == "carrier":
+        return sa.and_(alive, Project.carrier_id == value[0])
+    if kind == "cluster":
+        return sa.and_(alive, Project.cluster_id == value[0])
+    return sa.false()
+
+
+def readable_project(user: User, project_id: sa.ColumnElement[int]) -> sa.ColumnElement[bool]:
+    """The project `project_id` (a column of another table) is one `user` may read, checked row
+    by row (EXISTS): for tables of few rows, or read newest first a page at a time, where
+    listing every readable project first (100,000 for a leader) would cost more."""
+    return sa.exists().where(Project.id == project_id, project_scope(user))
 
 
 def company_scope(user: User) -> sa.ColumnElement[bool]:

@@ -9,8 +9,8 @@ The total comes from a COUNT over the same conditions, also an index-only read, 
 the caller says the conditions cannot use an ordered index (a text search, `one_pass=True`):
 then a single scan yields both the page's ids and the total (`count(*) OVER ()`).
 
-With a `key` naming everything they depend on (the caller's filter and scope), the built
-statements are kept for the next page asked with that key (`crm.statements`).
+The statements are built once per `key`, which names everything they depend on (the caller's
+filter and scope), and kept for the next page asked with that key (`crm.statements`).
 """
 
 from __future__ import annotations
@@ -40,21 +40,17 @@ def _build(select: sa.Select, one_pass: bool) -> _Statements:
 
 
 class IdFirstPagination(Pagination):
-    """`select` is `sa.select(Model)` with its WHERE and ORDER BY (the order must end with the
-    id, so pages never overlap), or a function returning it; `load(ids)` returns the items
-    shown, each with an `id`, in any order. With `key`, the statements built from `select`
-    are kept for the next page asked with the same key (then `select` should be a function,
-    so that it is not built either)."""
+    """`select()` returns `sa.select(Model)` with its WHERE and ORDER BY (the order must end
+    with the id, so pages never overlap); `key` names everything that statement depends on
+    (the statements built from it are kept for the next page asked with that key, and
+    `select` is not called again); `load(ids)` returns the items shown, each with an `id`, in
+    any order."""
 
     def _statements(self) -> _Statements:
-        select: sa.Select | Callable[[], sa.Select] = self._query_args["select"]
+        select: Callable[[], sa.Select] = self._query_args["select"]
         one_pass = bool(self._query_args.get("one_pass"))
-
-        def build() -> _Statements:
-            return _build(select() if callable(select) else select, one_pass)
-
-        key = self._query_args.get("key")
-        return build() if key is None else kept(("page", key, one_pass), build)
+        key = ("page", self._query_args["key"], one_pass)
+        return kept(key, lambda: _build(select(), one_pass))
 
     def _query_items(self) -> list[Any]:
         self._total: int | None = None

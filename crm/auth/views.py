@@ -11,7 +11,6 @@ time of signing in and the time of the last request. Each request of a signed-in
 
 from __future__ import annotations
 
-import functools
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -37,6 +36,7 @@ from crm.auth.models import User
 from crm.core import parse_int
 from crm.extensions import db, login_manager
 from crm.forms import save_form
+from crm.statements import kept
 
 bp = Blueprint("auth", __name__)
 
@@ -47,10 +47,9 @@ SESSION_EXPIRED = "会话已超时，请重新登录"
 _OPEN_WHILE_CHANGING = {"auth.change_password", "auth.logout", "auth.login", "static"}
 
 
-@functools.cache
 def _signed_in_user() -> sa.Select:
     """The user of a request, with what every page's header shows (`User.scope_label`): one
-    statement, built once (every request runs it)."""
+    statement, kept (every request runs it)."""
     return (
         sa.select(User)
         .where(User.id == sa.bindparam("id"))
@@ -65,7 +64,7 @@ def load_user(identity: str) -> User | None:
     user_id, version = parse_int(user_id), parse_int(version)
     if user_id is None or version is None:
         return None
-    user = db.session.scalar(_signed_in_user(), {"id": user_id})
+    user = db.session.scalar(kept("signed_in_user", _signed_in_user), {"id": user_id})
     if user is None or not user.is_active or user.session_version != version:
         return None
     return user

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
-from crm.access import Action, can, project_scope
+from crm.access import Action, can, project_scope, readable_project
 from crm.audit.services import apply_changes, record
 from crm.auth.models import Role, User
 from crm.catalog.models import Carrier
@@ -118,13 +118,11 @@ def _known_pairs(project_ids: list[int]) -> set[frozenset[int]]:
 
 
 def _touches_readable(user: User) -> sa.ColumnElement[bool]:
-    """The conflict involves a project `user` may read: checked conflict by conflict (there
-    are few), not by listing every readable project first (100,000 for a leader)."""
-
-    def readable(column) -> sa.ColumnElement[bool]:
-        return sa.exists().where(Project.id == column, project_scope(user))
-
-    return sa.or_(readable(ProjectConflict.project_id), readable(ProjectConflict.other_project_id))
+    """The conflict involves a project `user` may read (conflicts are few: checked one by one)."""
+    return sa.or_(
+        readable_project(user, ProjectConflict.project_id),
+        readable_project(user, ProjectConflict.other_project_id),
+    )
 
 
 def conflicts_query(user: User, open_only: bool = True) -> sa.Select:

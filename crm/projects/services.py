@@ -4,7 +4,6 @@ and the queries behind the list, the detail page and the home page."""
 from __future__ import annotations
 
 import collections
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -14,7 +13,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload, selectinload
 
-from crm.access import project_scope, scope_key
+from crm.access import project_scope, readable_project, scope_key
 from crm.audit.services import apply_changes, record
 from crm.auth.models import Role, User
 from crm.catalog.models import Carrier, Chain, Channel, Cluster
@@ -724,23 +723,16 @@ def _page_rows(ids: list[int], today: date, stale_days: int) -> list[tuple]:
     """What the list shows of these projects, as named tuples: a list only reads, and building
     ORM objects for 50 projects and their relations was half the cost of the page (a tuple's
     fields are also read faster by the template than a result row's)."""
-    select = _page_rows_select(today, stale_days)
-    make = _row_type(tuple(select.selected_columns.keys()))
+    select, row = kept(
+        ("page_rows", today, stale_days), lambda: _page_rows_select(today, stale_days)
+    )
     # On the session's connection: plain rows need none of the ORM's result handling.
-    rows = db.session.connection().execute(select, {"ids": ids}).all()
-    return [make(*row) for row in rows]
+    return [row(*values) for values in db.session.connection().execute(select, {"ids": ids})]
 
 
-@functools.cache
-def _row_type(fields: tuple[str, ...]) -> type:
-    return collections.namedtuple("ListRow", fields)
-
-
-@functools.lru_cache(maxsize=8)
-def _page_rows_select(today: date, stale_days: int) -> sa.Select:
-    """`_page_rows`' statement, built once a day: a statement used again keeps its compiled
-    form's cache key, which a new one computes again on every page."""
-    return (
+def _page_rows_select(today: date, stale_days: int) -> tuple[sa.Select, type]:
+    """`_page_rows`' statement (kept: built once a day) and the named tuple of its rows."""
+    select = (
         sa.select(
             Project.id,
             Project.name,
@@ -762,6 +754,7 @@ def _page_rows_select(today: date, stale_days: int) -> sa.Select:
         .outerjoin(User, User.id == Project.officer_id)
         .where(Project.id.in_(sa.bindparam("ids", expanding=True)))
     )
+    return select, collections.namedtuple("ListRow", select.selected_columns.keys())
 
 
 @dataclass
@@ -874,12 +867,11 @@ def my_work(user: User, today: date, stale_days: int, limit: int = 20) -> MyWork
         .options(*opts)
         .limit(limit)
     ).all()
-    # The newest moves first, each checked against the scope (EXISTS), rather than every
-    # readable project's moves sorted: a 载体 has tens of thousands of them at a province's scale.
-    readable = sa.exists().where(Project.id == StageChange.project_id, project_scope(user))
+    # The newest moves first, each checked against the scope, rather than every readable
+    # project's moves sorted: a 载体 has tens of thousands of them at a province's scale.
     recent = db.session.scalars(
         sa.select(StageChange)
-        .where(readable, StageChange.from_stage.is_not(None))
+        .where(readable_project(user, StageChange.project_id), StageChange.from_stage.is_not(None))
         .order_by(StageChange.changed_at.desc(), StageChange.id.desc())
         .options(joinedload(StageChange.project), joinedload(StageChange.changed_by))
         .limit(limit)
