@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from crm import statements
+from crm.lru import LRU
 
 
 def test_a_statement_is_built_once_per_key_and_the_oldest_dropped(monkeypatch):
-    monkeypatch.setattr(statements, "_kept", statements.OrderedDict())
-    monkeypatch.setattr(statements, "KEPT", 2)
+    monkeypatch.setattr(statements, "_kept", LRU(2))
     built: list[str] = []
 
     def build(name):

@@ -19,8 +19,6 @@ Definitions (also shown on the page):
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -40,6 +38,7 @@ from crm.core import local_now
 from crm.evaluation.models import Evaluation, EvaluationState
 from crm.evaluation.services import decision_queue_query
 from crm.extensions import db
+from crm.lru import LRU
 from crm.projects.conflicts import conflicts_query, count_open_conflicts
 from crm.projects.models import FundsRecord, Project, StageChange
 from crm.projects.services import (
@@ -341,15 +340,12 @@ class _Figures:
 # with each one: it is part of the key. The age limit bounds what a change that is not seen
 # this way (two transactions committing in the reverse order of their audit ids on
 # PostgreSQL, a bulk load that writes no audit entry) can leave behind.
-_CACHE_SIZE = 64
-_cache: OrderedDict[tuple, _Figures] = OrderedDict()
-_cache_lock = threading.Lock()
+_cache = LRU(64)
 
 
 def forget_figures() -> None:
     """Empty this process's store of figures."""
-    with _cache_lock:
-        _cache.clear()
+    _cache.clear()
 
 
 def change_marker() -> int:
@@ -361,18 +357,10 @@ def _cached(args: tuple, seconds: int, compute: Callable[[], _Figures]) -> _Figu
     if seconds <= 0:
         return compute()
     key = (db.engine.url.render_as_string(hide_password=True), change_marker(), *args)
-    oldest = local_now() - timedelta(seconds=seconds)
-    with _cache_lock:
-        figures = _cache.get(key)
-        if figures is not None and figures.computed_at >= oldest:
-            _cache.move_to_end(key)
-            return figures
-    figures = compute()
-    with _cache_lock:
-        _cache[key] = figures
-        _cache.move_to_end(key)
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
+    figures = _cache.get(key)
+    if figures is None or figures.computed_at < local_now() - timedelta(seconds=seconds):
+        figures = compute()
+        _cache.put(key, figures)
     return figures
 
 
