@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -84,10 +83,6 @@ def enum_column(enum_cls: type[enum.Enum], name: str) -> sa.Enum:
 
 Money = sa.Numeric(14, 2)  # 万元
 Area = sa.Numeric(12, 2)  # 亩
-
-
-def as_decimal(value) -> Decimal | None:
-    return None if value is None else Decimal(value)
 
 
 class ServiceError(Exception):
