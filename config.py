@@ -87,6 +87,13 @@ class Config:
     # The PDF dossier renders in a helper process (keeps web workers small); the copy frozen
     # at each decision is archived.
     PDF_IN_SUBPROCESS = True
+    # At most PDF_MAX_CONCURRENT dossiers render at once in each web worker process (one helper
+    # process each, a few hundred MB); another waits up to PDF_WAIT_SECONDS for a free helper,
+    # then gets 503. A render that takes more than PDF_TIMEOUT_SECONDS is stopped (its helper
+    # killed) and answered 503. Wait plus timeout stay under gunicorn's 30 s worker timeout.
+    PDF_MAX_CONCURRENT = _env_int("CRM_PDF_MAX_CONCURRENT", 1)
+    PDF_WAIT_SECONDS = _env_int("CRM_PDF_WAIT_SECONDS", 5)
+    PDF_TIMEOUT_SECONDS = _env_int("CRM_PDF_TIMEOUT_SECONDS", 20)
     DOSSIER_ARCHIVE = True
 
 
