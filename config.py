@@ -51,6 +51,9 @@ class Config:
         os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'crm.sqlite3'}")
     )
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # SQLite: how long a write waits for another worker's write lock before "database is
+    # locked" (answered 503, nothing saved).
+    SQLITE_BUSY_TIMEOUT_MS = _env_int("CRM_SQLITE_BUSY_TIMEOUT_MS", 5000)
     SECRET_KEY: str | None = None  # filled by create_app from instance_secret_key()
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
     SESSION_COOKIE_HTTPONLY = True

@@ -1,0 +1,87 @@
+"""The app's edge (issue 14): a locked database, a database that is down, an overlong search
+or address, the favicon. Each answers with the app's own page and a status code that says
+what happened, never a bare 500 or 414."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+import pytest
+from tests import factories
+from tests.conftest import PASSWORD, Client
+from tests.test_evaluation import committed_database, sessions_on
+
+ON_POSTGRESQL = bool(os.environ.get("CRM_TEST_DATABASE_URL"))
+
+
+def text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+# A locked database -------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(ON_POSTGRESQL, reason="SQLite's write lock")
+def test_a_locked_database_gives_a_signed_in_user_the_busy_page(app, tmp_path, monkeypatch):
+    """Another connection holds SQLite's write lock longer than the busy timeout. The request's
+    first statement (loading the signed-in user, in BEGIN IMMEDIATE) fails; the error page must
+    not load the user again, which would wait on the same lock and fail inside the handler."""
+    monkeypatch.setitem(app.config, "PROPAGATE_EXCEPTIONS", False)
+    monkeypatch.setitem(app.config, "SQLITE_BUSY_TIMEOUT_MS", 100)
+    with committed_database(tmp_path) as engine, sessions_on(engine) as session:
+        world = factories.World.build()
+        session.commit()
+        project_id, username = world.project_a.id, world.officer_a.username
+        session.remove()
+        client = Client(app, app.response_class, use_cookies=True)
+        response = client.post("/login", data={"username": username, "password": PASSWORD})
+        assert response.status_code == 302
+        session.remove()  # the test's app context outlives the request: end its transaction
+
+        locker = sqlite3.connect(engine.url.database, isolation_level=None)
+        try:
+            locker.execute("BEGIN IMMEDIATE")
+            response = client.post(
+                f"/projects/{project_id}/elements",
+                data={"kind": "LAND", "quantity": "10", "status": "RAISED"},
+            )
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        assert response.status_code == 503
+        page = text(response)
+        assert "系统繁忙，本次操作未保存，请重试" in page
+        assert "双招双引项目管理" in page  # the app's own page
+
+        # The lock gone, the same user goes on working.
+        assert client.get(f"/projects/{project_id}").status_code == 200
+        session.remove()
+
+
+def test_the_busy_page_shows_the_user_as_loaded_without_a_query(
+    world, login, count_queries, monkeypatch
+):
+    """When the lock comes after the user was loaded, the page's header shows them from memory:
+    after the failure, no statement reaches the database (which may be what failed)."""
+    import sqlalchemy as sa
+
+    client = login(world.officer_a)
+    seen = {}
+
+    def locked(*args, **kwargs):
+        seen["statements"] = len(counter.statements)
+        raise sa.exc.OperationalError("INSERT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr("crm.projects.views.add_element_need", locked)
+    with count_queries() as counter:
+        response = client.post(
+            f"/projects/{world.project_a.id}/elements",
+            data={"kind": "LAND", "quantity": "10", "status": "RAISED"},
+        )
+    assert response.status_code == 503
+    page = text(response)
+    assert "系统繁忙" in page
+    assert world.officer_a.display_name in page
+    assert world.carrier_a.name in page  # the header's 载体, loaded with the user
+    assert counter.statements[seen["statements"] :] == []
