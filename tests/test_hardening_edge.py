@@ -8,6 +8,7 @@ import os
 import sqlite3
 
 import pytest
+
 from tests import factories
 from tests.conftest import PASSWORD, Client
 from tests.test_evaluation import committed_database, sessions_on
@@ -85,3 +86,24 @@ def test_the_busy_page_shows_the_user_as_loaded_without_a_query(
     assert world.officer_a.display_name in page
     assert world.carrier_a.name in page  # the header's 载体, loaded with the user
     assert counter.statements[seen["statements"] :] == []
+
+
+# The health check --------------------------------------------------------------------------------
+
+
+def test_healthz_answers_503_when_the_database_is_down(client, db_session, monkeypatch):
+    import sqlalchemy as sa
+
+    def down(*args, **kwargs):
+        raise sa.exc.OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(db_session, "execute", down)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "degraded", "database": False}
+
+
+def test_healthz_answers_200_when_the_database_answers(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "database": True}

@@ -50,4 +50,5 @@ def healthz():
         db.session.rollback()
         database = False
     body = {"status": "ok" if database else "degraded", "database": database}
-    return jsonify(body)
+    # A load balancer or monitor reads the status code: 503 takes the instance out of service.
+    return jsonify(body), 200 if database else 503
