@@ -87,6 +87,9 @@ class Config:
     MAX_CONTENT_LENGTH = MAX_UPLOAD_BYTES + 1024 * 1024  # the rest of the form besides the file
     UPLOAD_FOLDER = os.environ.get("CRM_UPLOAD_FOLDER", str(INSTANCE_DIR / "uploads"))
     TIMEZONE = "Asia/Shanghai"
+    # The longest address (path and query, percent-encoded) the app reads: a longer one gets
+    # its 414 page. gunicorn runs with --limit-request-line 8190 (its maximum), above this.
+    MAX_URL_BYTES = _env_int("CRM_MAX_URL_BYTES", 4096)
     # The PDF dossier renders in a helper process (keeps web workers small); the copy frozen
     # at each decision is archived.
     PDF_IN_SUBPROCESS = True

@@ -104,6 +104,15 @@ def register_request_guards(app: Flask) -> None:
     app.url_map.converters["int"] = _DatabaseIntConverter
 
     @app.before_request
+    def refuse_overlong_urls():
+        """An address longer than MAX_URL_BYTES (as sent, percent-encoded) gets the app's 414
+        page, before anything else reads it; gunicorn's own limit is set above this one."""
+        environ = request.environ
+        uri = environ.get("RAW_URI") or environ.get("REQUEST_URI") or request.full_path
+        if len(uri.encode("utf-8", "surrogateescape")) > app.config["MAX_URL_BYTES"]:
+            abort(414)
+
+    @app.before_request
     def refuse_nul_bytes():
         """No text field legitimately holds a NUL byte, and PostgreSQL refuses one."""
         for _key, values in request.values.lists():
@@ -146,6 +155,7 @@ def register_errorhandlers(app: Flask) -> None:
         405: "不支持的请求方式",
         409: "内容冲突",
         413: "上传的文件过大",
+        414: "请求地址过长",
         500: "服务器内部错误",
     }
 

@@ -5,10 +5,13 @@ what happened, never a bare 500 or 414."""
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
+from pathlib import Path
 
 import pytest
 
+from crm.projects.services import SEARCH_MAX_CHARS
 from tests import factories
 from tests.conftest import PASSWORD, Client
 from tests.test_evaluation import committed_database, sessions_on
@@ -107,3 +110,59 @@ def test_healthz_answers_200_when_the_database_answers(client):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok", "database": True}
+
+
+# Overlong searches and addresses; the favicon ----------------------------------------------------
+
+
+@pytest.mark.parametrize("letter, length", [("q", 3000), ("光", 300)])
+def test_an_overlong_search_is_refused_at_the_search_field(world, login, letter, length):
+    """The field takes 100 characters; a longer search (a pasted or crafted address: 3,000
+    characters gave gunicorn's bare 414) answers 400 with the list, its search cut to the
+    limit, and the reason at the field."""
+    client = login(world.admin)
+    response = client.get(f"/projects/?q={letter * length}")
+    assert response.status_code == 400
+    page = text(response)
+    assert "搜索词过长" in page
+    assert 'id="q-error"' in page
+    assert f'value="{letter * SEARCH_MAX_CHARS}"' in page
+    assert letter * (SEARCH_MAX_CHARS + 1) not in page
+
+
+def test_a_search_at_the_limit_is_searched(world, login):
+    client = login(world.admin)
+    response = client.get("/projects/?q=" + "光" * SEARCH_MAX_CHARS)
+    assert response.status_code == 200
+    assert "搜索词过长" not in text(response)
+    found = client.get("/projects/?q=光伏")
+    assert found.status_code == 200
+    assert world.project_a.name in text(found)
+
+
+def test_an_address_over_the_limit_gets_the_apps_414_page(world, login, app):
+    """Up to gunicorn's raised limit (8190 bytes in the request line) the app answers; over
+    MAX_URL_BYTES with its own page rather than gunicorn's bare 414."""
+    client = login(world.officer_a)
+    limit = app.config["MAX_URL_BYTES"]
+    response = client.get("/projects/?stage=" + "x" * limit)
+    assert response.status_code == 414
+    page = text(response)
+    assert "请求地址过长" in page
+    assert "双招双引项目管理" in page
+    assert client.get("/projects/?stage=" + "x" * (limit - 100)).status_code == 200
+
+
+def test_gunicorn_takes_request_lines_beyond_the_apps_limit(app):
+    makefile = (Path(__file__).resolve().parent.parent / "Makefile").read_text()
+    run = makefile[makefile.index("\nrun:") :].split("\n\n")[0]  # the `make run` recipe
+    [line] = re.findall(r"gunicorn .*--limit-request-line (\d+)", run.replace("\\\n", " "))
+    assert int(line) > app.config["MAX_URL_BYTES"] + len("GET  HTTP/1.1")
+
+
+def test_the_favicon_is_served(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response.mimetype == "image/vnd.microsoft.icon"
+    assert response.data[:4] == b"\x00\x00\x01\x00"  # an ICO file
+    assert response.headers["Cache-Control"] == "public, max-age=86400"
