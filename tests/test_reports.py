@@ -750,13 +750,13 @@ def at_most(tag: str, length: int) -> str:
     return (base * (length // len(base) + 1))[:length]
 
 
-FOLLOWUPS = 12
+FOLLOWUPS = 15
 
 
 @pytest.fixture
 def largest(world, db_session):
     """project_a with every text at the longest its form accepts: 27 evaluation comments of
-    5,000 characters (all 不符合, so each shows twice), 12 follow-ups of 5,000, a 5,000-
+    5,000 characters (all 不符合, so each shows twice), 15 follow-ups of 5,000, a 5,000-
     character description and decision opinion, 2,000 characters of participants."""
     from crm.projects.models import ElementKind, ElementNeed, ElementStatus
 
@@ -828,7 +828,7 @@ def test_the_largest_permitted_dossier_is_a_short_summary(world, login, largest,
     seconds = time.perf_counter() - started
     assert response.status_code == 200
     assert seconds < 5, f"the largest dossier took {seconds:.1f} s"
-    assert page_count(response.data, tmp_path) <= 40  # about 29
+    assert page_count(response.data, tmp_path) <= 40  # 32 on this machine, in about 2 s
     flat = compact(pdftotext(response.data, tmp_path, "raw"))
     comment = at_most("评估市场前景", 5000)
     assert compact(comment[:SHORT_TEXT] + MORE_IN_SYSTEM) in flat
