@@ -51,6 +51,9 @@ class Config:
         os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'crm.sqlite3'}")
     )
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # SQLite: how long a write waits for another worker's write lock before "database is
+    # locked" (answered 503, nothing saved).
+    SQLITE_BUSY_TIMEOUT_MS = _env_int("CRM_SQLITE_BUSY_TIMEOUT_MS", 5000)
     SECRET_KEY: str | None = None  # filled by create_app from instance_secret_key()
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
     SESSION_COOKIE_HTTPONLY = True
@@ -84,9 +87,19 @@ class Config:
     MAX_CONTENT_LENGTH = MAX_UPLOAD_BYTES + 1024 * 1024  # the rest of the form besides the file
     UPLOAD_FOLDER = os.environ.get("CRM_UPLOAD_FOLDER", str(INSTANCE_DIR / "uploads"))
     TIMEZONE = "Asia/Shanghai"
+    # The longest address (path and query, percent-encoded) the app reads: a longer one gets
+    # its 414 page. gunicorn runs with --limit-request-line 8190 (its maximum), above this.
+    MAX_URL_BYTES = _env_int("CRM_MAX_URL_BYTES", 4096)
     # The PDF dossier renders in a helper process (keeps web workers small); the copy frozen
     # at each decision is archived.
     PDF_IN_SUBPROCESS = True
+    # At most PDF_MAX_CONCURRENT dossiers render at once in each web worker process (one helper
+    # process each, a few hundred MB); another waits up to PDF_WAIT_SECONDS for a free helper,
+    # then gets 503. A render that takes more than PDF_TIMEOUT_SECONDS is stopped (its helper
+    # killed) and answered 503. Wait plus timeout stay under gunicorn's 30 s worker timeout.
+    PDF_MAX_CONCURRENT = _env_int("CRM_PDF_MAX_CONCURRENT", 1)
+    PDF_WAIT_SECONDS = _env_int("CRM_PDF_WAIT_SECONDS", 5)
+    PDF_TIMEOUT_SECONDS = _env_int("CRM_PDF_TIMEOUT_SECONDS", 20)
     DOSSIER_ARCHIVE = True
 
 

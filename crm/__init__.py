@@ -6,7 +6,16 @@ import sqlite3
 from pathlib import Path
 
 import sqlalchemy as sa
-from flask import Flask, abort, has_request_context, render_template, request
+from flask import (
+    Flask,
+    abort,
+    current_app,
+    g,
+    has_app_context,
+    has_request_context,
+    render_template,
+    request,
+)
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.routing import IntegerConverter
@@ -61,7 +70,10 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=5000")
+        busy_ms = (
+            current_app.config.get("SQLITE_BUSY_TIMEOUT_MS", 5000) if has_app_context() else 5000
+        )
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -92,6 +104,15 @@ class _DatabaseIntConverter(IntegerConverter):
 
 def register_request_guards(app: Flask) -> None:
     app.url_map.converters["int"] = _DatabaseIntConverter
+
+    @app.before_request
+    def refuse_overlong_urls():
+        """An address longer than MAX_URL_BYTES (as sent, percent-encoded) gets the app's 414
+        page, before anything else reads it; gunicorn's own limit is set above this one."""
+        environ = request.environ
+        uri = environ.get("RAW_URI") or environ.get("REQUEST_URI") or request.full_path
+        if len(uri.encode("utf-8", "surrogateescape")) > app.config["MAX_URL_BYTES"]:
+            abort(414)
 
     @app.before_request
     def refuse_nul_bytes():
@@ -136,12 +157,14 @@ def register_errorhandlers(app: Flask) -> None:
         405: "不支持的请求方式",
         409: "内容冲突",
         413: "上传的文件过大",
+        414: "请求地址过长",
         500: "服务器内部错误",
     }
 
     def handle(error):
         code = getattr(error, "code", 500) or 500
         if code >= 500:
+            _user_without_database()
             db.session.rollback()
         if code in (403, 404):
             _audit_denial(code)
@@ -172,9 +195,11 @@ def register_errorhandlers(app: Flask) -> None:
     def database_busy(error):
         """SQLite refuses a write that raced another one ("database is locked"): nothing was
         saved, and trying again works. Anything else is a real failure."""
-        db.session.rollback()
         if "database is locked" not in str(error.orig):
+            db.session.rollback()
             raise error
+        _user_without_database()
+        db.session.rollback()
         message = "系统繁忙，本次操作未保存，请重试"
         return render_template("error.html", code=503, message=message), 503
 
@@ -191,6 +216,49 @@ def register_errorhandlers(app: Flask) -> None:
         db.session.rollback()
         message = "该记录刚被他人修改，本次操作未保存，请刷新页面后重试"
         return render_template("error.html", code=409, message=message), 409
+
+
+class _HeaderUser:
+    """The signed-in user as a page's header shows them (name, role, 载体 or cluster), as plain
+    values: what an error page uses once the database has failed."""
+
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+    def __init__(self, user):
+        self.id = user.id
+        self.display_name = user.display_name
+        self.role = user.role
+        self.scope_label = user.scope_label
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+
+def _user_without_database() -> None:
+    """Let the error page about to be rendered show the signed-in user without a query.
+
+    Called before the rollback that expires every loaded object. The database may be what
+    failed: loading the user (again) for the page's header would begin another transaction,
+    which on SQLite waits for the same lock and fails inside the error handler (a bare 500).
+    The page shows the user as already loaded, or nobody when the user was never loaded (the
+    failure came while loading them) or not completely."""
+    from crm.extensions import login_manager
+
+    user = g.get("_login_user")
+    if user is not None and not user.is_authenticated:
+        return  # anonymous: nothing to load
+    g._login_user = _HeaderUser(user) if _fully_loaded(user) else login_manager.anonymous_user()
+
+
+def _fully_loaded(user) -> bool:
+    """Whether the header's values of `user` are in memory (reading them runs no query)."""
+    state = sa.inspect(user, raiseerr=False) if user is not None else None
+    if state is None or {"id", "display_name", "role", "carrier", "cluster"} & state.unloaded:
+        return False
+    places = [p for p in (state.dict["carrier"], state.dict["cluster"]) if p is not None]
+    return all("name" not in sa.inspect(p).unloaded for p in places)
 
 
 def register_commands(app: Flask) -> None:

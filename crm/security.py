@@ -96,7 +96,7 @@ def add_security_headers(response: Response) -> Response:
     headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
     if request.is_secure:
         headers.setdefault("Strict-Transport-Security", HSTS)
-    if request.endpoint != "static":
+    if request.endpoint not in ("static", "main.favicon"):
         # Pages of signed-in users, PDFs and downloads: never kept by a browser or proxy.
         headers["Cache-Control"] = "no-store"
         headers.setdefault("Pragma", "no-cache")

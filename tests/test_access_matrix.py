@@ -121,6 +121,7 @@ MATRIX: dict[str, Row] = {
     # ---- home, health ----
     "main.home": Row(["/"], get=everyone(200)),
     "main.healthz": Row(["/healthz"], get=everyone(200, anonymous=200)),
+    "main.favicon": Row(["/favicon.ico"], get=everyone(200, anonymous=200)),
     # ---- projects ----
     "projects.index": Row(["/projects/"], get=everyone(200)),
     "projects.new": Row(

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import threading
 import time
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import quote
@@ -26,10 +27,11 @@ import sqlalchemy as sa
 
 from crm.audit.models import AuditEntry
 from crm.core import local_today
-from crm.evaluation.models import Decision, DecisionOutcome, Verdict
+from crm.evaluation.models import Decision, DecisionOutcome, EvaluationState, Verdict
 from crm.evaluation.services import (
     AnswerInput,
     decide,
+    load_answers,
     save_answers,
     start_evaluation,
     submit_evaluation,
@@ -37,7 +39,14 @@ from crm.evaluation.services import (
 from crm.extensions import db
 from crm.files.models import DocumentKind, StoredFile
 from crm.reports import renderer
-from crm.reports.dossier import BREAK_EVERY, breakable, build_dossier
+from crm.reports.dossier import (
+    BREAK_EVERY,
+    LATEST_FOLLOWUPS,
+    MORE_IN_SYSTEM,
+    SHORT_TEXT,
+    breakable,
+    build_dossier,
+)
 from tests import factories
 from tests.evaluation_factories import (
     answer_for,
@@ -428,7 +437,9 @@ def test_hostile_content_renders_as_text_and_reaches_nothing(
     for tag, value in hostile.items():
         assert compact(value) in flat, f"{tag} is not shown as the text it holds"
     assert "<script>alert(1)</script>" in content
-    assert flat.count("Z") == LONG_COMMENT.count("Z")  # the long run wraps, nothing cut off
+    # The long run wraps, and is cut at SHORT_TEXT characters with a pointer to the system.
+    assert compact(LONG_COMMENT[:SHORT_TEXT] + MORE_IN_SYSTEM) in flat
+    assert flat.count("Z") == SHORT_TEXT - len("说明")
     assert "root:" not in content
     passwd = Path("/etc/passwd")
     if passwd.is_file():
@@ -728,3 +739,153 @@ def test_the_stylesheet_is_a_static_file_not_a_template(world, db_session):
     assert "&#34;" not in html
     assert "<style" not in html
     assert "font-family" not in html
+
+
+# The largest permitted input -------------------------------------------------------------------
+
+
+def at_most(tag: str, length: int) -> str:
+    """`length` characters of ordinary Chinese prose with some Latin, starting with `tag`."""
+    base = f"{tag}：项目选址位于园区东侧，水电气路配套齐全，Lorem ipsum 企业承诺按期投产达效。"
+    return (base * (length // len(base) + 1))[:length]
+
+
+FOLLOWUPS = 15
+
+
+@pytest.fixture
+def largest(world, db_session):
+    """project_a with every text at the longest its form accepts: 27 evaluation comments of
+    5,000 characters (all 不符合, so each shows twice), 15 follow-ups of 5,000, a 5,000-
+    character description and decision opinion, 2,000 characters of participants."""
+    from crm.projects.models import ElementKind, ElementNeed, ElementStatus
+
+    project, company = world.project_a, world.project_a.company
+    project.name = at_most("项目", 200)
+    project.description = at_most("简介", 5000)
+    company.name = at_most("企业", 200)
+    company.legal_representative = at_most("法人", 64)
+    company.industry = at_most("行业", 100)
+    for kind in ElementKind:
+        db_session.add(
+            ElementNeed(
+                project_id=project.id,
+                kind=kind,
+                quantity=Decimal("1"),
+                unit=kind.default_unit,
+                status=ElementStatus.RAISED,
+                note=at_most("备注", 500),
+            )
+        )
+    for n in range(FOLLOWUPS):
+        factories.followup(
+            project,
+            world.officer_a,
+            happened_on=local_today() - timedelta(days=n),
+            summary=at_most(f"第{n}条跟踪", 5000),
+            next_action=at_most("下一步", 500),
+        )
+    default_template()
+    attracting(project, world.officer_a)
+    evaluation = start_evaluation(world.officer_a, project)
+    answers = load_answers(evaluation)
+    assert len(answers) == 27
+    save_answers(
+        world.taskforce_x,
+        evaluation,
+        {
+            a.id: AnswerInput(
+                Verdict.MOSTLY if a.item.is_veto else Verdict.FAILS,
+                at_most(f"评估{a.item.title}", 5000),
+                Decimal(0) if a.item.max_score is not None else None,
+            )
+            for a in answers
+        },
+    )
+    submit_evaluation(world.taskforce_x, evaluation)
+    decide(
+        world.leader,
+        evaluation,
+        DecisionOutcome.RETURNED,
+        **decision_values(
+            meeting_name=at_most("会议", 200),
+            participants=at_most("参会", 2000),
+            opinion=at_most("意见", 5000),
+        ),
+    )
+    db_session.commit()
+    return project
+
+
+def test_the_largest_permitted_dossier_is_a_short_summary(world, login, largest, tmp_path):
+    """It took 12 s and 225 pages (500 after gunicorn's timeout when the machine was busy):
+    each long text now shows its first SHORT_TEXT characters and "全文见系统", and only the
+    latest follow-ups are shown, with how many more there are."""
+    client = login(world.leader)
+    get_dossier(client, world.project_b)  # the helper is warm, as it stays in production
+    started = time.perf_counter()
+    response = get_dossier(client, largest)
+    seconds = time.perf_counter() - started
+    assert response.status_code == 200
+    assert seconds < 5, f"the largest dossier took {seconds:.1f} s"
+    assert page_count(response.data, tmp_path) <= 40  # 32 on this machine, in about 2 s
+    flat = compact(pdftotext(response.data, tmp_path, "raw"))
+    comment = at_most("评估市场前景", 5000)
+    assert compact(comment[:SHORT_TEXT] + MORE_IN_SYSTEM) in flat
+    assert compact(comment[: SHORT_TEXT + 20]) not in flat
+    assert compact(at_most("第0条跟踪", 40)) in flat  # the latest follow-up
+    assert compact(f"第{LATEST_FOLLOWUPS}条跟踪") not in flat  # older ones are counted
+    assert f"另有{FOLLOWUPS - LATEST_FOLLOWUPS}条，全文见系统" in flat
+    assert compact(at_most("意见", 5000)[-30:]) in flat  # the decision itself is shown whole
+
+
+def test_a_render_that_runs_out_of_time_is_stopped_with_its_helper(
+    world, login, largest, app, monkeypatch
+):
+    """The request gives up after PDF_TIMEOUT_SECONDS with a 503 in Chinese, and its helper
+    is killed rather than left rendering for minutes; the next dossier gets a new one."""
+    client = login(world.leader)
+    assert get_dossier(client, world.project_b).status_code == 200
+    before = renderer.helper_pids()
+    assert before
+    monkeypatch.setitem(app.config, "PDF_TIMEOUT_SECONDS", 0.2)
+    response = get_dossier(client, largest)
+    assert response.status_code == 503
+    assert "尽调摘要生成超时" in text(response)
+    assert not audit("dossier_downloaded", largest)
+    assert all(not Path(f"/proc/{pid}").exists() for pid in before), "the helper lives on"
+    monkeypatch.setitem(app.config, "PDF_TIMEOUT_SECONDS", 20)
+    assert get_dossier(client, world.project_b).status_code == 200
+    assert renderer.helper_pids() and renderer.helper_pids() != before
+
+
+def test_renders_beyond_the_limit_wait_then_get_503(world, login, db_session, app, monkeypatch):
+    """PDF_MAX_CONCURRENT renders at once per web worker; another waits PDF_WAIT_SECONDS for
+    a free helper, then is told to try again: a 503 page, never a 500."""
+    monkeypatch.setitem(app.config, "PDF_WAIT_SECONDS", 0.2)
+    client = login(world.leader)
+    pool = renderer.helpers(app.config["PDF_MAX_CONCURRENT"])
+    with pool.slot(wait=1):  # another request is rendering
+        started = time.perf_counter()
+        response = get_dossier(client, world.project_a)
+        assert time.perf_counter() - started >= 0.2
+    assert response.status_code == 503
+    assert "正在生成的尽调摘要较多，请稍后重试" in text(response)
+    assert response.headers["Retry-After"]
+    assert get_dossier(client, world.project_a).status_code == 200
+
+
+def test_a_decision_is_not_taken_when_its_dossier_cannot_be_archived(
+    world, login, db_session, submitted, archive_on, app, monkeypatch
+):
+    monkeypatch.setitem(app.config, "PDF_WAIT_SECONDS", 0.1)
+    client = login(world.leader)
+    with renderer.helpers(app.config["PDF_MAX_CONCURRENT"]).slot(wait=1):
+        response = decide_by_post(client, submitted)
+    assert response.status_code == 503
+    assert "正在生成的尽调摘要较多" in text(response)
+    db_session.expire_all()
+    assert submitted.state is EvaluationState.SUBMITTED
+    assert (
+        db_session.scalar(sa.select(Decision).where(Decision.evaluation_id == submitted.id)) is None
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, jsonify, render_template
+from flask import Blueprint, current_app, jsonify, render_template, send_from_directory
 from flask_login import current_user, login_required
 
 from crm.auth.models import Role
@@ -50,4 +50,14 @@ def healthz():
         db.session.rollback()
         database = False
     body = {"status": "ok" if database else "degraded", "database": database}
-    return jsonify(body)
+    # A load balancer or monitor reads the status code: 503 takes the instance out of service.
+    return jsonify(body), 200 if database else 503
+
+
+@bp.route("/favicon.ico")
+def favicon():
+    """Browsers ask for /favicon.ico on every site: the app's icon (crm/static/favicon.ico),
+    kept by the browser for a day, instead of a 404 in every page's log."""
+    return send_from_directory(
+        current_app.static_folder, "favicon.ico", mimetype="image/vnd.microsoft.icon", max_age=86400
+    )

@@ -297,6 +297,9 @@ OVERDUE_LABELS = {
     Stage.PRODUCING: "逾期未投产",
 }
 PIPELINE_STATUSES = (Status.ACTIVE, Status.ON_HOLD)  # 在库: not 终止, not 流失
+# The longest search the project list takes (its input's maxlength); a longer one is refused.
+SEARCH_MAX_CHARS = 100
+
 # Dates a filter accepts: beyond them a date is a typing error (and would overflow).
 DATE_RANGE = (date(1900, 1, 1), date(2999, 12, 31))
 
@@ -385,7 +388,7 @@ class ProjectFilter:
                 moved.append(stage)
         overdue = get("overdue")
         return cls(
-            q=get("q")[:100],
+            q=get("q")[:SEARCH_MAX_CHARS],
             stage=Stage.from_name(get("stage")),
             status=Status.from_name(get("status")),
             carrier_id=int_arg("carrier"),

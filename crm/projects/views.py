@@ -51,6 +51,7 @@ from crm.projects.models import (
 from crm.projects.panels import panels_for
 from crm.projects.services import (
     PROJECT_FIELDS,
+    SEARCH_MAX_CHARS,
     SORTS,
     CourtingUnconfirmed,
     ProjectFilter,
@@ -99,6 +100,13 @@ def _int_arg(name: str) -> int | None:
 @login_required
 def index():
     f = ProjectFilter.from_args(request.args)
+    # A search longer than the field takes (a crafted or pasted address): searched for its
+    # first SEARCH_MAX_CHARS characters, and said so at the field with a 400.
+    search_error = None
+    if len(request.args.get("q", "").strip()) > SEARCH_MAX_CHARS:
+        search_error = (
+            f"搜索词过长，最多 {SEARCH_MAX_CHARS} 个字符，已按前 {SEARCH_MAX_CHARS} 个字符搜索"
+        )
     today = local_today()
     stale_days = current_app.config["STALE_AFTER_DAYS"]
     page = project_page(
@@ -117,7 +125,9 @@ def index():
         advanced=f.advanced_labels(),
         filter_args=f.to_args(),
         PENDING=Verification.PENDING,
-    )
+        search_error=search_error,
+        search_max=SEARCH_MAX_CHARS,
+    ), 400 if search_error else 200
 
 
 def _fill_project_choices(form: ProjectForm, user: User) -> None:

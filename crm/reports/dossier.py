@@ -26,7 +26,15 @@ from crm.projects.models import FollowUp, Project, StageChange
 from crm.projects.services import element_needs, funds_ratio, funds_records
 from crm.reports.renderer import render_pdf
 
+# The dossier is a summary for a meeting, not the record: the largest permitted input (27
+# evaluation comments, the project description and the 10 latest follow-ups, 5,000 characters
+# each) gave 225 pages in 12 s, more under load. Each long text shows its first SHORT_TEXT
+# characters and a pointer to the system (32 pages in about 2 s); the follow-ups beyond the
+# latest LATEST_FOLLOWUPS are counted ("另有 M 条"). The decision's participants and opinion are
+# shown whole: they are what the archived copy is for.
 LATEST_FOLLOWUPS = 10
+SHORT_TEXT = 300
+MORE_IN_SYSTEM = "…（全文见系统）"
 
 # WeasyPrint lays out the whole rest of a run that offers no line break for every line it cuts
 # from it: a 10,000-character comment without spaces took about 8 s (quadratic). Zero-width
@@ -67,6 +75,15 @@ def breakable(text: str | None) -> str:
     return _LONG_RUN.sub(add_breaks, text)
 
 
+def shown(text: str | None, limit: int = SHORT_TEXT) -> str:
+    """`text` as the dossier shows it: its first `limit` characters and "…（全文见系统）" when
+    it is longer, with break opportunities inside long runs (plain text: the template escapes)."""
+    text = text or ""
+    if len(text) > limit:
+        text = text[:limit].rstrip() + MORE_IN_SYSTEM
+    return breakable(text)
+
+
 @dataclass
 class Dossier:
     project: Project
@@ -102,6 +119,9 @@ def build_dossier(project: Project, user: User, evaluation: Evaluation | None = 
         .order_by(FollowUp.happened_on.desc(), FollowUp.id.desc())
         .limit(LATEST_FOLLOWUPS)
     ).all()
+    followups_total = db.session.scalar(
+        sa.select(sa.func.count()).select_from(FollowUp).where(FollowUp.project_id == project.id)
+    )
     decisions: list[Decision] = decisions_of(evaluation) if evaluation else []
     generated_at = utcnow()
     html = render_template(
@@ -117,16 +137,24 @@ def build_dossier(project: Project, user: User, evaluation: Evaluation | None = 
         funds_ratio=funds_ratio(funds_total, project),
         history=history,
         followups=followups,
+        followups_more=max(followups_total - len(followups), 0),
         user=user,
         generated_at=generated_at,
         verdicts=list(Verdict),
-        breakable=breakable,
+        shown=shown,
     )
     return Dossier(project, html, generated_at)
 
 
 def render_dossier(dossier: Dossier) -> bytes:
-    return render_pdf(dossier.html, in_subprocess=current_app.config["PDF_IN_SUBPROCESS"])
+    config = current_app.config
+    return render_pdf(
+        dossier.html,
+        in_subprocess=config["PDF_IN_SUBPROCESS"],
+        timeout=config["PDF_TIMEOUT_SECONDS"],
+        max_concurrent=config["PDF_MAX_CONCURRENT"],
+        wait=config["PDF_WAIT_SECONDS"],
+    )
 
 
 def archive_dossier(user: User, decision: Decision, evaluation: Evaluation) -> StoredFile:

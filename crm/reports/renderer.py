@@ -18,12 +18,16 @@ render's objects; and the embedded font is compressed at zlib's default level, n
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import gc
 import multiprocessing
+import queue
 import resource
 import threading
 import zlib
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from pathlib import Path
 
 STATIC_SCHEME = "crm-static:"
@@ -152,29 +156,135 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-_pool: ProcessPoolExecutor | None = None
-_pool_lock = threading.Lock()
+class RenderUnavailable(Exception):
+    """No dossier this time: every helper stayed busy, or the render ran out of time (its
+    helper was killed). Nothing was rendered; the user may try again. `message` is for users."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
 
 
-def _get_pool() -> ProcessPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ProcessPoolExecutor(
+BUSY_MESSAGE = "正在生成的尽调摘要较多，请稍后重试"
+TIMEOUT_MESSAGE = "尽调摘要生成超时，请稍后重试"
+FAILED_MESSAGE = "尽调摘要生成失败，请稍后重试"
+
+
+class _Slot:
+    """One helper process (a ProcessPoolExecutor of one worker), started on first use."""
+
+    def __init__(self):
+        self.pool: ProcessPoolExecutor | None = None
+
+    def get_pool(self) -> ProcessPoolExecutor:
+        if self.pool is None:
+            self.pool = ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=start_helper,
             )
-            atexit.register(_pool.shutdown, cancel_futures=True)
-        return _pool
+        return self.pool
+
+    def pids(self) -> list[int]:
+        processes = getattr(self.pool, "_processes", None) or {}
+        return [p.pid for p in list(processes.values()) if p.is_alive()]
+
+    def discard(self) -> None:
+        """Kill the helper (a render that ran out of time would go on for minutes, holding
+        hundreds of MB) and forget it: the next render starts a new one."""
+        pool, self.pool = self.pool, None
+        if pool is None:
+            return
+        # ProcessPoolExecutor has no public way to stop a running task; its processes are
+        # ours, and killing them is what ends the render.
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        for process in processes:
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.join(timeout=5)
+
+
+class HelperPool:
+    """At most `size` renders at once in this web worker, each in a helper process of its own.
+
+    The free slots wait in a queue: a render takes one (waiting at most `wait` seconds, then
+    RenderUnavailable), uses its helper, and gives it back. A render that takes longer than its
+    timeout kills its helper, so nothing keeps working for a request that has given up.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self.slots = [_Slot() for _ in range(size)]
+        self.free: queue.Queue[_Slot] = queue.Queue()
+        for slot in self.slots:
+            self.free.put(slot)
+
+    @contextmanager
+    def slot(self, wait: float):
+        try:
+            slot = self.free.get(timeout=max(wait, 0.001))
+        except queue.Empty:
+            raise RenderUnavailable(BUSY_MESSAGE) from None
+        try:
+            yield slot
+        finally:
+            self.free.put(slot)
+
+    def render(self, html: str, timeout: float, wait: float) -> bytes:
+        with self.slot(wait) as slot:
+            future = slot.get_pool().submit(render_in_this_process, html)
+            try:
+                return future.result(timeout=timeout)[0]
+            except concurrent.futures.TimeoutError:
+                slot.discard()
+                raise RenderUnavailable(TIMEOUT_MESSAGE) from None
+            except BrokenProcessPool:
+                # The helper died (killed, out of memory): start a new one next time.
+                slot.discard()
+                raise RenderUnavailable(FAILED_MESSAGE) from None
+
+    def ask(self, question, timeout: float):
+        """`question()` answered by the first started helper, or None while none runs."""
+        for slot in self.slots:
+            if slot.pool is not None:
+                return slot.pool.submit(question).result(timeout=timeout)
+        return None
+
+    def pids(self) -> list[int]:
+        return [pid for slot in self.slots for pid in slot.pids()]
+
+    def shutdown(self) -> None:
+        for slot in self.slots:
+            slot.discard()
+
+
+_helpers: HelperPool | None = None
+_helpers_lock = threading.Lock()
+
+
+def helpers(size: int = 1) -> HelperPool:
+    """This web worker's helpers, `size` of them (made again if the configured size changed)."""
+    global _helpers
+    with _helpers_lock:
+        if _helpers is None or _helpers.size != size:
+            if _helpers is not None:
+                _helpers.shutdown()
+            _helpers = HelperPool(max(size, 1))
+        return _helpers
+
+
+@atexit.register
+def _stop_helpers() -> None:
+    with _helpers_lock:
+        if _helpers is not None:
+            _helpers.shutdown()
 
 
 def _ask_helper(question, timeout: float):
-    with _pool_lock:
-        pool = _pool
-    if pool is None:
-        return None
-    return pool.submit(question).result(timeout=timeout)
+    with _helpers_lock:
+        pool = _helpers
+    return pool.ask(question, timeout) if pool is not None else None
 
 
 def helper_peak_memory_mb(timeout: float = 30) -> float | None:
@@ -188,17 +298,23 @@ def helper_cpu_seconds(timeout: float = 30) -> float | None:
     return _ask_helper(cpu_seconds, timeout)
 
 
-def render_pdf(html: str, in_subprocess: bool = True, timeout: float = 25) -> bytes:
-    """Render `html`; the timeout stays under gunicorn's 30 s worker timeout."""
+def helper_pids() -> list[int]:
+    """The process ids of this web worker's live helpers."""
+    with _helpers_lock:
+        pool = _helpers
+    return pool.pids() if pool is not None else []
+
+
+def render_pdf(
+    html: str,
+    in_subprocess: bool = True,
+    timeout: float = 20,
+    max_concurrent: int = 1,
+    wait: float = 5,
+) -> bytes:
+    """Render `html` in a helper process: wait at most `wait` seconds for a free helper, then
+    at most `timeout` seconds for the PDF, else RenderUnavailable. Both together stay under
+    gunicorn's 30 s worker timeout."""
     if not in_subprocess:
         return render_in_this_process(html)[0]
-    try:
-        return _get_pool().submit(render_in_this_process, html).result(timeout=timeout)[0]
-    except Exception:
-        # A helper that died (killed, out of memory) breaks the pool: start a new one next time.
-        global _pool
-        with _pool_lock:
-            if _pool is not None:
-                _pool.shutdown(wait=False, cancel_futures=True)
-            _pool = None
-        raise
+    return helpers(max_concurrent).render(html, timeout, wait)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, render_template
 from flask_login import current_user, login_required
 
 from crm.access import Action, load_project
@@ -15,6 +15,7 @@ from crm.extensions import db
 from crm.projects.models import Project
 from crm.projects.panels import Panel, register_panel
 from crm.reports.dossier import archive_dossier, build_dossier, render_dossier
+from crm.reports.renderer import RenderUnavailable
 
 bp = Blueprint("reports", __name__)
 
@@ -22,6 +23,16 @@ bp = Blueprint("reports", __name__)
 @register_panel
 def dossier_panel(project: Project, user: User) -> Panel:
     return Panel("reports/_panel.html")
+
+
+@bp.app_errorhandler(RenderUnavailable)
+def render_unavailable(error: RenderUnavailable):
+    """Every helper busy, or the render ran out of time: nothing was saved (a decision that
+    archives its dossier is not taken either), and trying again later works."""
+    db.session.rollback()
+    detail = "本次未生成文件，也未保存任何内容，请稍后重试。"
+    response = render_template("error.html", code=503, message=error.message, detail=detail)
+    return response, 503, {"Retry-After": "30"}
 
 
 @bp.route("/projects/<int:project_id>/dossier.pdf")
