@@ -302,7 +302,7 @@ def test_archiving_hides_a_document_but_keeps_its_bytes(world, login, db_session
     assert stored.is_deleted is False
 
     client = login(world.officer_a)
-    response = client.post(f"/files/{stored.id}/archive")
+    response = client.post(f"/files/{stored.id}/archive", data={"confirm": "y"})
     assert response.status_code == 302
     db_session.expire_all()
     assert stored.is_deleted is True
