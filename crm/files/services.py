@@ -234,6 +234,9 @@ def removal_blocker(stored: StoredFile) -> str | None:
 def archive_file(user: User, stored: StoredFile) -> None:
     """Remove a document from the project page. Files are archived, never deleted: the bytes
     and the record stay, and an admin can restore it (`restore_file`)."""
+    # The project's row is locked first: two removals of its last two agreements at once
+    # must not both see the other one left (PostgreSQL; SQLite serialises writers anyway).
+    db.session.get(Project, stored.project_id, with_for_update=True, populate_existing=True)
     if blocker := removal_blocker(stored):
         raise ServiceError(blocker)
     stored.is_deleted = True
