@@ -34,6 +34,7 @@ class Action(enum.Enum):
     FOLLOW_UP = "follow_up"
     ELEMENTS = "elements"
     DOCUMENTS = "documents"  # upload project documents (投资协议, 可研报告, …)
+    RESTORE_DOCUMENTS = "restore_documents"  # bring back a removed document (admins)
     START_EVALUATION = "start_evaluation"
     FILL_EVALUATION = "fill_evaluation"  # verdicts, comments, scores, evidence
     SUBMIT_EVALUATION = "submit_evaluation"  # 草稿 → 待决策, by the task force
@@ -48,6 +49,7 @@ _PROJECT_ACTIONS: dict[Role, set[Action]] = {
     Role.ADMIN: set(Action) - {Action.DECIDE},
     Role.OFFICER: set(Action)
     - {
+        Action.RESTORE_DOCUMENTS,
         Action.SUBMIT_EVALUATION,
         Action.DECIDE,
         Action.VERIFY,

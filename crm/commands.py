@@ -154,7 +154,13 @@ def _check_backup_file(path: Path) -> str:
 
 
 def _copy_database(source: Path, target: Path) -> None:
-    """SQLite's online backup: a consistent snapshot even while the app writes."""
+    """SQLite's online backup: a consistent snapshot even while the app writes. A new target is
+    created 0600 first (SQLite would make it world-readable under the usual umask)."""
+    from crm.files.private import create_private, make_private
+
+    if not target.exists():
+        os.close(create_private(target))
+    make_private(target)
     with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
         src.backup(dst)
 
@@ -167,15 +173,18 @@ def backup_command(path: Path, force: bool):
     keep running). For PostgreSQL it explains pg_dump and exits non-zero."""
     from flask import current_app
 
+    from crm.files.private import make_private, private_folder
+
     source = _sqlite_file()
     if path.exists() and not force:
         raise click.ClickException(f"{path} 已存在；换一个文件名，或加 --force 覆盖")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(path.parent)
     partial = path.with_name(path.name + ".part")
     partial.unlink(missing_ok=True)
     _copy_database(source, partial)
     with closing(sqlite3.connect(partial)) as conn:
         conn.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+    make_private(partial)
     revision = _check_backup_file(partial)
     os.replace(partial, path)  # never a half-written backup under the real name
     click.echo(f"已备份 {source} → {path}（{path.stat().st_size // 1024} KB，版本 {revision}）")
@@ -210,3 +219,38 @@ def restore_command(path: Path, yes: bool):
     click.echo(f"已从 {path} 恢复数据库 {target}")
     if revision != scripts.get_current_head():
         click.echo("备份来自较早的版本：请运行 flask --app wsgi db upgrade")
+
+
+# ---- the file store ------------------------------------------------------------------------
+
+
+@crm_cli.command("clean-files")
+@click.option("--grace-hours", type=click.FloatRange(min=1), default=24, show_default=True,
+              help="只清理早于这么多小时的文件（给正在进行的上传留出时间）")  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="只列出将清理的文件，不作改动")
+def clean_files_command(grace_hours: float, dry_run: bool):
+    """Remove from the upload folder what no record owns: files of uploads killed before their
+    commit, and bytes whose record is gone; older than the grace period. Run it from cron
+    (daily). Prints what it removed and records a summary in the audit log."""
+    from datetime import timedelta
+
+    from flask import current_app
+
+    from crm.files.services import clean_store
+
+    folder = Path(current_app.config["UPLOAD_FOLDER"])
+    report = clean_store(folder, timedelta(hours=grace_hours), dry_run=dry_run)
+    verb = "将删除" if dry_run else "已删除"
+    for path in report.removed:
+        click.echo(f"{verb} {path}")
+    for path in report.recovered:
+        click.echo(f"{'将归位' if dry_run else '已归位'} {path}（记录已保存，补完改名）")
+    for path in report.skipped:
+        click.echo(f"未处理（不是本系统生成的文件名）：{path}")
+    if not dry_run:
+        db.session.commit()
+    click.echo(
+        f"{folder}：{verb} {len(report.removed)} 个文件"
+        + (f"，归位 {len(report.recovered)} 个" if report.recovered else "")
+        + (f"；{report.kept_young} 个未满 {grace_hours:g} 小时，暂留" if report.kept_young else "")
+    )

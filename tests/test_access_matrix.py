@@ -188,8 +188,12 @@ MATRIX: dict[str, Row] = {
     ),
     "files.archive": Row(
         ["/files/{spare_file}/archive"],
-        post=on_project(403, officer_a=BACK, taskforce_x=BACK, admin=BACK),
-        destructive=True,
+        get=on_project(403, officer_a=200, taskforce_x=200, admin=200),  # asks first
+        post=on_project(403, officer_a=400, taskforce_x=400, admin=400),  # box not ticked
+    ),
+    "files.restore": Row(
+        ["/files/{spare_file}/restore"],
+        post=on_project(403, admin=BACK),  # not removed: refused with a message
     ),
     # ---- evaluations (措施二十二) ----
     "evaluation.queue": Row(["/evaluations/"], get=everyone(200)),

@@ -5,8 +5,10 @@ rolled-back transaction); for PostgreSQL the commands point to pg_dump.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from contextlib import closing
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -18,10 +20,14 @@ from crm.audit.models import AuditEntry
 from crm.auth.models import User
 from crm.catalog.models import Carrier, Cluster
 from crm.extensions import db
+from crm.files.services import file_path
+from crm.ledger.services import RawRow
+from crm.ledger.services import save_upload as keep_ledger_upload
 from crm.projects.lifecycle import move_stage
 from crm.projects.models import FollowUp, Project
 from crm.projects.stages import Stage
 from tests import factories
+from tests.evaluation_factories import attach_agreement
 from tests.test_evaluation import sessions_on
 
 
@@ -159,3 +165,48 @@ def test_on_postgresql_the_commands_explain_pg_dump(tmp_path):
     assert "pg_dump --format=custom" in result.output
     assert "pg_restore" in result.output and str(tmp_path / "uploads") in result.output
     assert not (tmp_path / "x.dump").exists()
+
+
+# Who may read the files (issue 14, item 21) ----------------------------------------------------
+
+
+@pytest.fixture
+def usual_umask():
+    """The umask most servers run with (022): files made without care come out 0644."""
+    before = os.umask(0o022)
+    yield
+    os.umask(before)
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_the_database_uploads_and_backups_are_readable_by_the_app_only(
+    usual_umask, file_app, tmp_path
+):
+    app, session, world = file_app
+    database = tmp_path / "crm.sqlite3"
+    wal, shm = database.with_name("crm.sqlite3-wal"), database.with_name("crm.sqlite3-shm")
+    assert wal.exists() and shm.exists()  # WAL mode, connections open
+    assert {p.name: mode(p) for p in (database, wal, shm)} == {
+        "crm.sqlite3": 0o600,
+        "crm.sqlite3-wal": 0o600,
+        "crm.sqlite3-shm": 0o600,
+    }
+
+    uploads = Path(app.config["UPLOAD_FOLDER"])
+    stored = attach_agreement(world.project_a, world.officer_a, uploads)
+    session.commit()
+    document = file_path(stored, uploads)
+    assert mode(document) == 0o600
+    assert (mode(uploads), mode(document.parent)) == (0o700, 0o700)
+
+    snapshot = tmp_path / "backups" / "crm-20260301.sqlite3"
+    result = app.test_cli_runner().invoke(args=["crm", "backup", str(snapshot)])
+    assert result.exit_code == 0, result.output
+    assert (mode(snapshot), mode(snapshot.parent)) == (0o600, 0o700)
+
+    imports = tmp_path / "ledger_imports"
+    token = keep_ledger_upload(imports, world.officer_a, "台账.xlsx", [RawRow(2, {"name": "项目"})])
+    assert mode(imports / f"{token}.json") == 0o600

@@ -488,7 +488,7 @@ def test_submission_is_refused_listing_the_items_without_verdict(world, login, d
         answer_for(draft, title).verdict = None
     db_session.commit()
     client = login(world.taskforce_x)
-    response = client.post(f"/evaluations/{draft.id}/submit")
+    response = client.post(f"/evaluations/{draft.id}/submit", data={"confirm": "y"})
     assert response.status_code == 400
     page = text(response)
     assert "还有 2 项未给出结论" in page
@@ -502,7 +502,7 @@ def test_the_task_force_submits_a_complete_evaluation(world, login, db_session, 
     db_session.commit()
     client = login(world.taskforce_x)
     assert "提交领导集体决策</button>" in text(client.get(f"/evaluations/{draft.id}"))
-    response = client.post(f"/evaluations/{draft.id}/submit")
+    response = client.post(f"/evaluations/{draft.id}/submit", data={"confirm": "y"})
     assert response.status_code == 302
     db_session.expire_all()
     assert draft.state is EvaluationState.SUBMITTED
@@ -518,7 +518,9 @@ def test_only_the_task_force_or_admin_submits(world, login, db_session, draft, w
     db_session.commit()
     client = login(getattr(world, who))
     assert "提交领导集体决策</button>" not in text(client.get(f"/evaluations/{draft.id}"))
-    assert client.post(f"/evaluations/{draft.id}/submit").status_code == status
+    assert (
+        client.post(f"/evaluations/{draft.id}/submit", data={"confirm": "y"}).status_code == status
+    )
     assert state_of(draft) is EvaluationState.DRAFT
 
 
@@ -531,7 +533,9 @@ def test_a_submitted_evaluation_cannot_be_filled(world, login, db_session, submi
         response = client.post(f"/evaluations/{submitted.id}/answers", data=data)
         assert response.status_code == 400
         assert "评估处于“待决策”状态，不能修改" in text(response)
-    response = client.post(f"/evaluations/{submitted.id}/submit")  # the task force, again
+    response = client.post(
+        f"/evaluations/{submitted.id}/submit", data={"confirm": "y"}
+    )  # the task force, again
     assert response.status_code == 400
     assert "评估处于“待决策”状态，不能修改" in text(response)
     db_session.expire_all()
@@ -691,7 +695,9 @@ def test_returning_reopens_the_evaluation_and_keeps_the_decision(
     assert client.post(f"/evaluations/{submitted.id}/answers", data=data).status_code == 302
 
     client = login(world.taskforce_x)
-    assert client.post(f"/evaluations/{submitted.id}/submit").status_code == 302
+    assert (
+        client.post(f"/evaluations/{submitted.id}/submit", data={"confirm": "y"}).status_code == 302
+    )
     assert state_of(submitted) is EvaluationState.SUBMITTED
 
     client = login(world.leader)
@@ -732,7 +738,12 @@ def test_a_decided_evaluation_is_frozen(world, login, db_session, uploads, outco
         assert response.status_code == 400
         assert f"评估处于“{outcome.label}”状态，不能修改" in text(response)
         if user.role is not Role.OFFICER:
-            assert client.post(f"/evaluations/{evaluation.id}/submit").status_code == 400
+            assert (
+                client.post(
+                    f"/evaluations/{evaluation.id}/submit", data={"confirm": "y"}
+                ).status_code
+                == 400
+            )
         page = text(client.get(f"/evaluations/{evaluation.id}"))
         assert 'id="checklist"' not in page
         assert 'id="evidence"' not in page
@@ -1101,7 +1112,7 @@ def test_an_archived_agreement_or_a_newer_evaluation_shuts_the_gate(
     assert services.signing_gate(world.project_a) is None
 
     client = login(world.officer_a)
-    assert client.post(f"/files/{agreement.id}/archive").status_code == 302
+    assert client.post(f"/files/{agreement.id}/archive", data={"confirm": "y"}).status_code == 302
     db_session.expire_all()
     assert services.signing_gate(world.project_a) == "尚未上传已签署的投资协议"
 
@@ -1136,7 +1147,10 @@ def test_every_step_is_audited(world, login, db_session):
     fill_all(evaluation, world.taskforce_x)
     db_session.commit()
     client = login(world.taskforce_x)
-    assert client.post(f"/evaluations/{evaluation.id}/submit").status_code == 302
+    assert (
+        client.post(f"/evaluations/{evaluation.id}/submit", data={"confirm": "y"}).status_code
+        == 302
+    )
     client = login(world.leader)
     response = client.post(f"/evaluations/{evaluation.id}/decision", data=decision_form())
     assert response.status_code == 302

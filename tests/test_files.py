@@ -5,6 +5,9 @@ permission check, archiving instead of deleting."""
 from __future__ import annotations
 
 import io
+import os
+import struct
+import time
 import zipfile
 from urllib.parse import quote
 
@@ -16,8 +19,9 @@ from crm.core import ServiceError
 from crm.evaluation.models import DecisionOutcome, EvaluationState
 from crm.evaluation.services import decide, load_answers, start_evaluation, submit_evaluation
 from crm.extensions import db
+from crm.files import services as file_services
 from crm.files.models import DocumentKind, StoredFile
-from crm.files.services import file_path
+from crm.files.services import file_path, store_file
 from tests.evaluation_factories import (
     PDF,
     answer_for,
@@ -298,7 +302,7 @@ def test_archiving_hides_a_document_but_keeps_its_bytes(world, login, db_session
     assert stored.is_deleted is False
 
     client = login(world.officer_a)
-    response = client.post(f"/files/{stored.id}/archive")
+    response = client.post(f"/files/{stored.id}/archive", data={"confirm": "y"})
     assert response.status_code == 302
     db_session.expire_all()
     assert stored.is_deleted is True
@@ -454,3 +458,224 @@ def test_evidence_of_a_decided_evaluation_cannot_be_archived(
     assert stored.is_deleted is False
     assert [f.id for f in answer_for(draft, "工商登记与股权结构").files] == [stored.id]
     assert "营业执照.pdf" in text(client.get(f"/evaluations/{draft.id}"))
+
+
+# Old Office formats: told apart by the OLE container's streams, not by the name ------------------
+
+
+def ole_file(*streams: str, size: int = 4096) -> bytes:
+    """A minimal OLE2 compound file (the container of Office 97–2003 files: version 3, 512-byte
+    sectors) holding these streams at its root, each `size` zero bytes in regular sectors."""
+    end, free, fat_sector, none = 0xFFFFFFFE, 0xFFFFFFFF, 0xFFFFFFFD, 0xFFFFFFFF
+    per_stream = -(-size // 512)
+    fat = [fat_sector, end]  # sector 0: this FAT; sector 1: the directory (up to 4 entries)
+    assert len(streams) <= 3
+    starts = []
+    for _ in streams:
+        starts.append(len(fat))
+        fat += [*range(len(fat) + 1, len(fat) + per_stream), end]
+    fat += [free] * (128 - len(fat))
+    header = struct.pack(
+        "<8s16sHHHHH6sIIIIIIIII",
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+        b"\0" * 16,
+        0x3E,  # minor version
+        3,  # major version: 512-byte sectors
+        0xFFFE,  # little-endian
+        9,  # sector shift (512)
+        6,  # mini sector shift (64)
+        b"\0" * 6,
+        0,  # directory sectors (0 in version 3)
+        1,  # FAT sectors
+        1,  # first directory sector
+        0,
+        4096,  # mini stream cut-off: our streams are not smaller
+        end,  # no mini FAT
+        0,
+        end,  # no DIFAT sectors
+        0,
+    ) + struct.pack("<109I", 0, *[free] * 108)
+
+    def entry(name: str, kind: int, child=none, right=none, start=end, length=0) -> bytes:
+        encoded = (name + "\0").encode("utf-16-le") if name else b""
+        return struct.pack(
+            "<64sHBBIII16sIQQIQ",
+            encoded, len(encoded), kind, 1, none, right, child, b"\0" * 16, 0, 0, 0, start, length,
+        )  # fmt: skip
+
+    entries = [entry("Root Entry", 5, child=1 if streams else none)]
+    for i, (name, start) in enumerate(zip(streams, starts, strict=True)):
+        right = i + 2 if i + 1 < len(streams) else none  # each sibling to the right of the last
+        entries.append(entry(name, 2, right=right, start=start, length=size))
+    entries += [entry("", 0)] * (4 - len(entries))
+    return header + struct.pack("<128I", *fat) + b"".join(entries) + bytes(512 * (len(fat) - 2))
+
+
+@pytest.mark.parametrize(
+    ("streams", "name", "message"),
+    [
+        (("Workbook",), "可研报告.doc", "这是Excel 97–2003 表格（.xls）"),
+        (("Book",), "可研报告.doc", "这是Excel 97–2003 表格（.xls）"),
+        (("\x05SummaryInformation", "WordDocument"), "测算表.xls", "这是Word 97–2003 文档（.doc）"),
+    ],
+    ids=["excel97-as-doc", "excel95-as-doc", "word-as-xls"],
+)
+def test_an_old_office_file_under_the_wrong_extension_is_refused(
+    world, login, db_session, uploads, streams, name, message
+):
+    db_session.commit()
+    client = login(world.officer_a)
+    response = upload(client, world.project_a, ole_file(*streams), name, "FEASIBILITY")
+    assert response.status_code == 303
+    page = text(client.get(response.headers["Location"]))
+    assert f"上传失败：文件内容与扩展名不符：{message}" in page
+    assert stored_files() == []
+    assert files_on_disk(uploads) == []
+
+
+@pytest.mark.parametrize(
+    ("streams", "name", "mime"),
+    [
+        (("WordDocument",), "可研报告.doc", "application/msword"),
+        (("\x05SummaryInformation", "Workbook"), "投资测算.xls", "application/vnd.ms-excel"),
+        (("Book",), "旧版测算.XLS", "application/vnd.ms-excel"),
+    ],
+)
+def test_an_old_office_file_is_accepted_and_served_as_what_it_is(
+    world, login, db_session, uploads, streams, name, mime
+):
+    client = login(world.officer_a)
+    content = ole_file(*streams)
+    assert upload(client, world.project_a, content, name, "FEASIBILITY").status_code == 302
+    [stored] = stored_files()
+    assert stored.content_type == mime
+    response = client.get(f"/files/{stored.id}")
+    assert (response.mimetype, response.data) == (mime, content)
+    response.close()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        ole_file("PowerPoint Document"),  # not among the allowed types
+        ole_file("\x05SummaryInformation"),  # an OLE file, but no Office document (an .msi…)
+        ole_file("WordDocument")[:700],  # a truncated container
+    ],
+    ids=["powerpoint", "no-office-stream", "truncated"],
+)
+def test_an_ole_file_that_is_no_word_or_excel_file_is_refused(
+    world, login, db_session, uploads, content
+):
+    db_session.commit()
+    client = login(world.officer_a)
+    response = upload(client, world.project_a, content, "可研报告.doc", follow_redirects=True)
+    assert "上传失败：只能上传PDF、图片（PNG/JPG）、Word、Excel文件" in text(response)
+    assert stored_files() == []
+    assert files_on_disk(uploads) == []
+
+
+# Interrupted uploads: a temporary name until the commit; `crm clean-files` ---------------------
+
+
+def temporary_files(folder) -> list:
+    return sorted(folder.glob(".tmp-*")) if folder.exists() else []
+
+
+def store(world, uploads, content=PDF, name="投资协议.pdf"):
+    return store_file(
+        world.officer_a, world.project_a, io.BytesIO(content), name,
+        DocumentKind.AGREEMENT, uploads, 10**6,
+    )  # fmt: skip
+
+
+def die_before_the_commit(session) -> None:
+    """What a kill -9 leaves: the process's memory of the files it wrote is gone, so nothing
+    cleans up after the transaction (which the database rolls back)."""
+    session.info.pop(file_services.PENDING_FILES, None)
+
+
+def age(path, hours: float) -> None:
+    then = time.time() - hours * 3600
+    os.utime(path, (then, then))
+
+
+def test_until_its_record_is_committed_an_upload_has_only_a_temporary_name(
+    world, db_session, uploads
+):
+    stored = store(world, uploads)
+    final = file_path(stored, uploads)
+    [temporary] = temporary_files(uploads)
+    assert temporary.read_bytes() == PDF
+    assert not final.exists()  # a kill -9 now leaves no truncated file under a real name
+    db_session.commit()
+    assert final.read_bytes() == PDF
+    assert temporary_files(uploads) == []
+    assert files_on_disk(uploads) == [final]
+
+
+def test_an_upload_whose_transaction_fails_leaves_nothing(world, db_session, uploads):
+    store(world, uploads)
+    db_session.rollback()
+    assert files_on_disk(uploads) == []
+
+
+def test_clean_files_removes_what_killed_uploads_left_and_keeps_what_is_owned(
+    world, db_session, uploads, runner
+):
+    owned = attach_agreement(world.project_a, world.officer_a, uploads)
+    archived = store(world, uploads, name="旧版协议.pdf")
+    archived.is_deleted = True  # removed from the page: its bytes stay for the record
+    db_session.commit()
+    store(world, uploads, PDF[:10], "被中断的上传.pdf")  # killed: a truncated temporary file
+    die_before_the_commit(db_session)
+    db_session.rollback()
+    [killed] = temporary_files(uploads)
+    orphan = uploads / "ab" / ("ab" + "0" * 30)  # bytes whose record is gone
+    orphan.parent.mkdir(exist_ok=True)
+    orphan.write_bytes(PDF)
+    foreign = uploads / "说明.txt"  # not a name the store makes: never touched
+    foreign.write_text("backup notes")
+    for path in (file_path(owned, uploads), file_path(archived, uploads), killed, orphan, foreign):
+        age(path, 25)
+    store(world, uploads, PDF, "正在上传.pdf")  # in flight right now: young
+    die_before_the_commit(db_session)
+    db_session.rollback()
+    young = next(p for p in temporary_files(uploads) if p != killed)
+
+    result = runner.invoke(args=["crm", "clean-files", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert f"将删除 {killed}" in result.output and f"将删除 {orphan}" in result.output
+    assert killed.exists() and orphan.exists()
+
+    result = runner.invoke(args=["crm", "clean-files", "--grace-hours", "24"])
+    assert result.exit_code == 0, result.output
+    assert f"已删除 {killed}" in result.output and f"已删除 {orphan}" in result.output
+    assert "已删除 2 个文件" in result.output and "1 个未满 24 小时，暂留" in result.output
+    assert not killed.exists() and not orphan.exists()
+    assert young.exists() and foreign.exists()
+    assert file_path(owned, uploads).read_bytes() == PDF
+    assert file_path(archived, uploads).read_bytes() == PDF
+    [entry] = db_session.scalars(sa.select(AuditEntry).where(AuditEntry.action == "files_cleaned"))
+    assert "删除 2 个" in entry.summary
+    assert sorted(entry.changes["removed"]) == sorted([killed.name, orphan.name])
+
+    age(young, 25)  # the next day's run
+    result = runner.invoke(args=["crm", "clean-files"])
+    assert "已删除 1 个文件" in result.output and not young.exists()
+
+
+def test_clean_files_moves_a_committed_upload_into_place(world, login, db_session, uploads, runner):
+    """Killed after the commit but before the rename: the record is there, so are the bytes
+    under the temporary name; the clean-up finishes the rename instead of removing them."""
+    stored = store(world, uploads)
+    die_before_the_commit(db_session)
+    db_session.commit()
+    [temporary] = temporary_files(uploads)
+    age(temporary, 25)
+    result = runner.invoke(args=["crm", "clean-files"])
+    assert result.exit_code == 0, result.output
+    assert f"已归位 {file_path(stored, uploads)}" in result.output
+    assert temporary_files(uploads) == []
+    response = login(world.officer_a).get(f"/files/{stored.id}")
+    assert response.data == PDF
+    response.close()

@@ -93,6 +93,18 @@ class DecisionForm(Form):
     )
 
 
+class SubmitForm(Form):
+    """Submitting freezes the checklist until the leaders decide, and saves only the state:
+    the server refuses it unless this box is ticked."""
+
+    confirm = BooleanField(
+        "确认提交：提交后在领导决策前不能修改，本页未保存的填写不会随提交保存",
+        validators=[
+            DataRequired("请勾选确认：提交后不能修改。本页如有未保存的填写，请先保存本页答案")
+        ],
+    )
+
+
 class EvidenceForm(UploadForm):
     answer_id = SelectField("所属事项", coerce=int)
 

@@ -14,6 +14,7 @@ from crm.core import ConflictError, ServiceError, parse_int
 from crm.evaluation.forms import (
     DecisionForm,
     EvidenceForm,
+    SubmitForm,
     TemplateForm,
     checklist_form,
     form_to_specs,
@@ -108,6 +109,7 @@ def render_evaluation(
     decision_form: DecisionForm | None = None,
     evidence_form: EvidenceForm | None = None,
     answers: list[EvaluationAnswer] | None = None,
+    submit_form: SubmitForm | None = None,
 ):
     answers = answers if answers is not None else load_answers(evaluation)
     actions = allowed_actions(current_user, evaluation.project)
@@ -126,7 +128,9 @@ def render_evaluation(
         evidence_form=(evidence_form or EvidenceForm(formdata=None).set_answers(answers))
         if editable
         else None,
-        can_submit=evaluation.is_editable and Action.SUBMIT_EVALUATION in actions,
+        submit_form=(submit_form or SubmitForm(formdata=None))
+        if evaluation.is_editable and Action.SUBMIT_EVALUATION in actions
+        else None,
         decision_form=(decision_form or DecisionForm(formdata=None))
         if evaluation.state is EvaluationState.SUBMITTED and Action.DECIDE in actions
         else None,
@@ -204,9 +208,20 @@ def upload_evidence(evaluation_id: int):
 @login_required
 def submit(evaluation_id: int):
     evaluation = load_evaluation(current_user, evaluation_id, Action.SUBMIT_EVALUATION)
-    saved, outcome = save_button(lambda: submit_evaluation(current_user, evaluation))
+    if not evaluation.is_editable:  # nothing to confirm: say why at once
+        flash(f"评估处于“{evaluation.state.label}”状态，不能修改", "error")
+        return render_evaluation(evaluation, 400)
+    form = SubmitForm()
+    saved, outcome = save_form(
+        form, lambda: submit_evaluation(current_user, evaluation), not_at_fields=ServiceError
+    )
     if not saved:
-        return render_evaluation(evaluation, 409 if isinstance(outcome, ConflictError) else 400)
+        if outcome is not None:  # a rule refused it (items without verdict, a race)
+            flash(outcome.message, "error")
+            db.session.refresh(evaluation)
+            status = 409 if isinstance(outcome, ConflictError) else 400
+            return render_evaluation(evaluation, status, submit_form=form)
+        return render_evaluation(evaluation, 400, submit_form=form)
     flash("已提交领导集体决策", "success")
     return redirect(url_for("evaluation.detail", evaluation_id=evaluation.id))
 

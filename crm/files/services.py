@@ -2,17 +2,26 @@
 
 Files live in the folder UPLOAD_FOLDER (default: instance/uploads), two levels deep by the
 first characters of a random name; the user's own file name is kept in the database only.
+New bytes are written to a temporary name and get their real name only once their record is
+committed; `clean_store` removes what no record owns. Files and folders are private (0600/0700).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import logging
+import os
+import re
 import secrets
+import time
 import zipfile
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
+import olefile
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -22,7 +31,11 @@ from crm.auth.models import User
 from crm.core import ServiceError
 from crm.extensions import db
 from crm.files.models import DocumentKind, StoredFile
+from crm.files.private import private_folder, write_private
 from crm.projects.models import Project
+from crm.projects.stages import Stage
+
+log = logging.getLogger(__name__)
 
 # Detected type → (MIME type, the file-name extensions it may carry).
 FILE_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -37,12 +50,22 @@ FILE_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "doc": ("application/msword", (".doc",)),
     "xls": ("application/vnd.ms-excel", (".xls",)),
 }
+# What a detected type is called in a message, when its name says otherwise.
+TYPE_LABELS = {
+    "pdf": "PDF 文件",
+    "png": "PNG 图片",
+    "jpeg": "JPG 图片",
+    "docx": "Word 文档（.docx）",
+    "xlsx": "Excel 表格（.xlsx）",
+    "doc": "Word 97–2003 文档（.doc）",
+    "xls": "Excel 97–2003 表格（.xls）",
+}
 ALLOWED_DESCRIPTION = "PDF、图片（PNG/JPG）、Word、Excel"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
-def detect_type(data: bytes, filename: str) -> str | None:
-    """The file's type judged by its bytes; the name only tells Word from Excel in OLE files."""
+def detect_type(data: bytes) -> str | None:
+    """The file's type judged by its bytes alone, never by its name."""
     if data.startswith(b"%PDF-"):
         return "pdf"
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -61,8 +84,28 @@ def detect_type(data: bytes, filename: str) -> str | None:
                 return "xlsx"
         return None
     if data.startswith(_OLE_MAGIC):
-        return "xls" if filename.lower().endswith(".xls") else "doc"
+        return _ole_type(data)
     return None
+
+
+# The stream at the root of an old Office file's OLE container that says what it is.
+_OLE_STREAMS = (
+    ("WordDocument", "doc"),
+    ("Workbook", "xls"),  # Excel 97–2003
+    ("Book", "xls"),  # Excel 5/95
+    ("PowerPoint Document", "ppt"),
+)
+
+
+def _ole_type(data: bytes) -> str | None:
+    """Word, Excel or PowerPoint 97–2003, by the OLE container's root streams (olefile); None
+    for any other OLE file (an installer, an encrypted package, a broken container)."""
+    try:
+        with olefile.OleFileIO(io.BytesIO(data)) as ole:
+            roots = {entry[0].lower() for entry in ole.listdir() if len(entry) == 1}
+    except Exception:  # a hostile or broken container: olefile raises many kinds of errors
+        return None
+    return next((kind for stream, kind in _OLE_STREAMS if stream.lower() in roots), None)
 
 
 def clean_filename(filename: str) -> str:
@@ -87,17 +130,16 @@ def store_file(
     if len(data) > max_bytes:
         raise ServiceError(errors={"file": f"文件不能超过 {max_bytes // (1024 * 1024)} MB"})
     name = clean_filename(filename)
-    detected = detect_type(data, name)
-    if detected is None:
+    detected = detect_type(data)
+    if detected not in FILE_TYPES:
         raise ServiceError(errors={"file": f"只能上传{ALLOWED_DESCRIPTION}文件"})
     mime, extensions = FILE_TYPES[detected]
     if not name.lower().endswith(extensions):
-        raise ServiceError(errors={"file": "文件内容与扩展名不符，请检查文件"})
+        raise ServiceError(
+            errors={"file": f"文件内容与扩展名不符：这是{TYPE_LABELS[detected]}，请检查文件"}
+        )
     stored_name = secrets.token_hex(16)
-    path = upload_folder / stored_name[:2] / stored_name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    _remove_unless_committed(path)
+    _write_pending(upload_folder, stored_name, data)
     stored = StoredFile(
         project_id=project.id,
         kind=kind,
@@ -114,38 +156,146 @@ def store_file(
     return stored
 
 
-def _remove_unless_committed(path: Path) -> None:
-    """The bytes are written before their row: if the transaction then rolls back (a later
-    step refused), they go too, so no file is left without its record."""
-    db.session().info.setdefault(_NEW_FILES, []).append(path)
+# Writing: bytes under a temporary name first, the real name only once their row is committed --
+
+TEMP_PREFIX = ".tmp-"
+PENDING_FILES = "crm.files: written in this transaction"  # session.info key
+_STORED_NAME = re.compile(r"[0-9a-f]{32}")
 
 
-_NEW_FILES = "crm.files: written in this transaction"
+def temp_path(upload_folder: Path, stored_name: str) -> Path:
+    return upload_folder / f"{TEMP_PREFIX}{stored_name}"
+
+
+def _write_pending(upload_folder: Path, stored_name: str, data: bytes) -> None:
+    """Write the bytes, fsync'd, to `.tmp-<stored name>` in the upload folder. The commit of
+    their row renames them to their real name; a rollback removes them. A process killed in
+    between leaves only the temporary file, which `crm clean-files` removes (or, if the row was
+    committed, moves into place)."""
+    private_folder(upload_folder)
+    temp = temp_path(upload_folder, stored_name)
+    write_private(temp, data)
+    db.session().info.setdefault(PENDING_FILES, []).append(
+        (temp, file_path_for(stored_name, upload_folder))
+    )
 
 
 @event.listens_for(Session, "after_commit")
-def _keep_new_files(session: Session) -> None:
-    session.info.pop(_NEW_FILES, None)
+def _publish_new_files(session: Session) -> None:
+    for temp, final in session.info.pop(PENDING_FILES, []):
+        try:
+            private_folder(final.parent)
+            os.replace(temp, final)
+            _fsync_folder(final.parent)
+        except OSError:  # the row is committed: `crm clean-files` moves the bytes into place
+            log.exception("could not move %s to %s", temp, final)
 
 
 @event.listens_for(Session, "after_rollback")
 def _drop_new_files(session: Session) -> None:
-    for path in session.info.pop(_NEW_FILES, []):
-        path.unlink(missing_ok=True)
+    for temp, _final in session.info.pop(PENDING_FILES, []):
+        temp.unlink(missing_ok=True)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename durable: fsync the folder that holds the new name."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def file_path_for(stored_name: str, upload_folder: Path) -> Path:
+    return upload_folder / stored_name[:2] / stored_name
 
 
 def file_path(stored: StoredFile, upload_folder: Path) -> Path:
-    return upload_folder / stored.stored_name[:2] / stored.stored_name
+    return file_path_for(stored.stored_name, upload_folder)
+
+
+def removal_blocker(stored: StoredFile) -> str | None:
+    """Why this document cannot be removed from its project page, or None."""
+    if stored.kind is DocumentKind.EVIDENCE:  # part of an evaluation, which may be decided
+        return "评估佐证材料随评估存档，不能移除"
+    if stored.kind is DocumentKind.DOSSIER:
+        return "决策时存档的尽调摘要不能移除"
+    if stored.is_deleted:
+        return "该文件已移除"
+    project = db.session.get(Project, stored.project_id)
+    if is_signing_basis(stored, project) and _other_agreements(stored) == 0:
+        return (
+            f"项目已{project.stage.label}，须保留至少一份已签署的投资协议作为签约依据："
+            "如需更换，请先上传新的协议，再移除旧的"
+        )
+    return None
 
 
 def archive_file(user: User, stored: StoredFile) -> None:
-    """Files are archived, never deleted: the bytes stay for the record."""
-    if stored.kind is DocumentKind.EVIDENCE:  # part of an evaluation, which may be decided
-        raise ServiceError("评估佐证材料随评估存档，不能移除")
-    if stored.kind is DocumentKind.DOSSIER:
-        raise ServiceError("决策时存档的尽调摘要不能移除")
+    """Remove a document from the project page. Files are archived, never deleted: the bytes
+    and the record stay, and an admin can restore it (`restore_file`)."""
+    # The project's row is locked first: two removals of its last two agreements at once
+    # must not both see the other one left (PostgreSQL; SQLite serialises writers anyway).
+    db.session.get(Project, stored.project_id, with_for_update=True, populate_existing=True)
+    if blocker := removal_blocker(stored):
+        raise ServiceError(blocker)
     stored.is_deleted = True
-    record(user, "file_archived", stored, summary=stored.original_name)
+    project = db.session.get(Project, stored.project_id)
+    record(
+        user,
+        "file_archived",
+        stored,
+        summary=f"{project.name}：{stored.kind.label} {stored.original_name}",
+        changes={"is_deleted": [False, True]},
+    )
+
+
+def is_signing_basis(stored: StoredFile, project: Project) -> bool:
+    """A 投资协议 of a project at 签约 or later: what its 签约 was allowed on (the gate)."""
+    return stored.kind is DocumentKind.AGREEMENT and project.stage.order >= Stage.SIGNED.order
+
+
+def restore_file(user: User, stored: StoredFile) -> None:
+    """Bring a removed document back to the project page (admins, `Action.RESTORE_DOCUMENTS`)."""
+    if not stored.is_deleted:
+        raise ServiceError("该文件未被移除，无需恢复")
+    stored.is_deleted = False
+    project = db.session.get(Project, stored.project_id)
+    record(
+        user,
+        "file_restored",
+        stored,
+        summary=f"{project.name}：{stored.kind.label} {stored.original_name}",
+        changes={"is_deleted": [True, False]},
+    )
+
+
+def _other_agreements(stored: StoredFile) -> int:
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(StoredFile)
+        .where(
+            StoredFile.project_id == stored.project_id,
+            StoredFile.kind == DocumentKind.AGREEMENT,
+            StoredFile.is_deleted.is_(False),
+            StoredFile.id != stored.id,
+        )
+    )
+
+
+def removed_documents(project: Project) -> list[StoredFile]:
+    """The project's removed documents, newest first, for an admin to restore."""
+    return list(
+        db.session.scalars(
+            sa.select(StoredFile)
+            .where(
+                StoredFile.project_id == project.id,
+                StoredFile.kind.not_in([DocumentKind.EVIDENCE, DocumentKind.DOSSIER]),
+                StoredFile.is_deleted.is_(True),
+            )
+            .order_by(StoredFile.id.desc())
+        )
+    )
 
 
 def project_documents(project: Project) -> list[StoredFile]:
@@ -175,3 +325,91 @@ def has_document(project: Project, kind: DocumentKind) -> bool:
         )
         is not None
     )
+
+
+# Clean-up: what a killed upload left behind --------------------------------------------------
+
+
+@dataclass
+class CleanReport:
+    removed: list[Path] = field(default_factory=list)  # temporary or unowned files, removed
+    recovered: list[Path] = field(default_factory=list)  # a committed file moved into place
+    kept_young: int = 0  # not owned, but younger than the grace period
+    skipped: list[Path] = field(default_factory=list)  # not a name the store makes: left alone
+
+
+def clean_store(
+    upload_folder: Path, grace: timedelta, *, dry_run: bool = False, now: float | None = None
+) -> CleanReport:
+    """Remove from the upload folder the files no StoredFile row owns, older than `grace`:
+    temporary files of uploads whose process died before the commit, and bytes whose row is
+    gone. A temporary file whose row *was* committed (killed between the commit and the rename)
+    is moved to its real name instead. Files with names the store never makes are left alone,
+    so a misconfigured folder loses nothing. Archived (removed) documents keep their rows and
+    so their bytes. With `dry_run`, nothing changes and the report says what would."""
+    report = CleanReport()
+    if not upload_folder.is_dir():
+        return report
+    limit = (time.time() if now is None else now) - grace.total_seconds()
+    candidates: list[tuple[Path, str, bool]] = []  # (path, stored name, is temporary)
+    for path in sorted(upload_folder.iterdir()):
+        if path.is_file() and path.name.startswith(TEMP_PREFIX):
+            name = path.name[len(TEMP_PREFIX) :]
+            candidates.append((path, name, True))
+        elif path.is_dir() and len(path.name) == 2:
+            candidates.extend((p, p.name, False) for p in sorted(path.iterdir()) if p.is_file())
+        elif path.is_file() or path.is_dir():
+            report.skipped.append(path)
+    old: list[tuple[Path, str, bool]] = []
+    for path, name, temporary in candidates:
+        if not _STORED_NAME.fullmatch(name) or (not temporary and path.parent.name != name[:2]):
+            report.skipped.append(path)
+        elif path.stat().st_mtime > limit:
+            report.kept_young += 1
+        else:
+            old.append((path, name, temporary))
+    owned = _owned_names({name for _path, name, _temporary in old})
+    for path, name, temporary in old:
+        if name not in owned:
+            report.removed.append(path)
+            if not dry_run:
+                path.unlink(missing_ok=True)
+        elif temporary:
+            final = file_path_for(name, upload_folder)
+            if final.exists():  # the rename happened after all: the copy is a leftover
+                report.removed.append(path)
+                if not dry_run:
+                    path.unlink(missing_ok=True)
+            else:
+                report.recovered.append(final)
+                if not dry_run:
+                    private_folder(final.parent)
+                    os.replace(path, final)
+    if not dry_run and (report.removed or report.recovered):
+        record(
+            None,
+            "files_cleaned",
+            object_type="file_store",
+            summary=f"清理上传文件夹：删除 {len(report.removed)} 个无主或未完成的文件"
+            + (f"，归位 {len(report.recovered)} 个" if report.recovered else ""),
+            changes={
+                "removed": [p.name for p in report.removed][:200],
+                "recovered": [p.name for p in report.recovered][:200],
+            },
+        )
+    return report
+
+
+def _owned_names(names: set[str]) -> set[str]:
+    """The names among `names` that a StoredFile row (archived ones included) owns."""
+    owned: set[str] = set()
+    batch = sorted(names)
+    for start in range(0, len(batch), 500):
+        owned.update(
+            db.session.scalars(
+                sa.select(StoredFile.stored_name).where(
+                    StoredFile.stored_name.in_(batch[start : start + 500])
+                )
+            )
+        )
+    return owned

@@ -5,7 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, flash, redirect, send_file, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    send_file,
+    url_for,
+)
 from flask_login import current_user, login_required
 
 from crm.access import Action, can, load_project, project_scope
@@ -13,9 +22,18 @@ from crm.audit.services import record
 from crm.auth.models import User
 from crm.core import ServiceError, content_disposition
 from crm.extensions import db
-from crm.files.forms import DocumentForm
+from crm.files.forms import ArchiveForm, DocumentForm
 from crm.files.models import DocumentKind, StoredFile
-from crm.files.services import archive_file, file_path, project_documents, store_file
+from crm.files.services import (
+    archive_file,
+    file_path,
+    is_signing_basis,
+    project_documents,
+    removal_blocker,
+    removed_documents,
+    restore_file,
+    store_file,
+)
 from crm.forms import save_button, save_form
 from crm.projects.models import Project
 from crm.projects.panels import Panel, register_panel
@@ -41,12 +59,19 @@ def save_upload(user: User, project: Project, form, kind: DocumentKind) -> Store
     )
 
 
-def load_file(user: User, file_id: int, action: Action = Action.VIEW) -> StoredFile:
-    """A file is readable exactly when its project is."""
+def load_file(
+    user: User, file_id: int, action: Action = Action.VIEW, *, removed: bool | None = False
+) -> StoredFile:
+    """A file is readable exactly when its project is; a removed one only with `removed`
+    (True: only removed ones, None: either)."""
     row = db.session.execute(
         sa.select(StoredFile, Project)
         .join(Project, Project.id == StoredFile.project_id)
-        .where(StoredFile.id == file_id, StoredFile.is_deleted.is_(False), project_scope(user))
+        .where(
+            StoredFile.id == file_id,
+            StoredFile.is_deleted.is_(removed) if removed is not None else sa.true(),
+            project_scope(user),
+        )
     ).first()
     if row is None:
         abort(404)
@@ -63,6 +88,9 @@ def documents_panel(project: Project, user: User) -> Panel:
         {
             "documents": project_documents(project),
             "form": DocumentForm(formdata=None) if can(user, Action.DOCUMENTS, project) else None,
+            "removed": removed_documents(project)
+            if can(user, Action.RESTORE_DOCUMENTS, project)
+            else [],
         },
     )
 
@@ -107,12 +135,46 @@ def download(file_id: int):
     return response
 
 
-@bp.route("/files/<int:file_id>/archive", methods=["POST"])
+@bp.route("/files/<int:file_id>/archive", methods=["GET", "POST"])
 @login_required
 def archive(file_id: int):
+    """Remove a document from the project page, after a confirmation the server checks."""
     stored = load_file(current_user, file_id, Action.DOCUMENTS)
-    saved, _ = save_button(lambda: archive_file(current_user, stored))
-    if not saved:
-        return redirect(url_for("projects.detail", project_id=stored.project_id)), 303
-    flash(f"已移除“{stored.original_name}”（文件仍存档）", "success")
-    return redirect(url_for("projects.detail", project_id=stored.project_id) + "#documents")
+    documents = url_for("projects.detail", project_id=stored.project_id) + "#documents"
+    form = ArchiveForm()
+    blocker = removal_blocker(stored)  # nothing to confirm: say why at once
+    if blocker is None:
+        saved, outcome = save_form(form, lambda: archive_file(current_user, stored))
+        if saved:
+            flash(f"已移除“{stored.original_name}”（文件仍存档，管理员可恢复）", "success")
+            return redirect(documents)
+        if outcome is not None:  # refused meanwhile (another removal): rolled back
+            db.session.refresh(stored)
+            blocker = outcome.message
+    if blocker is not None:
+        status = 409 if form.is_submitted() else 200
+    else:
+        status = 400 if form.is_submitted() else 200  # the box was not ticked
+    project = db.session.get(Project, stored.project_id)
+    return render_template(
+        "files/archive.html",
+        stored=stored,
+        project=project,
+        form=form if blocker is None else None,
+        blocker=blocker,
+        back=documents,
+        signing_basis=is_signing_basis(stored, project),
+    ), status
+
+
+@bp.route("/files/<int:file_id>/restore", methods=["POST"])
+@login_required
+def restore(file_id: int):
+    """An admin brings a removed document back to the project page."""
+    stored = load_file(current_user, file_id, Action.RESTORE_DOCUMENTS, removed=None)
+    saved, _ = save_button(lambda: restore_file(current_user, stored))
+    back = url_for("projects.detail", project_id=stored.project_id)
+    if not saved:  # not removed (any more): the message is flashed
+        return redirect(back)
+    flash(f"已恢复“{stored.original_name}”", "success")
+    return redirect(back + "#documents")

@@ -149,6 +149,7 @@ def test_whole_journey(new_page, screenshot_dir, pdf_file, tmp_path):
     tf.wait_for_load_state()
     expect(tf.get_by_role("link", name="佐证材料.pdf")).to_be_visible()
     check_page(tf, "04-evaluation", screenshot_dir, problems)
+    tf.locator("#submit").get_by_label("确认提交").check()
     tf.get_by_role("button", name="提交领导集体决策").click()
     tf.wait_for_load_state()
 
