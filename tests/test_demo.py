@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -137,11 +136,7 @@ def test_seed_command(runner, db_session):
 
 
 def test_load_demo_builds_a_pipeline_at_every_stage_once(db_session, upload_folder):
-    started = time.perf_counter()
-    assert load_demo() is True
-    elapsed = time.perf_counter() - started
-    # About 2 s on SQLite, 3.5 s on PostgreSQL; the margin is for a busy machine.
-    assert elapsed < 8, f"load_demo took {elapsed:.2f} s"
+    assert load_demo() is True  # its time is make bench's (scripts/bench_pdf.py loads it)
 
     projects = db_session.scalars(sa.select(Project)).all()
     assert 55 <= len(projects) <= 65

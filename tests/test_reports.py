@@ -423,14 +423,9 @@ def test_hostile_content_renders_as_text_and_reaches_nothing(
     world, login, hostile, listener, tmp_path
 ):
     client = login(world.officer_a)
-    started = time.perf_counter()
     response = get_dossier(client, world.project_a)
-    seconds = time.perf_counter() - started
     assert response.status_code == 200
     assert response.mimetype == "application/pdf"
-    # Quadratic line breaking in one unbroken 10,000-character run took about 8 s; with break
-    # opportunities added it takes about 1 s. The bound is generous for slow machines.
-    assert seconds < 5, f"the hostile dossier took {seconds:.1f} s"
     content = pdftotext(response.data, tmp_path, "raw")
     assert "\u200b" not in content  # the added break opportunities are invisible
     flat = compact(content)
@@ -823,12 +818,11 @@ def test_the_largest_permitted_dossier_is_a_short_summary(world, login, largest,
     latest follow-ups are shown, with how many more there are."""
     client = login(world.leader)
     get_dossier(client, world.project_b)  # the helper is warm, as it stays in production
-    started = time.perf_counter()
     response = get_dossier(client, largest)
-    seconds = time.perf_counter() - started
     assert response.status_code == 200
-    assert seconds < 5, f"the largest dossier took {seconds:.1f} s"
-    assert page_count(response.data, tmp_path) <= 40  # 32 on this machine, in about 2 s
+    # 32 pages, about 2 s on the development machine (225 pages, 12 s before); the time is
+    # make bench's to measure, the bound on pages is what keeps it short.
+    assert page_count(response.data, tmp_path) <= 40
     flat = compact(pdftotext(response.data, tmp_path, "raw"))
     comment = at_most("评估市场前景", 5000)
     assert compact(comment[:SHORT_TEXT] + MORE_IN_SYSTEM) in flat
