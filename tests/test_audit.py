@@ -23,6 +23,7 @@ from crm.audit.services import record
 from crm.auth.models import Role
 from crm.core import LabelledEnum, local_today
 from crm.extensions import db
+from crm.files.models import DocumentKind, StoredFile
 from crm.projects.conflicts import handover_project
 from crm.projects.lifecycle import change_status
 from crm.projects.stages import Status
@@ -426,3 +427,26 @@ def test_every_enum_value_has_a_label(app):
                 assert issubclass(column.type.enum_class, LabelledEnum), column
                 for member in column.type.enum_class:
                     assert member.label and member.label != member.name, member
+
+
+def test_a_file_named_in_a_diff_shows_by_its_name(world, login, db_session):
+    stored = StoredFile(
+        project_id=world.project_a.id,
+        kind=DocumentKind.DOSSIER,
+        original_name="尽调摘要-甲区光伏组件项目.pdf",
+        stored_name="0" * 64,
+        content_type="application/pdf",
+        size=1,
+        sha256="0" * 64,
+    )
+    db_session.add(stored)
+    db_session.flush()
+    record(
+        world.leader,
+        "dossier_archived",
+        object_type="evaluations",
+        changes={"file_id": stored.id, "sha256": stored.sha256},
+    )
+    db_session.flush()
+    table = _table(login(world.admin).get("/admin/audit"))
+    assert "存档尽调摘要" in table and "文件 尽调摘要-甲区光伏组件项目.pdf" in table

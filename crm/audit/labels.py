@@ -284,7 +284,10 @@ FIELD_LABELS_BY_TYPE = {
 }
 
 # Keys of a diff that are not columns of the entry's object, typed like this column.
-VALUE_COLUMNS = {"verification": ("stage_changes", "verification")}
+VALUE_COLUMNS = {
+    "verification": ("stage_changes", "verification"),
+    "file_id": ("evaluation_answer_files", "file_id"),  # a stored file, shown by its name
+}
 
 # The column that names a record of a table (besides `name`, taken where a table has one).
 NAME_COLUMNS = {"users": "display_name", "stored_files": "original_name"}
