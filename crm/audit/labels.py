@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -309,9 +309,14 @@ def field_label(object_type: str, name: str) -> str:
 
 
 def _column(object_type: str, name: str) -> sa.Column | None:
-    table, name = VALUE_COLUMNS.get(name, (object_type, name))
-    found = db.metadata.tables.get(table)
-    return found.c.get(name) if found is not None else None
+    """The column whose type a diff's key has: the object's own, else `VALUE_COLUMNS`."""
+    own = db.metadata.tables.get(object_type)
+    if own is not None and name in own.c:
+        return own.c[name]
+    if name in VALUE_COLUMNS:
+        table, column = VALUE_COLUMNS[name]
+        return db.metadata.tables[table].c[column]
+    return None
 
 
 def _name_column(table: str) -> sa.Column | None:
@@ -358,9 +363,7 @@ class EntryView:
     """An audit entry as people read it: labels instead of codes."""
 
     action: str
-    object_type: str
     object: str  # 项目 #12 某某项目
-    object_name: str
     changes: list[ChangeLine]
 
     @property
@@ -443,21 +446,26 @@ def _line(object_type: str, key: str, value: Any, names: _Names) -> ChangeLine:
 NESTED_TYPES = {"evaluations": "evaluation_answers"}
 
 
+def _diff_items(entry: Any) -> Iterator[tuple[str | None, str, str, Any]]:
+    """(group, object type, field, value) of an entry's diff; a nested group's fields (the
+    answers of one checklist item) come with the group's key and the nested object type."""
+    for key, value in (entry.changes or {}).items():
+        if isinstance(value, dict):
+            nested = NESTED_TYPES.get(entry.object_type, entry.object_type)
+            for sub, sub_value in value.items():
+                yield key, nested, sub, sub_value
+        else:
+            yield None, entry.object_type, key, value
+
+
 def describe_entries(entries: Sequence[Any]) -> list[EntryView]:
     """Readable views of `entries` (AuditEntry rows), with the names of the records they
     mention read in one query per table, whatever the number of entries."""
     names = _Names()
     for entry in entries:
         names.want(entry.object_type, entry.object_id)
-        nested = NESTED_TYPES.get(entry.object_type, entry.object_type)
-        for key, value in (entry.changes or {}).items():
-            if isinstance(value, dict):
-                for sub, sub_value in value.items():
-                    table = _referenced_table(_column(nested, sub))
-                    for v in _old_new(sub_value) or (sub_value,):
-                        names.want(table, v)
-                continue
-            table = _referenced_table(_column(entry.object_type, key))
+        for _group, object_type, key, value in _diff_items(entry):
+            table = _referenced_table(_column(object_type, key))
             for v in _old_new(value) or (value,):
                 names.want(table, v)
     names.load()
@@ -467,20 +475,21 @@ def describe_entries(entries: Sequence[Any]) -> list[EntryView]:
         type_label = object_type_label(entry.object_type) if entry.object_type else ""
         name = names.get(entry.object_type, entry.object_id) or ""
         parts = [type_label, f"#{entry.object_id}" if entry.object_id else "", name]
-        lines = []
-        for key, value in (entry.changes or {}).items():
-            if isinstance(value, dict):
-                nested = NESTED_TYPES.get(entry.object_type, entry.object_type)
-                sub = [_line(nested, k, v, names) for k, v in value.items()]
-                lines.append(ChangeLine(key, lines=sub))
-            else:
-                lines.append(_line(entry.object_type, key, value, names))
+        lines: list[ChangeLine] = []
+        groups: dict[str, ChangeLine] = {}
+        for group, object_type, key, value in _diff_items(entry):
+            line = _line(object_type, key, value, names)
+            if group is None:
+                lines.append(line)
+                continue
+            if group not in groups:
+                groups[group] = ChangeLine(group)
+                lines.append(groups[group])
+            groups[group].lines.append(line)
         views.append(
             EntryView(
                 action=action_label(entry.action),
-                object_type=type_label,
                 object=" ".join(p for p in parts if p) or NOTHING,
-                object_name=name,
                 changes=lines,
             )
         )
