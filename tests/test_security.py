@@ -810,7 +810,7 @@ def test_the_audit_export_is_excel_ready_csv_and_audited(world, login, logbook):
     assert rows[1][7] == "'=1+2"  # never a formula in a spreadsheet
     assert rows[2][3] == "修改项目" and "旧" in rows[2][8]
     (exported,) = entries("audit_exported", world.admin)
-    assert "projects" in exported.summary
+    assert exported.summary == "导出条件：对象类型 项目"  # the search in words, not codes
 
 
 @pytest.mark.parametrize("who", ["officer_a", "taskforce_x", "leader"])

@@ -26,12 +26,13 @@ from flask_login import current_user, login_required
 from sqlalchemy.orm import selectinload
 
 from crm.admin.forms import AuditFilterForm, UserCreateForm, UserEditForm, UserFilterForm
+from crm.audit.labels import action_label, describe_entries, object_type_label
 from crm.audit.services import (
     AuditFilter,
-    action_label,
     audit_choices,
     audit_csv_rows,
     audit_query,
+    describe_filter,
     record,
 )
 from crm.auth.models import Role, User
@@ -302,9 +303,11 @@ def _audit_filter() -> tuple[AuditFilterForm, AuditFilter]:
     form = AuditFilterForm(request.args)
     actions, types = audit_choices()
     form.action.choices = select_choices(
-        [("", "全部操作"), *((a, f"{action_label(a)}（{a}）") for a in actions)]
+        [("", "全部操作"), *((a, action_label(a)) for a in actions)]
     )
-    form.object_type.choices = select_choices([("", "全部对象"), *((t, t) for t in types)])
+    form.object_type.choices = select_choices(
+        [("", "全部对象"), *((t, object_type_label(t)) for t in types)]
+    )
     form.validate()
 
     def valid(name: str):
@@ -336,7 +339,7 @@ def audit():
         "admin/audit.html",
         form=form,
         page=page,
-        action_label=action_label,
+        rows=list(zip(page.items, describe_entries(page.items), strict=True)),
         section="audit",
     )
 
@@ -346,8 +349,12 @@ def audit():
 def audit_export():
     """The matching entries as CSV (UTF-8 with BOM), streamed; the export itself is audited."""
     _form, audit_filter = _audit_filter()
-    shown = {k: v for k, v in request.args.items() if v and k != "page"}
-    record(_actor(), "audit_exported", object_type="audit_entries", summary=f"导出条件 {shown}")
+    record(
+        _actor(),
+        "audit_exported",
+        object_type="audit_entries",
+        summary=f"导出条件：{describe_filter(audit_filter)}",
+    )
     db.session.commit()
     day = utcnow().astimezone(LOCAL_TZ).strftime("%Y%m%d-%H%M")
     response = Response(

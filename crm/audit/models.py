@@ -19,7 +19,9 @@ class AuditLogIsAppendOnly(RuntimeError):
 
 class AuditEntry(db.Model):
     """One audited action. Rows are only ever inserted: updating or deleting one raises
-    (`_refuse_changes` below), whether through the ORM or an UPDATE/DELETE statement."""
+    (`_refuse_changes` below), whether through the ORM or an UPDATE/DELETE statement; and
+    the database itself refuses UPDATE and DELETE of its rows, whatever sends them (triggers
+    created by migration 3ed1d116c783)."""
 
     __tablename__ = "audit_entries"
     __table_args__ = (sa.Index(None, "object_type", "object_id"),)

@@ -9,7 +9,7 @@ import enum
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -17,6 +17,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
+from crm.audit.labels import (
+    ACTION_LABELS,
+    action_label,
+    describe_entries,
+    object_type_label,
+)
 from crm.audit.models import AuditEntry
 from crm.auth.models import User
 from crm.core import LOCAL_TZ
@@ -102,61 +108,6 @@ def record_separately(
 
 # Reading the log (系统管理 → 审计日志) ----------------------------------------------------------
 
-ACTION_LABELS = {
-    "login": "登录",
-    "login_failed": "登录失败",
-    "login_locked": "账号锁定",
-    "logout": "退出",
-    "session_expired": "会话超时",
-    "password_changed": "修改密码",
-    "permission_denied": "越权访问被拒",
-    "user_created": "创建用户",
-    "user_updated": "修改用户",
-    "user_enabled": "启用用户",
-    "user_disabled": "停用用户",
-    "audit_exported": "导出审计日志",
-    "database_restored": "恢复数据库",
-    "project_created": "登记项目",
-    "project_updated": "修改项目",
-    "stage_moved": "变更阶段",
-    "status_changed": "变更状态",
-    "followup_added": "跟踪服务",
-    "element_added": "添加要素需求",
-    "element_updated": "更新要素需求",
-    "funds_added": "记录到位资金",
-    "company_created": "登记企业",
-    "company_updated": "修改企业",
-    "contact_created": "添加联系人",
-    "contact_updated": "修改联系人",
-    "contact_archived": "归档联系人",
-    "file_uploaded": "上传文件",
-    "file_downloaded": "下载文件",
-    "file_archived": "移除文件",
-    "dossier_downloaded": "下载尽调摘要",
-    "dossier_archived": "存档尽调摘要",
-    "evaluation_started": "发起评估",
-    "evaluation_filled": "填写评估",
-    "evidence_attached": "上传佐证材料",
-    "evaluation_submitted": "提交评估",
-    "evaluation_decided": "集体决策",
-    "template_version_created": "新版评估清单",
-    "catalog_created": "添加目录条目",
-    "catalog_updated": "修改目录条目",
-    "catalog_activated": "启用目录条目",
-    "catalog_deactivated": "停用目录条目",
-    "stage_move_verified": "核实阶段变更",
-    "stage_move_rejected": "驳回阶段变更",
-    "project_handed_over": "项目流转",
-    "conflict_detected": "发现跨载体冲突",
-    "conflict_resolved": "处理跨载体冲突",
-    "ledger_exported": "导出台账",
-    "ledger_imported": "导入台账",
-}
-
-
-def action_label(action: str) -> str:
-    return ACTION_LABELS.get(action, action)
-
 
 @dataclass
 class AuditFilter:
@@ -221,10 +172,12 @@ CSV_HEADER = [
     "姓名",
     "操作",
     "操作代码",
-    "对象类型",
+    "对象",
     "对象编号",
     "摘要",
     "变更",
+    "对象类型代码",
+    "变更数据（JSON）",
 ]
 
 
@@ -238,28 +191,58 @@ def _csv_cell(value: Any) -> str:
 
 def audit_csv_rows(f: AuditFilter) -> Iterator[str]:
     """The matching entries as CSV text, a chunk at a time: a UTF-8 BOM first, so Excel opens
-    the Chinese correctly; times in Asia/Shanghai."""
+    the Chinese correctly; times in Asia/Shanghai; labels as on the page (操作, 对象, 变更), the
+    codes and the raw diff in the last columns for whoever processes the file further."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_HEADER)
     yield "\ufeff" + buffer.getvalue()
-    rows = db.session.execute(audit_query(f).execution_options(yield_per=500)).scalars()
-    for entry in rows:
+    result = db.session.execute(audit_query(f).execution_options(yield_per=500)).scalars()
+    for chunk in result.partitions():
         buffer.seek(0)
         buffer.truncate()
-        user = entry.user
-        writer.writerow(
-            _csv_cell(v)
-            for v in (
-                entry.created_at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M:%S"),
-                user.username if user else "",
-                user.display_name if user else "",
-                action_label(entry.action),
-                entry.action,
-                entry.object_type,
-                entry.object_id,
-                entry.summary,
-                json.dumps(entry.changes, ensure_ascii=False) if entry.changes else "",
+        for entry, view in zip(chunk, describe_entries(chunk), strict=True):
+            user = entry.user
+            writer.writerow(
+                _csv_cell(v)
+                for v in (
+                    entry.created_at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M:%S"),
+                    user.username if user else "",
+                    user.display_name if user else "",
+                    view.action,
+                    entry.action,
+                    view.object,
+                    entry.object_id,
+                    entry.summary,
+                    view.changes_text,
+                    entry.object_type,
+                    json.dumps(entry.changes, ensure_ascii=False) if entry.changes else "",
+                )
             )
-        )
         yield buffer.getvalue()
+
+
+_FILTER_LABELS = {
+    "user": "用户",
+    "action": "操作",
+    "object_type": "对象类型",
+    "object_id": "对象编号",
+    "date_from": "起始日期",
+    "date_to": "截止日期",
+    "text": "摘要包含",
+}
+
+
+def describe_filter(f: AuditFilter) -> str:
+    """The search in words, for the export's own audit entry: 用户 张三；操作 登录…"""
+    parts = []
+    for part in fields(f):
+        value = getattr(f, part.name)
+        if value in (None, ""):
+            continue
+        if part.name == "action":
+            value = action_label(value)
+        elif part.name == "object_type":
+            value = object_type_label(value)
+        parts.append(f"{_FILTER_LABELS[part.name]} {value}")
+    return "；".join(parts) or "全部记录"
