@@ -53,6 +53,8 @@ ACTION_LABELS = {
     "file_uploaded": "上传文件",
     "file_downloaded": "下载文件",
     "file_archived": "移除文件",
+    "file_restored": "恢复文件",
+    "files_cleaned": "清理无主文件",
     "dossier_downloaded": "下载尽调摘要",
     "dossier_archived": "存档尽调摘要",
     "evaluation_started": "发起评估",
@@ -77,6 +79,7 @@ ACTION_LABELS = {
 # What an entry is about: a table name, or a word for what is not a row of one.
 OBJECT_TYPE_LABELS = {
     "users": "用户",
+    "file_store": "文件存储",
     "carriers": "载体",
     "clusters": "产业集群",
     "chains": "产业链",
@@ -110,6 +113,8 @@ OBJECT_TYPE_LABELS = {
 # Field names, as the models (and the few extra keys services write into a diff) call them.
 FIELD_LABELS = {
     # shared by several tables
+    "removed": "已清理",
+    "recovered": "已归位",
     "id": "编号",
     "name": "名称",
     "sort_order": "排序",
