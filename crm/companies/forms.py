@@ -16,7 +16,9 @@ class CompanyForm(Form):
     credit_code = StringField(
         "统一社会信用代码",
         filters=[strip],
-        validators=[Length(max=18, message="统一社会信用代码应为 18 位")],
+        # A pasted code may carry spaces, hyphens or full-width characters: the service
+        # normalises it and says which part is wrong; here only an absurd length is refused.
+        validators=[Length(max=64, message="统一社会信用代码应为 18 位")],
         description="18 位；尚未在境内注册的企业可留空",
     )
     legal_representative = StringField("法定代表人", filters=[strip], validators=[Length(max=64)])
