@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from wtforms import EmailField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, EmailField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
 from crm.companies.models import Origin
@@ -32,6 +32,23 @@ class CompanyForm(Form):
     )
     origin = SelectField("来源地", choices=select_choices(Origin.choices()))
     industry = StringField("所属行业", filters=[strip], validators=[Length(max=100)])
+    # Shown with the likely matches (重复企业) found for a new company.
+    confirm_duplicate = BooleanField("仍然登记：我已核对，以上企业不是本企业")
+
+
+class MergeForm(Form):
+    """An admin merges a duplicate (absorbed) into the company that stays (kept)."""
+
+    absorbed_id = IntegerField(
+        "被合并的企业编号",
+        validators=[DataRequired("请填写被合并（重复）企业的编号"), NumberRange(1, 2**31 - 1)],
+        description="企业页面地址中的数字；该企业合并后不再单独显示",
+    )
+    kept_id = IntegerField(
+        "保留的企业编号",
+        validators=[DataRequired("请填写保留企业的编号"), NumberRange(1, 2**31 - 1)],
+    )
+    confirm = BooleanField("我已核对两家企业，确认合并（合并后不能撤销）")
 
 
 class ContactForm(Form):
