@@ -141,6 +141,13 @@ def test_likely_matches_is_an_indexed_lookup_and_a_bounded_pass(db_session):
         db_session.add(Company(name=f"华佗{n:03d}号药业", name_key=f"华佗{n:03d}号药业",
                                origin=Origin.IN_PROVINCE))  # fmt: skip
     db_session.flush()
+    # The head is filled by the column default, for bulk inserts (the ledger's) too.
+    db_session.execute(
+        sa.insert(Company),
+        [{"name": "华佗批量药业", "name_key": "华佗批量药业", "origin": Origin.IN_PROVINCE}],
+    )
+    heads = db_session.scalars(sa.select(Company.name_head).where(Company.name_key.like("华佗%")))
+    assert set(heads) == {"华佗"}
     statements = []
 
     def keep(conn, cursor, statement, parameters, context, executemany):
@@ -455,9 +462,8 @@ def test_the_migration_recomputes_the_name_key(tmp_path):
                     )
                 upgrade()
                 with db.engine.connect() as conn:
-                    assert conn.exec_driver_sql("SELECT name_key FROM companies").scalar() == (
-                        "华佗药业"
-                    )
+                    row = conn.exec_driver_sql("SELECT name_key, name_head FROM companies").one()
+                    assert tuple(row) == ("华佗药业", "华佗")
         finally:
             with other.app_context():
                 db.engine.dispose()

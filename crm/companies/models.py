@@ -12,6 +12,13 @@ from crm.catalog.models import Carrier
 from crm.core import LabelledEnum, Money, UTCDateTime, enum_column, utcnow
 from crm.extensions import db
 
+HEAD_LENGTH = 2
+
+
+def _head_of_key(context) -> str:
+    """Column default: the head of the inserted row's name_key (ORM and bulk inserts alike)."""
+    return (context.get_current_parameters().get("name_key") or "")[:HEAD_LENGTH]
+
 
 class Origin(LabelledEnum):
     IN_PROVINCE = "省内"
@@ -28,6 +35,11 @@ class Company(db.Model):
     # The name normalised for matching (crm.companies.names: no spaces, brackets, legal form
     # or leading administrative divisions), to find the same company registered twice.
     name_key: Mapped[str] = mapped_column(sa.String(200), index=True, default="", server_default="")
+    # The key's first characters: the likely-match search reads the companies starting alike by
+    # this equality (indexed whatever the database's collation), then scores them.
+    name_head: Mapped[str] = mapped_column(
+        sa.String(HEAD_LENGTH), index=True, default=_head_of_key, server_default=""
+    )
     # 统一社会信用代码; empty for a company not yet registered in China.
     credit_code: Mapped[str | None] = mapped_column(sa.String(18))
     legal_representative: Mapped[str] = mapped_column(sa.String(64), default="", server_default="")

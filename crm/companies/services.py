@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from crm.audit.services import apply_changes, record
 from crm.auth.models import Role, User
 from crm.companies.credit_code import credit_code_error, normalize
-from crm.companies.models import Company, Contact
+from crm.companies.models import HEAD_LENGTH, Company, Contact
 from crm.companies.names import (
     name_key,
     similarity,
@@ -49,7 +49,7 @@ def likely_matches(
 
     An indexed lookup, not a scan: the company with the code, those with the same name key
     (then kept only if their regions agree), and a bounded fuzzy pass over at most
-    `_FUZZY_CANDIDATES` companies whose key starts with the same two characters, scored by
+    `_FUZZY_CANDIDATES` companies whose key starts with the same characters (`name_head`), scored by
     rapidfuzz. Deleted and merged companies are never offered. Used by the company form and
     the ledger import."""
     parts = split_name(name or "")
@@ -64,15 +64,14 @@ def likely_matches(
         ):
             found[company.id] = LikelyMatch(company, split_name(company.name).normalised, 100.0)
     if parts.key:
-        head = parts.key[:2]
+        head = parts.key[:HEAD_LENGTH]
         same_key = db.session.scalars(
             sa.select(Company).where(Company.name_key == parts.key, *alive)
         ).all()
         alike = db.session.scalars(
             sa.select(Company)
             .where(
-                Company.name_key >= head,
-                Company.name_key < head + "\U0010ffff",
+                Company.name_head == head,
                 Company.name_key != parts.key,
                 *alive,
             )
@@ -96,6 +95,7 @@ def _clean_company(values: dict[str, Any], company_id: int | None = None) -> dic
     values = {k: values[k] for k in COMPANY_FIELDS if k in values}
     values["name"] = values["name"].strip()
     values["name_key"] = name_key(values["name"])
+    values["name_head"] = values["name_key"][:HEAD_LENGTH]
     code = normalize(values.get("credit_code") or "")
     errors = {}
     if code:

@@ -3,6 +3,9 @@
 - companies.name_key is recomputed for every company with the new normalisation
   (crm.companies.names: brackets, full-width characters, legal forms and leading
   administrative divisions no longer count), so matching stays an indexed lookup;
+- companies.name_head: the key's first two characters, indexed, so the fuzzy pass reads the
+  companies starting alike by an equality (a LIKE or a range on name_key would depend on
+  the database's collation to use the index);
 - companies.merged_into_id / merged_at: an admin merged this duplicate into another company.
 
 The downgrade drops the two columns and recomputes name_key the way the previous release did
@@ -31,26 +34,33 @@ _companies = sa.table(
     sa.column('id', sa.Integer),
     sa.column('name', sa.String),
     sa.column('name_key', sa.String),
+    sa.column('name_head', sa.String),
 )
 
 
-def _refill(key_of) -> None:
+def _refill(key_of, head: bool = True) -> None:
     conn = op.get_bind()
     rows = conn.execute(sa.select(_companies.c.id, _companies.c.name)).all()
+    values = {'name_key': sa.bindparam('key')}
+    if head:
+        values['name_head'] = sa.bindparam('head')
     update = (
-        sa.update(_companies)
-        .where(_companies.c.id == sa.bindparam('company_id'))
-        .values(name_key=sa.bindparam('key'))
+        sa.update(_companies).where(_companies.c.id == sa.bindparam('company_id')).values(**values)
     )
-    batch = [{'company_id': id_, 'key': key_of(name)} for id_, name in rows]
+    batch = []
+    for id_, name in rows:
+        key = key_of(name)
+        batch.append({'company_id': id_, 'key': key, **({'head': key[:2]} if head else {})})
     for start in range(0, len(batch), 5000):
         conn.execute(update, batch[start : start + 5000])
 
 
 def upgrade():
     with op.batch_alter_table('companies', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('name_head', sa.String(length=2), server_default='', nullable=False))
         batch_op.add_column(sa.Column('merged_into_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('merged_at', sa.DateTime(), nullable=True))
+        batch_op.create_index(batch_op.f('ix_companies_name_head'), ['name_head'], unique=False)
         batch_op.create_index(batch_op.f('ix_companies_merged_into_id'), ['merged_into_id'], unique=False)
         batch_op.create_foreign_key(
             batch_op.f('fk_companies_merged_into_id_companies'), 'companies', ['merged_into_id'], ['id']
@@ -88,5 +98,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_companies_merged_into_id'))
         batch_op.drop_column('merged_at')
         batch_op.drop_column('merged_into_id')
+        batch_op.drop_index(batch_op.f('ix_companies_name_head'))
+        batch_op.drop_column('name_head')
 
-    _refill(_old_name_key)
+    _refill(_old_name_key, head=False)
