@@ -53,7 +53,7 @@ def count(db_session, model) -> int:
         ("亳州华佗药业有限公司", "亳州华佗药业股份有限公司"),
         ("安徽省亳州市华佗药业有限公司", "华佗药业有限公司"),  # a division prefix or none
         ("安徽省亳州市华佗药业有限公司", "亳州华佗药业有限公司"),
-        ("安徽华佗药业有限公司", "亳州市谯城区华佗药业有限公司"),  # 谯城 lies in 亳州, in 安徽
+        ("安徽省亳州市谯城区华佗药业有限公司", "谯城区华佗药业有限公司"),
         ("蒙城县绿源食品有限公司", "安徽蒙城绿源食品有限公司"),
         ("广西壮族自治区桂华药业有限公司", "广西桂华药业有限公司"),
         ("上海市某某科技有限公司", "上海某某科技股份有限公司"),
@@ -72,6 +72,9 @@ def test_variants_of_one_name_are_the_same_company(first, second):
         ("亳州市人民医院", "蚌埠市人民医院"),  # the same words in two places
         ("涡阳县华佗药业有限公司", "蒙城县华佗药业有限公司"),
         ("江苏华佗药业有限公司", "安徽华佗药业有限公司"),
+        # Registered at two levels: usually a parent and its subsidiary, two legal persons.
+        ("安徽华佗药业有限公司", "亳州华佗药业有限公司"),
+        ("安徽省人民医院", "亳州市人民医院"),
         ("安徽某某药业有限公司", "安徽某某医药有限公司"),
     ],
 )
@@ -318,7 +321,7 @@ def duplicates(world, db_session):
     code = factories.credit_code(666001)
     absorbed = named("亳州华佗药业有限公司", code=code, legal_representative="张三",
                      registered_by_carrier_id=world.carrier_b.id)  # fmt: skip
-    kept = named("安徽华佗药业股份有限公司", registered_by_carrier_id=world.carrier_a.id)
+    kept = named("亳州市华佗药业股份有限公司", registered_by_carrier_id=world.carrier_a.id)
     theirs = factories.project(
         world.carrier_b, world.cluster_y, world.officer_b, world.channel, absorbed, name="乙县华佗"
     )

@@ -2,7 +2,7 @@
 
 Data only: `crm.companies.names` reads it. A name is listed without its suffix (安徽, not
 安徽省), `SUFFIXES` gives the endings it may carry, `PARENTS` says which division contains
-which, so 安徽亳州某某 and 亳州某某 are compatible while 亳州某某 and 蚌埠某某 are not.
+which (so the most specific place of 安徽省亳州市某某 is 亳州, as of 亳州某某).
 Extend the lists freely: names of two characters or more, each with its parent if known.
 """
 

@@ -6,9 +6,12 @@ legal form (有限公司, 有限责任公司, 股份有限公司, 集团, Co., L
 divisions the name starts with (安徽省亳州市…, from `crm.companies.divisions`). What is left is
 the key, stored in `Company.name_key` (indexed); the divisions found are the name's regions.
 
-Two names are the same company when their keys are equal and their regions are compatible
-(one has none, or one region contains the other): 安徽华佗药业 and 华佗药业 match, 亳州市人民医院
-and 蚌埠市人民医院 do not. `similarity` scores names that are merely alike (rapidfuzz).
+Two names are the same company when their keys are equal and their regions are compatible:
+one names no place, or both name the same most specific place (the place a name carries is
+the level of the office that registered it, so 安徽华佗药业 and 亳州华佗药业 are usually two
+legal persons, a parent and its subsidiary). 安徽省亳州市华佗药业, 亳州华佗药业 and 华佗药业
+match; 亳州市人民医院 and 蚌埠市人民医院 do not. `similarity` scores names that are merely alike
+(rapidfuzz).
 """
 
 from __future__ import annotations
@@ -131,19 +134,29 @@ def name_key(name: str) -> str:
     return split_name(name).key
 
 
-def _ancestors(division: str) -> set[str]:
-    seen = {division}
-    while (division := PARENTS.get(division)) and division not in seen:
-        seen.add(division)
-    return seen
+def _depth(division: str) -> int:
+    """0 for a province, 1 for a city, 2 for a county (from `PARENTS`)."""
+    depth = 0
+    while (division := PARENTS.get(division)) and depth < 5:
+        depth += 1
+    return depth
+
+
+def most_specific(regions: tuple[str, ...]) -> str | None:
+    """The deepest place a name carries (亳州 in 安徽省亳州市…); the last one on a tie."""
+    best = None
+    for region in regions:
+        if best is None or _depth(region) >= _depth(best):
+            best = region
+    return best
 
 
 def regions_compatible(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
-    """Whether two names' regions may name one place: one has none, or every region of one
-    contains or lies within every region of the other."""
+    """Whether two names' places may name one company: one names none, or both name the same
+    most specific place."""
     if not a or not b:
         return True
-    return all(x in _ancestors(y) or y in _ancestors(x) for x in a for y in b)
+    return most_specific(a) == most_specific(b)
 
 
 def same_company_name(a: NameParts, b: NameParts) -> bool:
