@@ -16,9 +16,11 @@ hands them over and settles conflicts.
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 
 import sqlalchemy as sa
-from flask import abort
+from flask import abort, current_app
 
 from crm.auth.models import Role, User
 from crm.companies.models import Company
@@ -177,11 +179,23 @@ def load_company(user: User, company_id: int, edit: bool = False) -> Company:
     return company
 
 
+def company_offer_code(company_id: int) -> str:
+    """What the company search and the duplicates warning put in the "为该企业登记本载体的项目"
+    link of a company that has no credit code, in place of the code: a keyed digest of its id
+    (lower case, so never a valid code), which only someone shown that offer can have."""
+    key = current_app.config["SECRET_KEY"].encode()
+    digest = hmac.new(key, f"company-offer:{company_id}".encode(), hashlib.sha256).hexdigest()
+    return "k" + digest[:17]
+
+
 def load_company_by_code(user: User, company_id: int, credit_code: str) -> Company:
     """A company for registering a project: readable, or — for a user who may register
-    projects — named by its exact 统一社会信用代码. Companies are shared records: an officer
-    of another 载体 who knows the code registers its own project against the same company
-    (and the cross-载体 conflict is flagged) instead of a duplicate company."""
+    projects — named by its exact 统一社会信用代码 (or, for a company without one, by the
+    `company_offer_code` the search showed). Companies are shared records: an officer of
+    another 载体 who knows the code registers its own project against the same company (and
+    the cross-载体 conflict is flagged) instead of a duplicate company."""
+    code = (credit_code or "").strip()
+    offered = hmac.compare_digest(code, company_offer_code(company_id))
     company = db.session.scalar(
         sa.select(Company).where(
             Company.id == company_id,
@@ -189,8 +203,13 @@ def load_company_by_code(user: User, company_id: int, credit_code: str) -> Compa
                 company_scope(user),
                 sa.and_(
                     Company.is_deleted.is_(False),
+                    sa.true() if offered else sa.false(),
+                    sa.true() if can_create_project(user) else sa.false(),
+                ),
+                sa.and_(
+                    Company.is_deleted.is_(False),
                     Company.credit_code.is_not(None),
-                    Company.credit_code == (credit_code or "").strip().upper(),
+                    Company.credit_code == code.upper(),
                     sa.true() if can_create_project(user) else sa.false(),
                 ),
             ),

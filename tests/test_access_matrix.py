@@ -174,6 +174,7 @@ MATRIX: dict[str, Row] = {
         post=on_project(403, officer_a=400, admin=400),
         resaves={"/companies/{company}/contacts/{contact}/edit"},
     ),
+    "companies.merge": Row(["/companies/merge"], get=admin_only(200), post=admin_only(400)),
     "companies.contact_archive": Row(
         ["/companies/{company}/contacts/{spare_contact}/archive"],
         post=on_project(403, officer_a=BACK, admin=BACK),  # archived at once (not deleted)

@@ -178,10 +178,11 @@ def test_a_name_variant_is_warned_about_too(world, login, db_session):
     factories.project(world.carrier_b, world.cluster_y, world.officer_b, world.channel, courted)
     db_session.commit()
     client = login(world.officer_a)
-    response = client.post(
-        "/companies/new",
-        data={"name": "安徽华佗药业股份有限公司", "credit_code": "", "origin": "IN_PROVINCE"},
-    )
+    values = {"name": "安徽华佗药业股份有限公司", "credit_code": "", "origin": "IN_PROVINCE"}
+    response = client.post("/companies/new", data=values)
+    assert response.status_code == 409  # registering it warns first: likely the same company
+    assert "安徽 华佗 药业有限公司" in text(response)
+    response = client.post("/companies/new", data={**values, "confirm_duplicate": "y"})
     company_id = int(response.headers["Location"].rsplit("/", 1)[1])
     response = client.post(f"/projects/new?company={company_id}", data=project_form(world))
     assert response.status_code == 409

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from crm.companies.credit_code import check_character, credit_code_error, normalize
 from crm.companies.models import Company, Origin
@@ -42,8 +43,9 @@ def test_published_codes_are_valid(code):
         "12341600003025483",  # 机构编制 (1), 事业单位 (2)
         "52341600MAB1C2D3E",  # 民政 (5), 社会团体 (2)
         "93341623MA2NXJ7K4",  # 农民专业合作社 in 利辛县 (341623)
-        "00000000000000000",
-        "YYYYYYYYYYYYYYYYY",
+        "92341602MA2T0000A",  # 个体工商户 in 谯城区
+        "N2341621MF0000001",  # 村级集体经济组织 (农业农村)
+        "Y1341600MA0000001",  # 其他
     ],
 )
 def test_codes_built_with_their_check_character_pass(first17):
@@ -93,10 +95,79 @@ def test_forbidden_letters_are_refused(letter):
 
 
 @pytest.mark.parametrize(
-    "code", ["91330100-16105852F", "9133010071610585２F", "91330100 16105852F"]
+    "pasted",
+    [
+        "9133-0100-7161-0585-2F",  # hyphens
+        "9133 0100 7161 0585 2F",  # spaces
+        "９１３３０１００７１６１０５８５２Ｆ",  # full-width digits and letter
+        "9133０100 7161０585－2f",  # a mixture, full-width hyphen, lower case
+        "91330100—71610585–2F",  # em and en dashes
+    ],
 )
-def test_punctuation_and_full_width_characters_are_refused(code):
+def test_pasted_codes_are_normalised_and_accepted(pasted):
+    assert normalize(pasted) == "91330100716105852F"
+    assert credit_code_error(pasted) is None
+
+
+@pytest.mark.parametrize("code", ["91330100.16105852F", "91330100/16105852F", "9133010071610585#F"])
+def test_punctuation_is_refused_as_an_invalid_character(code):
     assert "无效字符" in credit_code_error(code)
+
+
+def valid(first17: str) -> str:
+    return first17 + reference_check(first17)
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (valid("01341600MA2T0000A"), "第 1 位（登记管理部门代码）“0”无效"),
+        (valid("B1341600MA2T0000A"), "第 1 位（登记管理部门代码）“B”无效"),
+        (valid("94341600MA2T0000A"), "第 2 位（机构类别代码）“4”无效：登记管理部门为市场监管"),
+        (valid("9A341600MA2T0000A"), "第 2 位（机构类别代码）“A”无效"),
+        (valid("54341600MAB1C2D3E"), "登记管理部门为民政（5）时应为 1、2、3、9 之一"),
+        (valid("Y2341600MA0000001"), "第 2 位（机构类别代码）“2”无效"),
+        # Letters where the standard requires the administrative-division digits.
+        (valid("91AB1600MA2T0000A"), "第 3–8 位（登记管理机关行政区划码）应为 6 位数字"),
+        (valid("913416M0MA2T0000A"), "第 3–8 位（登记管理机关行政区划码）应为 6 位数字"),
+        (valid("00000000000000000"), "第 1 位"),
+        (valid("YYYYYYYYYYYYYYYYY"), "第 2 位"),
+    ],
+)
+def test_each_part_of_the_structure_is_checked(code, message):
+    """Codes with a correct check character that break the structure of GB 32100."""
+    error = credit_code_error(code)
+    assert error is not None and message in error
+
+
+def test_the_form_accepts_a_pasted_code(world, login, db_session):
+    client = login(world.officer_a)
+    response = client.post(
+        "/companies/new",
+        data={
+            "name": "阿里巴巴测试公司",
+            "credit_code": "９１３３ ０１００-７１６１ ０５８５-２ｆ",
+            "origin": "OUT_OF_PROVINCE",
+        },
+    )
+    assert response.status_code == 302
+    saved = db_session.scalar(sa.select(Company).where(Company.name == "阿里巴巴测试公司"))
+    assert saved.credit_code == "91330100716105852F"
+
+
+def test_the_form_says_which_part_is_wrong(world, login, db_session):
+    client = login(world.officer_a)
+    response = client.post(
+        "/companies/new",
+        data={
+            "name": "错误代码公司",
+            "credit_code": valid("91AB1600MA2T0000A"),
+            "origin": "OUT_OF_PROVINCE",
+        },
+    )
+    assert response.status_code == 400
+    assert "第 3–8 位（登记管理机关行政区划码）应为 6 位数字" in response.get_data(as_text=True)
+    assert db_session.scalar(sa.select(Company).where(Company.name == "错误代码公司")) is None
 
 
 def test_lower_case_and_spaces_are_normalised():

@@ -47,6 +47,8 @@ ACTION_LABELS = {
     "funds_added": "记录到位资金",
     "company_created": "登记企业",
     "company_updated": "修改企业",
+    "company_merged": "合并企业",
+    "company_merged_into": "企业被合并",
     "contact_created": "添加联系人",
     "contact_updated": "修改联系人",
     "contact_archived": "归档联系人",

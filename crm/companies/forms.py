@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from wtforms import EmailField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, EmailField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
 from crm.companies.models import Origin
@@ -16,7 +16,9 @@ class CompanyForm(Form):
     credit_code = StringField(
         "统一社会信用代码",
         filters=[strip],
-        validators=[Length(max=18, message="统一社会信用代码应为 18 位")],
+        # A pasted code may carry spaces, hyphens or full-width characters: the service
+        # normalises it and says which part is wrong; here only an absurd length is refused.
+        validators=[Length(max=64, message="统一社会信用代码应为 18 位")],
         description="18 位；尚未在境内注册的企业可留空",
     )
     legal_representative = StringField("法定代表人", filters=[strip], validators=[Length(max=64)])
@@ -30,6 +32,23 @@ class CompanyForm(Form):
     )
     origin = SelectField("来源地", choices=select_choices(Origin.choices()))
     industry = StringField("所属行业", filters=[strip], validators=[Length(max=100)])
+    # Shown with the likely matches (重复企业) found for a new company.
+    confirm_duplicate = BooleanField("仍然登记：我已核对，以上企业不是本企业")
+
+
+class MergeForm(Form):
+    """An admin merges a duplicate (absorbed) into the company that stays (kept)."""
+
+    absorbed_id = IntegerField(
+        "被合并的企业编号",
+        validators=[DataRequired("请填写被合并（重复）企业的编号"), NumberRange(1, 2**31 - 1)],
+        description="企业页面地址中的数字；该企业合并后不再单独显示",
+    )
+    kept_id = IntegerField(
+        "保留的企业编号",
+        validators=[DataRequired("请填写保留企业的编号"), NumberRange(1, 2**31 - 1)],
+    )
+    confirm = BooleanField("我已核对两家企业，确认合并（合并后不能撤销）")
 
 
 class ContactForm(Form):

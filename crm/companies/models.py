@@ -12,6 +12,13 @@ from crm.catalog.models import Carrier
 from crm.core import LabelledEnum, Money, UTCDateTime, enum_column, utcnow
 from crm.extensions import db
 
+HEAD_LENGTH = 2
+
+
+def _head_of_key(context) -> str:
+    """Column default: the head of the inserted row's name_key (ORM and bulk inserts alike)."""
+    return (context.get_current_parameters().get("name_key") or "")[:HEAD_LENGTH]
+
 
 class Origin(LabelledEnum):
     IN_PROVINCE = "省内"
@@ -25,9 +32,14 @@ class Company(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(200), index=True)
-    # The name without spaces and legal-form suffixes (有限公司, 集团, …), to find the same
-    # company registered twice (see crm.companies.services.name_key).
+    # The name normalised for matching (crm.companies.names: no spaces, brackets, legal form
+    # or leading administrative divisions), to find the same company registered twice.
     name_key: Mapped[str] = mapped_column(sa.String(200), index=True, default="", server_default="")
+    # The key's first characters: the likely-match search reads the companies starting alike by
+    # this equality (indexed whatever the database's collation), then scores them.
+    name_head: Mapped[str] = mapped_column(
+        sa.String(HEAD_LENGTH), index=True, default=_head_of_key, server_default=""
+    )
     # 统一社会信用代码; empty for a company not yet registered in China.
     credit_code: Mapped[str | None] = mapped_column(sa.String(18))
     legal_representative: Mapped[str] = mapped_column(sa.String(64), default="", server_default="")
@@ -40,7 +52,11 @@ class Company(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     is_deleted: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # Set when an admin merged this duplicate into another company (it is then deleted too).
+    merged_into_id: Mapped[int | None] = mapped_column(sa.ForeignKey("companies.id"), index=True)
+    merged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    merged_into: Mapped[Company | None] = relationship(remote_side=[id])
     registered_by_carrier: Mapped[Carrier | None] = relationship()
     contacts: Mapped[list[Contact]] = relationship(
         back_populates="company",

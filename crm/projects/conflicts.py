@@ -3,8 +3,10 @@ conflict (跨载体冲突) for the task force and the leaders to settle, and a p
 over (流转) to another 载体 with its whole history.
 
 A company is "courted" by a 载体 while one of its projects there is 正常 or 暂缓. The same
-company means the same record (the 统一社会信用代码 is unique), or a company whose name matches
-once spaces and legal-form suffixes are stripped (`crm.companies.services.name_key`).
+company means the same record (the 统一社会信用代码 is unique), or a company whose name is the
+same once normalised (`crm.companies.names`: spaces, full-width characters, brackets, legal
+form and administrative-division prefixes do not count; the divisions must agree), unless
+both carry different credit codes (two legal persons).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from crm.audit.services import apply_changes, record
 from crm.auth.models import Role, User
 from crm.catalog.models import Carrier
 from crm.companies.models import Company
-from crm.companies.services import name_key
+from crm.companies.names import same_company_name, split_name
 from crm.core import ServiceError, utcnow
 from crm.extensions import db
 from crm.projects.models import ConflictBasis, Handover, Project, ProjectConflict
@@ -40,11 +42,12 @@ class Courting:
 def courting_projects(
     company: Company, carrier_id: int | None, exclude: Iterable[int] = ()
 ) -> list[Courting]:
-    """Projects of other 载体 courting `company` (by the same record or the same name key)."""
-    key = name_key(company.name)
+    """Projects of other 载体 courting `company` (by the same record or the same normalised
+    name): an indexed lookup on the stored key, then the regions compared."""
+    parts = split_name(company.name)
     same = [Project.company_id == company.id] if company.id else []
-    if key:
-        same.append(Company.name_key == key)
+    if parts.key:
+        same.append(Company.name_key == parts.key)
     if not same:
         return []
     rows = db.session.execute(
@@ -60,15 +63,18 @@ def courting_projects(
         .options(joinedload(Project.carrier), joinedload(Project.officer))
         .order_by(Project.id)
     ).all()
-    return [
-        Courting(
-            project,
-            ConflictBasis.CREDIT_CODE
-            if company.credit_code and other.credit_code == company.credit_code
-            else ConflictBasis.NAME,
-        )
-        for project, other in rows
-    ]
+    found = []
+    for project, other in rows:
+        if company.id and other.id == company.id:
+            basis = ConflictBasis.CREDIT_CODE if company.credit_code else ConflictBasis.NAME
+        elif company.credit_code and other.credit_code:
+            continue  # two registrations, two legal persons, however alike their names
+        elif same_company_name(parts, split_name(other.name)):
+            basis = ConflictBasis.NAME
+        else:
+            continue  # the same key in another place: 亳州市人民医院 is not 蚌埠市人民医院
+        found.append(Courting(project, basis))
+    return found
 
 
 def record_conflicts(user: User | None, project: Project) -> list[ProjectConflict]:
