@@ -131,8 +131,11 @@ def enforce_session_rules():
 
 
 def safe_next(target: str | None) -> str | None:
-    """Only a path on this site: no scheme, no host, no `//` or backslash tricks."""
+    """Only a path on this site: no scheme, no host, no `//` or backslash tricks, and no
+    control character (a CR or LF would split the Location header)."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    if any(ord(c) < 32 or ord(c) == 127 for c in target):
         return None
     parts = urlsplit(target)
     return target if not parts.scheme and not parts.netloc else None
