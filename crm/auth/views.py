@@ -34,7 +34,7 @@ from crm.auth import services
 from crm.auth.forms import ChangePasswordForm, LoginForm, LogoutForm
 from crm.auth.models import User
 from crm.core import parse_int
-from crm.extensions import db, login_manager
+from crm.extensions import db, limiter, login_manager
 from crm.forms import save_form
 from crm.statements import kept
 
@@ -141,13 +141,24 @@ def safe_next(target: str | None) -> str | None:
     return target if not parts.scheme and not parts.netloc else None
 
 
+def _login_rate() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_rate, methods=["POST"])
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("main.home"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = services.authenticate(form.username.data, form.password.data)
+        address = request.remote_addr or ""
+        try:
+            user = services.authenticate(form.username.data, form.password.data, address)
+        except services.TooManyAttempts as refused:
+            db.session.commit()  # the audit entry
+            form.password.errors.append(refused.message)
+            return render_template("auth/login.html", form=form), 429
         db.session.commit()
         if user is not None:
             start_session(user, remember=form.remember.data)
