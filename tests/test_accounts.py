@@ -18,6 +18,7 @@ import crm.core
 from config import TestingConfig
 from crm import create_app
 from crm.audit.models import AuditEntry
+from crm.audit.services import ACTION_LABELS
 from crm.auth import services
 from crm.auth.models import LoginAttempt, PasswordHistory, User
 from crm.auth.passwords import breached_passwords, is_common
@@ -215,6 +216,7 @@ def test_unlock_user_lifts_every_lock_now(world, runner, new_client, clock):
     assert result.exit_code == 0, result.output
     assert f"已解除 {officer.username} 的登录锁定" in result.output
     entry = actions(officer, "user_unlocked")[-1]
+    assert ACTION_LABELS["user_unlocked"] == "解除登录锁定"  # as the audit page names it
     assert entry.changes["login_failures"] == [5, 0] and "locked_until" in entry.changes
     client = new_client()
     assert sign_in(client, officer.username).status_code == 302
