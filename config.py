@@ -64,10 +64,25 @@ class Config:
     REMEMBER_COOKIE_SECURE = _env_flag("CRM_SECURE_COOKIES", False)
     PASSWORD_HASH_METHOD = "scrypt"
 
-    # Accounts (等保 2.0 level 2): lockout after repeated failures, password age.
+    # Accounts (等保 2.0 level 2): lockout after repeated failures, password age. See
+    # crm/auth/services.py: failures on one account from one address lock that address out of
+    # it; failures from addresses the account never signed in from lock the account for such
+    # addresses, briefly and more each time; too many failures from one address stop it.
     LOGIN_MAX_FAILURES = _env_int("CRM_LOGIN_MAX_FAILURES", 5)
     LOGIN_FAILURE_WINDOW_MINUTES = _env_int("CRM_LOGIN_FAILURE_WINDOW_MINUTES", 15)
     LOGIN_LOCK_MINUTES = _env_int("CRM_LOGIN_LOCK_MINUTES", 15)
+    LOGIN_ACCOUNT_MAX_FAILURES = _env_int("CRM_LOGIN_ACCOUNT_MAX_FAILURES", 10)
+    LOGIN_ACCOUNT_LOCK_MINUTES = _env_int("CRM_LOGIN_ACCOUNT_LOCK_MINUTES", 1)
+    LOGIN_ADDRESS_MAX_FAILURES = _env_int("CRM_LOGIN_ADDRESS_MAX_FAILURES", 30)
+    LOGIN_KNOWN_ADDRESS_DAYS = _env_int("CRM_LOGIN_KNOWN_ADDRESS_DAYS", 90)
+    # Flask-Limiter's request rate on POST /login per client address, in a storage every
+    # worker and host shares (e.g. redis://127.0.0.1:6379/0). Unset: off, and the failure
+    # limits above (kept in the database) are the per-address limit.
+    RATELIMIT_STORAGE_URI = os.environ.get("CRM_RATELIMIT_STORAGE_URI", "") or "memory://"
+    RATELIMIT_ENABLED = bool(os.environ.get("CRM_RATELIMIT_STORAGE_URI"))
+    RATELIMIT_SWALLOW_ERRORS = True  # storage down: the database limits still hold
+    RATELIMIT_KEY_PREFIX = "crm"
+    LOGIN_RATE_LIMIT = os.environ.get("CRM_LOGIN_RATE_LIMIT", "20 per minute; 200 per hour")
     PASSWORD_MAX_AGE_DAYS = _env_int("CRM_PASSWORD_MAX_AGE_DAYS", 90)  # 0: passwords never expire
     # Sessions end after this much inactivity, and this long after signing in, whatever happens.
     # "Remember me" keeps a sign-in across browser restarts within the absolute limit.
@@ -111,6 +126,7 @@ class TestingConfig(Config):
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1"
     DOSSIER_ARCHIVE = False  # the tests that check the archive switch it on
     DASHBOARD_CACHE_SECONDS = 0  # tests roll back, which can reuse the change marker
+    RATELIMIT_ENABLED = False  # the tests that check the limiter switch it on
 
 
 class ProductionConfig(Config):

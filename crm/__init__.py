@@ -42,7 +42,7 @@ def create_app(config: type[Config] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from crm.extensions import csrf, db, login_manager, migrate
+    from crm.extensions import csrf, db, limiter, login_manager, migrate
 
     db.init_app(app)
     migrate.init_app(
@@ -57,6 +57,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message = "请先登录"
     login_manager.login_message_category = "warning"
     csrf.init_app(app)
+    limiter.init_app(app)
 
 
 @sa.event.listens_for(sa.engine.Engine, "connect")
@@ -158,6 +159,7 @@ def register_errorhandlers(app: Flask) -> None:
         409: "内容冲突",
         413: "上传的文件过大",
         414: "请求地址过长",
+        429: "请求过于频繁，请稍后再试",
         500: "服务器内部错误",
     }
 

@@ -1,4 +1,5 @@
-"""`flask --app wsgi crm ...`: user creation, the demo data, backup and restore."""
+"""`flask --app wsgi crm ...`: user creation, unlocking and passwords, the demo data, backup
+and restore."""
 
 from __future__ import annotations
 
@@ -63,6 +64,49 @@ def create_user_command(username, role, carrier, cluster, display_name):
         raise click.ClickException("；".join(exc.errors.values()) or exc.message) from exc
     db.session.commit()
     click.echo(f"已创建用户 {user.username}（{user.role.label}）")
+
+
+def _user_named(username: str):
+    from crm.auth.models import User
+
+    user = db.session.scalar(sa.select(User).where(User.username == username.strip()))
+    if user is None:
+        raise click.ClickException(f"没有用户名为“{username}”的用户")
+    return user
+
+
+@crm_cli.command("unlock-user")
+@click.argument("username")
+def unlock_user_command(username):
+    """Lift the user's sign-in lock and forget the failures counted against it (audited)."""
+    from crm.auth.services import unlock_user
+
+    user = _user_named(username)
+    changes = unlock_user(None, user)
+    db.session.commit()
+    if changes:
+        click.echo(f"已解除 {user.username} 的登录锁定")
+    else:
+        click.echo(f"{user.username} 未被锁定，也没有登录失败记录；已记入审计日志")
+
+
+@crm_cli.command("set-password")
+@click.argument("username")
+@click.option("--keep", is_flag=True, help="不要求用户下次登录时修改密码")
+def set_password_command(username, keep):
+    """Set a user's password (asked twice, hidden). The password rules apply; the user must
+    change it at the next sign-in unless --keep; the user's sessions end (audited)."""
+    from crm.auth.services import set_password
+
+    user = _user_named(username)
+    password = click.prompt("新密码", hide_input=True, confirmation_prompt="再次输入新密码")
+    try:
+        set_password(None, user, password, must_change=not keep)
+    except ServiceError as exc:  # refused before anything changed
+        raise click.ClickException("；".join(exc.errors.values()) or exc.message) from exc
+    db.session.commit()
+    then = "，该用户下次登录时须修改密码" if not keep else ""
+    click.echo(f"已为 {user.username} 设置新密码{then}；其已登录的会话均已失效")
 
 
 @crm_cli.command("seed")

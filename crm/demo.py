@@ -538,6 +538,7 @@ class _DemoBuilder:
                 username=username,
                 display_name=display_name,
                 password=DEMO_PASSWORD,
+                enforce_password_policy=False,  # the published demo password
                 role=role,
                 carrier=self.carriers.get(scope) if role is Role.OFFICER else None,
                 cluster=self.clusters.get(scope) if role is Role.TASKFORCE else None,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -27,3 +29,6 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
+# Keyed on request.remote_addr: the client's own address, or behind CRM_PROXY_COUNT trusted
+# proxies the one they forwarded (ProxyFix, crm/security.py). Limits are set per route.
+limiter = Limiter(key_func=get_remote_address)

@@ -156,6 +156,7 @@ def _ensure_users(rng: random.Random, carriers: list[int]) -> tuple[dict[int, li
                 username=f"gen_officer_{carrier_id}_{i + 1}",
                 display_name=_person(rng),
                 password=GENERATED_PASSWORD,
+                enforce_password_policy=False,  # a published password
                 role=Role.OFFICER,
                 carrier=carrier,
             )
@@ -171,6 +172,7 @@ def _ensure_users(rng: random.Random, carriers: list[int]) -> tuple[dict[int, li
             username="gen_leader",
             display_name=_person(rng),
             password=GENERATED_PASSWORD,
+            enforce_password_policy=False,
             role=Role.LEADER,
         )
         leader = leader or user.id

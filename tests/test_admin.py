@@ -328,8 +328,8 @@ def test_edit_user_changes_role_and_scope_and_password(world, login):
             role="TASKFORCE",
             cluster_id=str(world.cluster_y.id),
             display_name="李四",
-            password="N3w!password",
-            password_confirm="N3w!password",
+            password="N3w!Lan-Qiao-88",
+            password_confirm="N3w!Lan-Qiao-88",
         ),
     )
     assert response.status_code == 302
@@ -342,8 +342,8 @@ def test_edit_user_changes_role_and_scope_and_password(world, login):
     entry = _audit("user_updated", user)[0]
     assert entry.changes["role"] == ["OFFICER", "TASKFORCE"]
     assert entry.changes["password"] == ["***", "***"]
-    assert "N3w!password" not in str(entry.changes)
-    login(user, password="N3w!password")
+    assert "N3w!Lan-Qiao-88" not in str(entry.changes)
+    login(user, password="N3w!Lan-Qiao-88")
 
 
 def test_edit_form_shows_current_values(world, login):

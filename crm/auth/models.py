@@ -75,3 +75,33 @@ class User(UserMixin, db.Model):
         if self.role is Role.TASKFORCE and self.cluster:
             return f"{self.cluster.name}专班"
         return "全市"
+
+
+class LoginAttempt(db.Model):
+    """One sign-in attempt (登录尝试) with the client address it came from: the failures drive
+    the lockout (crm/auth/services.py, `authenticate`), the successes say which addresses an
+    account is known to sign in from. Kept in the database, so every worker and every host sees
+    the same counts; old rows are pruned as new ones come in."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        sa.Index("ix_login_attempts_address_at", "address", "at"),
+        sa.Index("ix_login_attempts_user_id_address_at", "user_id", "address", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    address: Mapped[str] = mapped_column(sa.String(45))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    succeeded: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+
+
+class PasswordHistory(db.Model):
+    """The hashes of a user's most recent passwords (密码历史), so a new one is not an old one."""
+
+    __tablename__ = "password_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(256))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,13 +1,28 @@
-"""Passwords that are too common to allow (常见弱口令), compared case-insensitively.
+"""What makes a password easy to guess: the lists and the strength estimate (口令复杂度).
 
-Most of the world's top passwords already fail the length and character-class rules; this list
-keeps those that pass them (or nearly do) and that people here really use: keyboard walks,
-"Admin@123"-style defaults of Chinese systems and devices, pinyin phrases (woaini = 我爱你,
-1314 = 一生一世, 520 = 我爱你) and the names of this office and city. Bundled in code: the
-site is on an intranet and looks nothing up.
+- `COMMON_PASSWORDS`: the context-specific list (ASVS 5.0 6.1.2 / 6.2.11). Most of the
+  world's top passwords already fail the length and character-class rules; this list keeps
+  those that pass them (or nearly do) and that people here really use: keyboard walks,
+  "Admin@123"-style defaults of Chinese systems and devices, pinyin phrases (woaini = 我爱你,
+  1314 = 一生一世, 520 = 我爱你), the names of this office and city, and the published demo
+  passwords. Bundled in code.
+- `breached_passwords()`: 19,640 passwords most seen in breaches (ASVS 6.2.4 / 6.2.12), a data
+  file shipped in `crm/auth/data/` (its README names the source and licence).
+- `strength`: zxcvbn's estimate (0 to 4), which also knows both lists above and the user's own
+  names, so "woaini1314A" or "Demo@2026x" rate as the list word they are.
+
+The site is on an intranet: nothing here is looked up on the network.
 """
 
 from __future__ import annotations
+
+import gzip
+import string
+import threading
+from functools import cache
+from pathlib import Path
+
+from zxcvbn import matching, zxcvbn
 
 _WORDS = """
 123456 123456789 12345678 1234567890 password 12345 1234567 qwerty 111111 123123 000000
@@ -39,10 +54,57 @@ Password@123 Password@1 Password1! Password123! P@ssword1 P@ssword123 P@ssw0rd!
 Welcome@123 Welcome1! Test@1234 Test@123456 Root@1234 Root@123456 Huawei@123
 Woaini@1314 Woaini1314! Woaini@520 Zxcv@1234 Asdf@1234 Qwer@1234! 1Qaz2wsx! 1Qaz@2wsx
 Demo@123 Demo@1234 demo123 Crm@123456 crm123456 Crm@2026 Sdsy@123 Zs@123456
+Demo@2026 Demo@2025 Bench@2026
 """
 
 COMMON_PASSWORDS: frozenset[str] = frozenset(word.lower() for word in _WORDS.split())
 
+BREACHED_PASSWORDS_FILE = Path(__file__).parent / "data" / "breached-passwords.txt.gz"
+
+# zxcvbn reads a password of at most this many characters; a longer one is rated by its start,
+# which can only make the estimate lower.
+ZXCVBN_MAX_LENGTH = 72
+
+_zxcvbn_lock = threading.Lock()  # zxcvbn keeps the user's names in a module-level dictionary
+
+
+@cache
+def _breached_in_order() -> tuple[str, ...]:
+    """The breached list, commonest first (the file's order)."""
+    with gzip.open(BREACHED_PASSWORDS_FILE, "rt", encoding="utf-8") as fh:
+        return tuple(line.strip() for line in fh if line.strip())
+
+
+@cache
+def breached_passwords() -> frozenset[str]:
+    return frozenset(_breached_in_order())
+
+
+def _variants(password: str) -> set[str]:
+    """The password in lower case, and without the symbols and spaces around it: "Qwer1234!"
+    is "qwer1234" with one symbol added, the commonest way to meet a character-class rule."""
+    lower = password.strip().lower()
+    return {lower, lower.strip(string.punctuation + string.whitespace)} - {""}
+
 
 def is_common(password: str) -> bool:
-    return password.strip().lower() in COMMON_PASSWORDS
+    """On the Chinese list or the breached list, whatever the case, give or take the symbols
+    at either end."""
+    variants = _variants(password)
+    return bool(variants & COMMON_PASSWORDS or variants & breached_passwords())
+
+
+@cache
+def _register_dictionaries() -> None:
+    """Teach zxcvbn the Chinese list (ranked first: these are the likeliest here) and the
+    breached list, once per process."""
+    common = list(dict.fromkeys(word.lower() for word in _WORDS.split()))  # in list order
+    matching.add_frequency_lists({"crm_common": common, "crm_breached": _breached_in_order()})
+
+
+def strength(password: str, user_inputs: list[str]) -> int:
+    """zxcvbn's score, 0 (guessed at once) to 4 (very hard), with the user's own names."""
+    _register_dictionaries()
+    with _zxcvbn_lock:
+        result = zxcvbn(password[:ZXCVBN_MAX_LENGTH], user_inputs=[u for u in user_inputs if u])
+    return result["score"]

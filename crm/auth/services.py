@@ -1,13 +1,26 @@
 """Accounts: password hashing and rules, sign-in with lockout, sessions, user administration.
 
-The account rules of 等保 2.0 level 2 and OWASP ASVS level 2:
+The account rules of 等保 2.0 level 2 (登录失败处理、限制非法登录次数) and OWASP ASVS 5.0 level 2:
 - a sign-in fails the same way for an unknown user, a wrong password, a disabled and a locked
-  account; `LOGIN_MAX_FAILURES` failures within `LOGIN_FAILURE_WINDOW_MINUTES` lock the account
-  for `LOGIN_LOCK_MINUTES`, counted in the database so every worker sees them; every attempt is
-  audited (login, login_failed, login_locked);
-- passwords: 8 to 256 characters, 3 of 4 character classes, not the user name, not a common
-  password; they expire after `PASSWORD_MAX_AGE_DAYS` (0: never); an account an admin created
-  or whose password an admin reset must choose its own password at the next sign-in;
+  account; every attempt is audited (login, login_failed, login_locked, login_throttled) and
+  kept with its client address (`LoginAttempt`), in the database, so every worker and every
+  host counts the same attempts;
+- `LOGIN_MAX_FAILURES` failures on one account from one address within
+  `LOGIN_FAILURE_WINDOW_MINUTES` lock that address out of that account for
+  `LOGIN_LOCK_MINUTES`: the owner signing in from elsewhere is not locked out by a stranger;
+- against guessing from many addresses, `LOGIN_ACCOUNT_MAX_FAILURES` failures within the
+  window from addresses the account has not signed in from lock the account for such addresses
+  (`User.locked_until`): `LOGIN_ACCOUNT_LOCK_MINUTES` the first time, doubling with each further
+  lock within a day, never longer than `LOGIN_LOCK_MINUTES`; addresses the account signed in
+  from within `LOGIN_KNOWN_ADDRESS_DAYS` are not affected;
+- `LOGIN_ADDRESS_MAX_FAILURES` failures from one address within the window, whatever the user
+  names, stop that address's sign-ins until they age out (HTTP 429);
+- passwords (`check_password_rules`): 8 to 256 characters, 3 of 4 character classes (等保's
+  composition rule), not the user name (with digits or symbols added), not on the Chinese or
+  the breached list, a zxcvbn score of at least `PASSWORD_MIN_SCORE` with the user's own names
+  as hints, and none of the last `PASSWORD_HISTORY` passwords; they expire after
+  `PASSWORD_MAX_AGE_DAYS` (0: never); an account an admin created or whose password an admin
+  reset must choose its own password at the next sign-in;
 - `end_sessions` raises the user's session version: every session signed in before, remember-me
   included, is refused from then on (logout, password change, role change, disabling).
 """
@@ -15,6 +28,7 @@ The account rules of 等保 2.0 level 2 and OWASP ASVS level 2:
 from __future__ import annotations
 
 import re
+import string
 from datetime import datetime, timedelta
 from functools import cache
 
@@ -24,18 +38,26 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from crm import core
 from crm.audit.services import apply_changes, record
-from crm.auth.models import Role, User
-from crm.auth.passwords import is_common
+from crm.auth.models import LoginAttempt, PasswordHistory, Role, User
+from crm.auth.passwords import is_common, strength
 from crm.catalog.models import Carrier, Cluster
 from crm.core import ServiceError, UTCDateTime
 from crm.extensions import db
 
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 256
+PASSWORD_MIN_SCORE = 3  # zxcvbn: 3 is "safely unguessable", about 10^8 guesses or more
+PASSWORD_HISTORY = 5  # a new password is none of the last five (the current one included)
 PASSWORD_HINT = (
     f"{PASSWORD_MIN_LENGTH} 到 {PASSWORD_MAX_LENGTH} 位，须包含大写字母、小写字母、数字、符号中的"
-    "至少三类，不能是用户名或常见密码；长密码（如一句话）更安全"
+    "至少三类，不能含用户名、不能是常见或泄露过的密码、不能与最近 5 次的密码相同；"
+    "长密码（如一句话）更安全"
 )
+FAILED_ATTEMPTS_KEPT = timedelta(days=1)
+
+
+class TooManyAttempts(ServiceError):
+    """The client address made too many failed sign-ins: it may not try again for a while."""
 
 
 def hash_password(password: str) -> str:
@@ -54,45 +76,153 @@ def _config_minutes(name: str) -> timedelta:
 
 
 def is_locked(user: User, now: datetime | None = None) -> bool:
+    """Locked account-wide (for the addresses it has not signed in from)."""
     return user.locked_until is not None and user.locked_until > (now or core.utcnow())
 
 
-def authenticate(username: str, password: str) -> User | None:
-    """The active, unlocked user with this name and password, or None. Every attempt is audited;
-    failures are counted and lock the account (see the module docstring)."""
+def _failures(*conditions) -> sa.Select:
+    return sa.select(LoginAttempt.at).where(~LoginAttempt.succeeded, *conditions)
+
+
+def _address_throttled(address: str, now: datetime) -> bool:
+    window_start = now - _config_minutes("LOGIN_FAILURE_WINDOW_MINUTES")
+    limit = current_app.config["LOGIN_ADDRESS_MAX_FAILURES"]
+    recent = _failures(LoginAttempt.address == address, LoginAttempt.at > window_start)
+    count = db.session.scalar(
+        sa.select(sa.func.count()).select_from(recent.limit(limit).subquery())
+    )
+    return count >= limit
+
+
+def _is_known_address(user: User, address: str, now: datetime) -> bool:
+    """The account signed in successfully from this address lately."""
+    since = now - timedelta(days=current_app.config["LOGIN_KNOWN_ADDRESS_DAYS"])
+    stmt = sa.select(LoginAttempt.id).where(
+        LoginAttempt.user_id == user.id,
+        LoginAttempt.address == address,
+        LoginAttempt.succeeded,
+        LoginAttempt.at > since,
+    )
+    return db.session.scalar(stmt.limit(1)) is not None
+
+
+def address_locked_until(user: User, address: str, now: datetime) -> datetime | None:
+    """When this address may try this account again, if `LOGIN_MAX_FAILURES` of its latest
+    failures on it fell within one window; else None."""
+    limit = current_app.config["LOGIN_MAX_FAILURES"]
+    window = _config_minutes("LOGIN_FAILURE_WINDOW_MINUTES")
+    lock = _config_minutes("LOGIN_LOCK_MINUTES")
+    latest = list(
+        db.session.scalars(
+            _failures(
+                LoginAttempt.user_id == user.id,
+                LoginAttempt.address == address,
+                LoginAttempt.at > now - window - lock,
+            )
+            .order_by(LoginAttempt.at.desc(), LoginAttempt.id.desc())
+            .limit(limit)
+        )
+    )
+    if len(latest) < limit or latest[0] - latest[-1] > window:
+        return None
+    until = latest[0] + lock
+    return until if until > now else None
+
+
+def _prune_attempts(now: datetime) -> None:
+    """Failures are kept a day, the successes that mark known addresses as long as they count."""
+    known_days = timedelta(days=current_app.config["LOGIN_KNOWN_ADDRESS_DAYS"])
+    db.session.execute(
+        sa.delete(LoginAttempt)
+        .where(
+            sa.or_(
+                sa.and_(~LoginAttempt.succeeded, LoginAttempt.at < now - FAILED_ATTEMPTS_KEPT),
+                LoginAttempt.at < now - known_days,
+            )
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _local_time(moment: datetime) -> str:
+    return moment.astimezone(core.LOCAL_TZ).strftime("%H:%M")
+
+
+def authenticate(username: str, password: str, address: str = "") -> User | None:
+    """The active user with this name and password, if neither the account nor this address is
+    locked; else None. Every attempt is audited and kept with `address` (the client's); failures
+    lock as the module docstring says. Raises TooManyAttempts when the address is stopped."""
     now = core.utcnow()
     name = username.strip()
-    user = db.session.scalar(sa.select(User).where(User.username == name))
+    address = (address or "unknown")[:45]
+    _prune_attempts(now)
+    if _address_throttled(address, now):
+        record(None, "login_throttled", object_type="users", summary=f"{address} 登录失败过多")
+        minutes = current_app.config["LOGIN_FAILURE_WINDOW_MINUTES"]
+        raise TooManyAttempts(f"登录失败次数过多，请 {minutes} 分钟后再试")
+    # FOR UPDATE: attempts on one account wait for each other, so each sees the last count.
+    user = db.session.scalar(sa.select(User).where(User.username == name).with_for_update())
     if user is None:
         check_password_hash(_dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]), password)
-        record(None, "login_failed", object_type="users", summary=f"未知用户 {name[:64]}")
+        db.session.add(LoginAttempt(at=now, address=address, user_id=None))
+        record(
+            None, "login_failed", object_type="users", summary=f"未知用户 {name[:64]}（{address}）"
+        )
         return None
     password_ok = check_password_hash(user.password_hash, password)
-    if is_locked(user, now):
-        until = user.locked_until.astimezone(core.LOCAL_TZ).strftime("%H:%M")
+    known = _is_known_address(user, address, now)
+    until = address_locked_until(user, address, now)
+    if until is None and not known and is_locked(user, now):
+        until = user.locked_until
+    if until is not None:
         record(
             user,
             "login_locked",
             user,
-            summary=f"{user.username} 账号锁定中（至 {until}），拒绝登录",
+            summary=f"{user.username} 自 {address} 登录已锁定（至 {_local_time(until)}），拒绝登录",
         )
         return None
     if not password_ok or not user.is_active:
         reason = "密码错误" if not password_ok else "账号已停用"
-        record(user, "login_failed", user, summary=f"{user.username} {reason}")
-        _count_failure(user, now)
+        record(user, "login_failed", user, summary=f"{user.username} {reason}（{address}）")
+        db.session.add(LoginAttempt(at=now, address=address, user_id=user.id))
+        db.session.flush()
+        _lock_address_if_due(user, address, now)
+        if not known:
+            _count_account_failure(user, now)
         return None
+    # Earlier attempts from this address are settled; one row marks it as known.
+    db.session.execute(
+        sa.delete(LoginAttempt)
+        .where(LoginAttempt.user_id == user.id, LoginAttempt.address == address)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.add(LoginAttempt(at=now, address=address, user_id=user.id, succeeded=True))
     user.failed_login_count = 0
     user.failed_login_since = None
-    user.locked_until = None
     user.last_login_at = now
-    record(user, "login", user, summary=user.username)
+    record(user, "login", user, summary=f"{user.username}（{address}）")
     return user
 
 
-def _count_failure(user: User, now: datetime) -> None:
-    """Add one failure in one UPDATE (concurrent attempts in other workers are all counted);
-    lock the account when the window holds `LOGIN_MAX_FAILURES` of them."""
+def _lock_address_if_due(user: User, address: str, now: datetime) -> None:
+    until = address_locked_until(user, address, now)
+    if until is not None:
+        limit = current_app.config["LOGIN_MAX_FAILURES"]
+        minutes = current_app.config["LOGIN_LOCK_MINUTES"]
+        record(
+            user,
+            "login_locked",
+            user,
+            summary=f"{user.username} 自 {address} 连续 {limit} 次登录失败，"
+            f"锁定 {minutes} 分钟（仅此地址）",
+        )
+
+
+def _count_account_failure(user: User, now: datetime) -> None:
+    """A failure from an address the account has not signed in from: add one in one UPDATE
+    (concurrent attempts in other workers are all counted); lock the account for such
+    addresses when the window holds `LOGIN_ACCOUNT_MAX_FAILURES` of them."""
     window_start = now - _config_minutes("LOGIN_FAILURE_WINDOW_MINUTES")
     new_window = sa.or_(User.failed_login_since.is_(None), User.failed_login_since < window_start)
     db.session.execute(
@@ -107,34 +237,101 @@ def _count_failure(user: User, now: datetime) -> None:
         .execution_options(synchronize_session=False)
     )
     db.session.refresh(user, ["failed_login_count", "failed_login_since"])
-    limit = current_app.config["LOGIN_MAX_FAILURES"]
+    limit = current_app.config["LOGIN_ACCOUNT_MAX_FAILURES"]
     if user.failed_login_count >= limit:
-        user.locked_until = now + _config_minutes("LOGIN_LOCK_MINUTES")
+        minutes = _account_lock_minutes(user, now)
+        user.locked_until = now + timedelta(minutes=minutes)
         user.failed_login_count = 0
         user.failed_login_since = None
-        minutes = current_app.config["LOGIN_LOCK_MINUTES"]
         record(
             user,
             "login_locked",
             user,
-            summary=f"{user.username} 连续 {limit} 次登录失败，锁定 {minutes} 分钟",
+            summary=f"{user.username} 在 {current_app.config['LOGIN_FAILURE_WINDOW_MINUTES']} 分钟内"
+            f"自陌生地址登录失败 {limit} 次，锁定 {minutes} 分钟（已登录过的地址不受影响）",
         )
     db.session.flush()
 
 
+def _account_lock_minutes(user: User, now: datetime) -> int:
+    """`LOGIN_ACCOUNT_LOCK_MINUTES`, doubled for each earlier account lock within a day (as
+    many `LOGIN_ACCOUNT_MAX_FAILURES` as the day's failures hold), at most
+    `LOGIN_LOCK_MINUTES`."""
+    config = current_app.config
+    failures = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(LoginAttempt)
+        .where(
+            LoginAttempt.user_id == user.id,
+            ~LoginAttempt.succeeded,
+            LoginAttempt.at > now - FAILED_ATTEMPTS_KEPT,
+        )
+    )
+    earlier_locks = max(failures // config["LOGIN_ACCOUNT_MAX_FAILURES"] - 1, 0)
+    minutes = config["LOGIN_ACCOUNT_LOCK_MINUTES"] * 2 ** min(earlier_locks, 16)
+    return min(minutes, config["LOGIN_LOCK_MINUTES"])
+
+
 def unlock(user: User) -> dict[str, list]:
-    """Clear the failure count and any lock; the diff for the audit log."""
+    """Clear the account's lock and every failure counted against it (from any address); the
+    diff for the audit log."""
     changes = {}
     if user.locked_until is not None:
         changes["locked_until"] = [user.locked_until.isoformat(), None]
+    failures = db.session.execute(
+        sa.delete(LoginAttempt)
+        .where(LoginAttempt.user_id == user.id, ~LoginAttempt.succeeded)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if failures:
+        changes["login_failures"] = [failures, 0]
     user.locked_until = None
     user.failed_login_count = 0
     user.failed_login_since = None
     return changes
 
 
-def check_password_rules(password: str, username: str = "") -> str | None:
-    """A message in Chinese if the password is too weak, else None."""
+def unlock_user(actor: User | None, user: User) -> dict[str, list]:
+    """解除锁定 (`crm unlock-user`): the account may sign in again from everywhere, now."""
+    changes = unlock(user)
+    record(actor, "user_unlocked", user, summary=user.username, changes=changes)
+    db.session.flush()
+    return changes
+
+
+def _contains_username(password: str, username: str) -> bool:
+    """The user name, whatever the case, alone or with digits and symbols around it, or inside
+    a longer password when it is 4 characters or more."""
+    lower, name = password.lower(), username.lower()
+    if not name:
+        return False
+    if len(name) >= 4 and name in lower:
+        return True
+    return lower.strip(string.digits + string.punctuation + string.whitespace) == name
+
+
+def _recent_hashes(user: User) -> list[str]:
+    """The hashes of the user's current and last passwords, newest first."""
+    history = db.session.scalars(
+        sa.select(PasswordHistory.password_hash)
+        .where(PasswordHistory.user_id == user.id)
+        .order_by(PasswordHistory.created_at.desc(), PasswordHistory.id.desc())
+        .limit(PASSWORD_HISTORY)
+    )
+    return list(dict.fromkeys([user.password_hash, *history]))[:PASSWORD_HISTORY]
+
+
+def check_password_rules(
+    password: str,
+    username: str = "",
+    names: tuple[str, ...] = (),
+    user: User | None = None,
+) -> str | None:
+    """A message in Chinese if the password may not be used, else None. `names` are the user's
+    other names (display name, phone); `user`, an existing account, adds the history rule."""
+    if user is not None:
+        username = username or user.username
+        names = (*names, user.display_name, user.phone)
     if len(password) < PASSWORD_MIN_LENGTH:
         return f"密码至少 {PASSWORD_MIN_LENGTH} 位"
     if len(password) > PASSWORD_MAX_LENGTH:
@@ -147,18 +344,49 @@ def check_password_rules(password: str, username: str = "") -> str | None:
             any(not c.isalnum() for c in password),
         ]
     )
-    if classes < 3:
+    if classes < 3:  # 等保 2.0: 身份鉴别信息具有复杂度要求
         return "密码须包含大写字母、小写字母、数字、符号中的至少三类"
     if username and password.lower() == username.lower():
         return "密码不能与用户名相同"
+    if username and _contains_username(password, username):
+        return "密码不能包含用户名"
     if is_common(password):
         return "该密码过于常见，容易被猜中，请换一个"
+    if strength(password, [username, *names]) < PASSWORD_MIN_SCORE:
+        return "该密码容易被猜中（常见词、拼音、键盘顺序、年份或姓名加数字等），请换一个更长、更少见的密码"
+    if user is not None:
+        hashes = _recent_hashes(user)
+        if hashes and check_password_hash(hashes[0], password):
+            return "新密码不能与当前密码相同"
+        if any(check_password_hash(h, password) for h in hashes[1:]):
+            return f"不能使用最近 {PASSWORD_HISTORY} 次用过的密码"
     return None
 
 
 def _set_password(user: User, password: str) -> None:
+    """Set the password and keep its hash in the user's history (the last `PASSWORD_HISTORY`)."""
     user.password_hash = hash_password(password)
     user.password_changed_at = core.utcnow()
+    if user.id is None:
+        db.session.flush()
+    db.session.add(
+        PasswordHistory(
+            user_id=user.id, password_hash=user.password_hash, created_at=user.password_changed_at
+        )
+    )
+    db.session.flush()
+    kept_ids = (
+        sa.select(PasswordHistory.id)
+        .where(PasswordHistory.user_id == user.id)
+        .order_by(PasswordHistory.created_at.desc(), PasswordHistory.id.desc())
+        .limit(PASSWORD_HISTORY)
+        .scalar_subquery()
+    )
+    db.session.execute(
+        sa.delete(PasswordHistory)
+        .where(PasswordHistory.user_id == user.id, PasswordHistory.id.not_in(kept_ids))
+        .execution_options(synchronize_session=False)
+    )
 
 
 def password_expired(user: User, now: datetime | None = None) -> bool:
@@ -186,10 +414,8 @@ def change_password(user: User, *, current_password: str, new_password: str) -> 
     errors = {}
     if not check_password_hash(user.password_hash, current_password):
         errors["current_password"] = "当前密码不正确"
-    elif message := check_password_rules(new_password, user.username):
+    elif message := check_password_rules(new_password, user=user):
         errors["password"] = message
-    elif check_password_hash(user.password_hash, new_password):
-        errors["password"] = "新密码不能与当前密码相同"
     if errors:
         raise ServiceError(errors=errors)
     _set_password(user, new_password)
@@ -272,11 +498,14 @@ def create_user(
     cluster: Cluster | None = None,
     phone: str = "",
     must_change_password: bool = False,
+    enforce_password_policy: bool = True,
 ) -> User:
     """Create an account. Errors are keyed by the form's field names (carrier_id, cluster_id).
 
     An admin creating an account on the admin page passes `must_change_password=True`: the
     user chooses an own password at the first sign-in. The command line and the demo do not.
+    Only the demo and the benchmark data pass `enforce_password_policy=False`: their published
+    passwords are refused anywhere else.
     """
     username = username.strip()
     display_name = display_name.strip()
@@ -285,15 +514,16 @@ def create_user(
     errors.update(_check_profile(display_name, phone))
     if message := _check_username(username):
         errors["username"] = message
-    if message := check_password_rules(password, username):
+    if enforce_password_policy and (
+        message := check_password_rules(password, username, (display_name, phone))
+    ):
         errors["password"] = message
     if errors:
         raise ServiceError(errors=errors)
     user = User(
         username=username,
         display_name=display_name or username,
-        password_hash=hash_password(password),
-        password_changed_at=core.utcnow(),
+        password_hash="",
         must_change_password=must_change_password,
         role=role,
         carrier=carrier if role is Role.OFFICER else None,
@@ -301,7 +531,7 @@ def create_user(
         phone=phone,
     )
     db.session.add(user)
-    db.session.flush()
+    _set_password(user, password)
     record(actor, "user_created", user, summary=f"{username}（{role.label}）")
     return user
 
@@ -330,7 +560,7 @@ def update_user(
     phone = phone.strip()
     errors = _check_scope(role, carrier, cluster, user)
     errors.update(_check_profile(display_name, phone))
-    if password and (message := check_password_rules(password, user.username)):
+    if password and (message := check_password_rules(password, names=(display_name,), user=user)):
         errors["password"] = message
     if user.id == actor.id:
         if not is_active:
@@ -365,3 +595,19 @@ def update_user(
         record(actor, action, user, summary=user.username, changes=changes)
         db.session.flush()
     return user
+
+
+def set_password(
+    actor: User | None, user: User, password: str, *, must_change: bool = True
+) -> None:
+    """An administrator sets the password (`crm set-password`): every rule applies; the user
+    must change it at the next sign-in unless `must_change` is False; the user's sessions end
+    and any lockout is lifted."""
+    if message := check_password_rules(password, user=user):
+        raise ServiceError(errors={"password": message})
+    _set_password(user, password)
+    user.must_change_password = must_change
+    end_sessions(user)
+    changes = {"password": ["***", "***"], "must_change_password": must_change} | unlock(user)
+    record(actor, "password_set", user, summary=user.username, changes=changes)
+    db.session.flush()

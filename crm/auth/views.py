@@ -34,7 +34,7 @@ from crm.auth import services
 from crm.auth.forms import ChangePasswordForm, LoginForm, LogoutForm
 from crm.auth.models import User
 from crm.core import parse_int
-from crm.extensions import db, login_manager
+from crm.extensions import db, limiter, login_manager
 from crm.forms import save_form
 from crm.statements import kept
 
@@ -131,20 +131,34 @@ def enforce_session_rules():
 
 
 def safe_next(target: str | None) -> str | None:
-    """Only a path on this site: no scheme, no host, no `//` or backslash tricks."""
+    """Only a path on this site: no scheme, no host, no `//` or backslash tricks, and no
+    control character (a CR or LF would split the Location header)."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    if any(ord(c) < 32 or ord(c) == 127 for c in target):
         return None
     parts = urlsplit(target)
     return target if not parts.scheme and not parts.netloc else None
 
 
+def _login_rate() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_rate, methods=["POST"])
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("main.home"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = services.authenticate(form.username.data, form.password.data)
+        address = request.remote_addr or ""
+        try:
+            user = services.authenticate(form.username.data, form.password.data, address)
+        except services.TooManyAttempts as refused:
+            db.session.commit()  # the audit entry
+            form.password.errors.append(refused.message)
+            return render_template("auth/login.html", form=form), 429
         db.session.commit()
         if user is not None:
             start_session(user, remember=form.remember.data)
