@@ -206,13 +206,23 @@ class RejectForm(Form):
 
 
 class HandoverForm(Form):
-    """流转: hand the project over to another 载体."""
+    """流转: hand the project over to another 载体.
+
+    The choices are the 载体 other than the project's and their officers; they are not checked
+    against the submitted values here but by the service, so a page from before a hand-over
+    made meanwhile (the project now in the chosen 载体) is answered "already decided" (409)."""
 
     to_carrier_id = SelectField(
-        "接收载体", coerce=int, validators=[DataRequired("请选择接收的载体")]
+        "接收载体",
+        coerce=int,
+        validate_choice=False,
+        validators=[DataRequired("请选择接收的载体")],
     )
     officer_id = SelectField(
-        "新的责任人", coerce=int, validators=[DataRequired("请选择接收载体的招商专员")]
+        "新的责任人",
+        coerce=int,
+        validate_choice=False,
+        validators=[DataRequired("请选择接收载体的招商专员")],
     )
     reason = TextAreaField(
         "流转原因", filters=[strip], validators=[DataRequired("请说明流转原因"), Length(max=1000)]

@@ -22,6 +22,7 @@ from crm.auth.models import Role, User
 from crm.catalog.models import Carrier, Chain, Channel, Cluster, TerminationReason
 from crm.companies.models import Contact
 from crm.core import ConflictError, local_today, parse_int
+from crm.decisions import AlreadyDecided
 from crm.extensions import db
 from crm.forms import NONE_CHOICE, save_form, select_choices
 from crm.projects import conflicts as conflict_service
@@ -427,11 +428,14 @@ def _run_action(
 ):
     """Save an action of the project page, or show the page again with the form open and
     its errors (`render` names the form to the template when it is not `form_name`)."""
-    saved, _ = save_form(form, service)
+    saved, outcome = save_form(form, service, not_at_fields=AlreadyDecided)
     if saved:
         flash(success, "success")
         return redirect(url_for("projects.detail", project_id=project.id))
     db.session.refresh(project)  # after a rollback, the page shows what is stored
+    if isinstance(outcome, AlreadyDecided):  # decided by someone else first: show what they did
+        flash(outcome.message, "error")
+        return render_detail(project, 409)
     return render_detail(project, 400, **(render or {"open_form": form_name, form_name: form}))
 
 
@@ -629,19 +633,21 @@ def _readable_ids(conflicts: list[ProjectConflict]) -> set[int]:
 @conflicts_bp.route("/<int:conflict_id>/resolve", methods=["POST"])
 @login_required
 def resolve(conflict_id: int):
-    conflict = db.session.scalar(
-        conflict_service.conflicts_query(current_user).where(ProjectConflict.id == conflict_id)
-    )
+    conflict = conflict_service.readable_conflict(current_user, conflict_id)
     if conflict is None:
         abort(404)
     if not conflict_service.can_resolve(current_user, conflict):
         abort(403)
     form = ResolveConflictForm(prefix=f"c{conflict.id}")
-    saved, _ = save_form(
+    saved, outcome = save_form(
         form,
         lambda: conflict_service.resolve_conflict(current_user, conflict, form.note.data or ""),
+        not_at_fields=AlreadyDecided,
     )
     if saved:
         flash("已标记为已处理", "success")
         return redirect(url_for("conflicts.conflicts"))
+    if isinstance(outcome, AlreadyDecided):  # settled by someone else first
+        flash(outcome.message, "error")
+        return _render_conflicts(409)
     return _render_conflicts(400, (conflict.id, form))
