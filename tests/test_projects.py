@@ -773,6 +773,35 @@ def test_an_edit_with_a_missing_or_forged_version_is_a_conflict(world, login, db
     assert project.name == "甲区光伏组件项目"
 
 
+def test_an_edit_without_the_version_field_does_not_overwrite_a_newer_version(
+    world, login, db_session
+):
+    """Every field but `version`: WTForms would take the stored version from the project
+    itself, and the edit would save over what another user saved meanwhile."""
+    client = login(world.officer_a)
+    project = world.project_a
+    url = f"/projects/{project.id}/edit"
+    theirs = edit_form(world, project, total_investment="66666")
+    assert client.post(url, data=theirs).status_code == 302  # someone saves version 2
+    db_session.expire_all()
+    assert project.version == 2
+
+    mine = edit_form(world, project, name="覆盖他人的修改", total_investment="11111")
+    del mine["version"]
+    response = client.post(url, data=mine)
+
+    assert response.status_code == 409
+    assert "未能确认您编辑的是哪个版本" in text(response)
+    db_session.expire_all()
+    assert (project.name, project.total_investment, project.version) == (
+        "甲区光伏组件项目",
+        Decimal("66666"),
+        2,
+    )
+    # The page now carries the stored version: saving again, knowingly, works.
+    assert version_in(text(response)) == 2
+
+
 # Stage moves through the page -----------------------------------------------------------------
 
 

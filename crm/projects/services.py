@@ -143,9 +143,12 @@ def create_project(
 
 
 def update_project(
-    user: User, project: Project, values: dict[str, Any], loaded_version: int
+    user: User, project: Project, values: dict[str, Any], loaded_version: int | None
 ) -> Project:
-    """Save an edit made on the version the user loaded; refuse to overwrite a newer one."""
+    """Save an edit made on the version the user loaded; refuse to overwrite a newer one, and
+    an edit that does not say which version it was made on (`loaded_version` None)."""
+    if loaded_version is None:
+        raise ConflictError("未能确认您编辑的是哪个版本，本次修改未保存：请核对最新内容后再保存")
     if loaded_version != project.version:
         raise ConflictError("该项目已被他人修改，请核对最新内容后再保存")
     values = _check_project_values(user, values)

@@ -210,10 +210,7 @@ def edit(project_id: int):
         form.version.data = project.version
 
     def save():
-        try:
-            loaded = int(form.version.data or 0)
-        except ValueError:
-            loaded = 0  # missing or forged: refused as a stale edit
+        loaded = parse_int(str(form.version.data or ""))  # missing or forged: None, refused
         return update_project(current_user, project, _project_values(form), loaded)
 
     saved, outcome = save_form(form, save, not_at_fields=ConflictError)
