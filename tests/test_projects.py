@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from crm.audit.models import AuditEntry
-from crm.auth.models import Role
+from crm.auth.models import Role, User
 from crm.companies.models import Company
 from crm.core import ServiceError, utcnow
 from crm.projects import lifecycle
@@ -25,7 +25,7 @@ from crm.projects.models import (
     StageChange,
     StatusChange,
 )
-from crm.projects.services import add_followup
+from crm.projects.services import add_followup, update_project
 from crm.projects.stages import Stage, Status
 from tests import factories
 from tests.conftest import PASSWORD
@@ -523,11 +523,78 @@ def test_an_admin_may_place_a_project_in_any_carrier(world, login, db_session):
     project = world.project_a
     response = client.post(
         f"/projects/{project.id}/edit",
-        data=edit_form(world, project, carrier_id=world.carrier_b.id),
+        data=edit_form(
+            world, project, carrier_id=world.carrier_b.id, officer_id=world.officer_b.id
+        ),
     )
     assert response.status_code == 302
     db_session.expire_all()
-    assert project.carrier_id == world.carrier_b.id
+    assert (project.carrier_id, project.officer_id) == (world.carrier_b.id, world.officer_b.id)
+    assert login(world.officer_b).get(f"/projects/{project.id}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        # An officer of 乙县 on a 甲区 project: it could not even open it.
+        ({"officer": "officer_b"}, "责任人须是甲区的招商专员"),
+        # The project to 乙县, its officer left in 甲区.
+        ({"carrier": "carrier_b"}, "责任人须是乙县的招商专员"),
+        # Not offered by the form at all: refused there.
+        ({"officer": "taskforce_x"}, "请从列表中选择"),
+        ({"officer": "retired"}, "请从列表中选择"),
+    ],
+)
+def test_the_officer_in_charge_must_be_an_officer_of_the_projects_carrier(
+    world, login, db_session, change, message
+):
+    factories.user(Role.OFFICER, carrier_=world.carrier_a, username="retired", is_active=False)
+    db_session.commit()
+    people = {"retired": db_session.scalar(sa.select(User).where(User.username == "retired"))}
+    officer = people.get(change.get("officer")) or getattr(
+        world, change.get("officer", "officer_a")
+    )
+    carrier = getattr(world, change.get("carrier", "carrier_a"))
+    client = login(world.admin)
+    project = world.project_a
+
+    response = client.post(
+        f"/projects/{project.id}/edit",
+        data=edit_form(world, project, name="改名", carrier_id=carrier.id, officer_id=officer.id),
+    )
+
+    assert response.status_code == 400
+    assert re.search(rf'id="officer_id-error"[^>]*>\s*{message}', text(response)), message
+    db_session.expire_all()
+    assert (project.name, project.carrier_id, project.officer_id) == (
+        "甲区光伏组件项目",
+        world.carrier_a.id,
+        world.officer_a.id,
+    )
+    # Registering is held to the same rule.
+    before = count(db_session, Project)
+    response = client.post(
+        f"/projects/new?company={project.company_id}",
+        data=project_form(
+            world, carrier_id=carrier.id, officer_id=officer.id, confirm_conflict="y"
+        ),
+    )
+    assert response.status_code == 400
+    assert message in text(response)
+    assert count(db_session, Project) == before
+
+
+@pytest.mark.parametrize("who", ["taskforce", "retired", "nobody"])
+def test_the_service_refuses_a_non_officer_in_charge(world, db_session, who):
+    people = {
+        "taskforce": world.taskforce_x,
+        "retired": factories.user(Role.OFFICER, carrier_=world.carrier_a, is_active=False),
+    }
+    officer_id = people[who].id if who in people else 999999
+    values = {"name": "改名", "carrier_id": world.carrier_a.id, "officer_id": officer_id}
+    with pytest.raises(ServiceError) as raised:
+        update_project(world.admin, world.project_a, values, world.project_a.version)
+    assert raised.value.errors == {"officer_id": "请选择在岗的招商专员作为责任人"}
 
 
 def test_a_project_cannot_be_registered_in_a_later_stage(world, login, db_session):

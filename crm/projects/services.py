@@ -75,12 +75,30 @@ def planned_date_errors(values: dict[str, Any]) -> dict[str, str]:
     return errors
 
 
-def _check_project_values(user: User, values: dict[str, Any]) -> dict[str, Any]:
+def _officer_errors(values: dict[str, Any], project: Project | None) -> dict[str, str]:
+    """The 责任人 is an active officer of the project's 载体: an officer of another 载体 could
+    not even open the project. One kept as it was (same officer, same 载体) is left alone."""
+    officer_id, carrier_id = values.get("officer_id"), values.get("carrier_id")
+    if project is not None and (officer_id, carrier_id) == (project.officer_id, project.carrier_id):
+        return {}
+    officer = db.session.get(User, officer_id) if officer_id else None
+    if officer is None or officer.role is not Role.OFFICER or not officer.is_active:
+        return {"officer_id": "请选择在岗的招商专员作为责任人"}
+    if officer.carrier_id != carrier_id:
+        carrier = db.session.get(Carrier, carrier_id) if carrier_id else None
+        return {"officer_id": f"责任人须是{carrier.name if carrier else '项目所在载体'}的招商专员"}
+    return {}
+
+
+def _check_project_values(
+    user: User, values: dict[str, Any], project: Project | None = None
+) -> dict[str, Any]:
     values = {k: values[k] for k in PROJECT_FIELDS if k in values}
     values["name"] = values["name"].strip()
     if user.role is Role.OFFICER:
-        values["carrier_id"] = user.carrier_id  # an officer works in its own 载体
-    errors = planned_date_errors(values)
+        # An officer works in its own 载体 (an edit keeps the project's, which is the same).
+        values["carrier_id"] = project.carrier_id if project else user.carrier_id
+    errors = planned_date_errors(values) | _officer_errors(values, project)
     if values.get("chain_id"):
         chain = db.session.get(Chain, values["chain_id"])
         if chain is None or chain.cluster_id != values.get("cluster_id"):
@@ -151,9 +169,7 @@ def update_project(
         raise ConflictError("未能确认您编辑的是哪个版本，本次修改未保存：请核对最新内容后再保存")
     if loaded_version != project.version:
         raise ConflictError("该项目已被他人修改，请核对最新内容后再保存")
-    values = _check_project_values(user, values)
-    if user.role is Role.OFFICER:
-        values["carrier_id"] = project.carrier_id
+    values = _check_project_values(user, values, project)
     changes = apply_changes(project, values)
     if changes:
         project.version += 1
