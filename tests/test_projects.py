@@ -197,6 +197,9 @@ def test_project_access_by_role(world, client, login, db_session, role, action):
     )
     db_session.add(need)
     db_session.commit()
+    if action == "funds":  # funds are recorded from 签约 on
+        project.stage, project.signed_on = Stage.SIGNED, today() - timedelta(days=30)
+        db_session.commit()
     if role != "anonymous":
         login(getattr(world, role))
     method, url, data = action_request(world, project, need, action)
@@ -1190,15 +1193,25 @@ def test_bad_element_input_is_refused(world, login, db_session):
     assert count(db_session, ElementNeed) == 0
 
 
+def _signed(project, amount=None) -> None:
+    """The project as stored once signed (the move itself is the lifecycle's business)."""
+    project.stage = Stage.SIGNED
+    project.signed_on = today() - timedelta(days=30)
+    project.signed_amount = amount
+
+
 def test_funds_are_summed_with_the_rate_in_place(world, login, db_session):
     project = world.project_a
+    _signed(project)
+    db_session.commit()
     client = login(world.officer_a)
     url = f"/projects/{project.id}/funds"
     day = (today() - timedelta(days=10)).isoformat()
     assert client.post(url, data={"received_on": day, "amount": "200"}).status_code == 302
     html = text(client.get(f"/projects/{project.id}"))
     assert "累计 <strong>200 万元</strong>" in html
-    assert "资金到位率" not in html  # nothing signed yet
+    assert "资金到位率" not in html  # no signed amount
+    assert "签约尚未经产业专班核实：以上资金暂不计入统计" in html
 
     project.signed_amount = Decimal("1000")
     db_session.commit()
@@ -1227,11 +1240,46 @@ def test_funds_are_summed_with_the_rate_in_place(world, login, db_session):
     ],
 )
 def test_bad_funds_are_refused(world, login, db_session, data, message):
+    _signed(world.project_a)
+    db_session.commit()
     client = login(world.officer_a)
     data = {"received_on": today().isoformat()} | data
     response = client.post(f"/projects/{world.project_a.id}/funds", data=data)
     assert response.status_code == 400
     assert message in text(response)
+    assert count(db_session, FundsRecord) == 0
+
+
+@pytest.mark.parametrize("stage", [Stage.PLANNED, Stage.ATTRACTING])
+def test_funds_are_refused_before_the_signing(world, login, db_session, stage):
+    """谋划 or 招引: no funds yet (100 万元 were recorded, and counted, in 谋划)."""
+    project = world.project_a
+    project.stage = stage
+    db_session.commit()
+    client = login(world.officer_a)
+    assert "实际到位资金在项目签约后记录" in text(client.get(f"/projects/{project.id}"))
+    assert "记录到位资金</summary>" not in text(client.get(f"/projects/{project.id}"))
+
+    response = client.post(
+        f"/projects/{project.id}/funds",
+        data={"received_on": today().isoformat(), "amount": "100"},
+    )
+
+    assert response.status_code == 400
+    assert f"项目处于“{stage.label}”阶段：实际到位资金须在签约后记录" in text(response)
+    assert count(db_session, FundsRecord) == 0
+
+
+def test_funds_cannot_be_dated_before_the_signing(world, login, db_session):
+    project = world.project_a
+    _signed(project)
+    db_session.commit()
+    day = (project.signed_on - timedelta(days=1)).isoformat()
+    response = login(world.officer_a).post(
+        f"/projects/{project.id}/funds", data={"received_on": day, "amount": "100"}
+    )
+    assert response.status_code == 400
+    assert f"到位日期不能早于签约日期（{project.signed_on.isoformat()}）" in text(response)
     assert count(db_session, FundsRecord) == 0
 
 

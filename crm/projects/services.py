@@ -251,8 +251,18 @@ def update_element_need(user: User, need: ElementNeed, values: dict[str, Any]) -
 
 
 def add_funds(user: User, project: Project, values: dict[str, Any]) -> FundsRecord:
-    if values["received_on"] > local_today():
+    """Record funds actually invested (实际到位资金). Funds belong to signed projects: none
+    before 签约, nor dated before the signing; they count in the statistics once the task force
+    has verified the 签约 (`funded_clause`)."""
+    if project.stage.order < Stage.SIGNED.order:
+        raise ServiceError(f"项目处于“{project.stage.label}”阶段：实际到位资金须在签约后记录")
+    received_on = values["received_on"]
+    if received_on > local_today():
         raise ServiceError(errors={"received_on": "到位日期不能晚于今天"})
+    if project.signed_on and received_on < project.signed_on:
+        raise ServiceError(
+            errors={"received_on": f"到位日期不能早于签约日期（{project.signed_on.isoformat()}）"}
+        )
     funds = FundsRecord(
         project_id=project.id,
         received_on=values["received_on"],
@@ -505,7 +515,9 @@ class ProjectFilter:
             labels.append("计划节点逾期")
         if self.funded:
             when = _period(self.funded_from, self.funded_to)
-            labels.append("有实际到位资金" + (f"（{when}）" if when else ""))
+            labels.append(
+                "有计入统计的实际到位资金（签约已核实）" + (f"（{when}）" if when else "")
+            )
         if self.conflict:
             labels.append("存在未处理的跨载体冲突")
         labels += [_list_filters[key].label for key in self.extra]
@@ -572,8 +584,15 @@ def overdue_clause(milestone: Stage, today: date) -> sa.ColumnElement[bool]:
 
 
 def funded_clause(start: date | None = None, end: date | None = None) -> sa.ColumnElement[bool]:
-    return Project.id.in_(
-        sa.select(FundsRecord.project_id).where(*_date_between(FundsRecord.received_on, start, end))
+    """Projects whose funds (实际到位资金) received within the dates count: those whose 签约
+    the task force verified (甄别). The dashboard sums the funds of exactly these projects."""
+    return sa.and_(
+        Project.id.in_(
+            sa.select(FundsRecord.project_id).where(
+                *_date_between(FundsRecord.received_on, start, end)
+            )
+        ),
+        moved_clause(Stage.SIGNED, Verification.VERIFIED),
     )
 
 

@@ -291,6 +291,14 @@ def render_detail(project: Project, status: int = 200, open_form: str = "", **fo
         if e.kind == "stage" and e.item.verification is Verification.PENDING
     ]
     verify_forms = forms.get("verify_forms", {})
+    # Funds are recorded from 签约 on, and counted in the statistics once it is verified.
+    funds_open = project.stage.order >= Stage.SIGNED.order
+    funds_counted = any(
+        e.kind == "stage"
+        and e.item.to_stage is Stage.SIGNED
+        and e.item.verification is Verification.VERIFIED
+        for e in timeline
+    )
     return render_template(
         "projects/detail.html",
         project=project,
@@ -323,6 +331,8 @@ def render_detail(project: Project, status: int = 200, open_form: str = "", **fo
         funds=funds,
         funds_total=funds_total,
         funds_ratio=funds_ratio(funds_total, project),
+        funds_open=funds_open,
+        funds_counted=funds_counted,
         stale=is_stale(project, local_today(), current_app.config["STALE_AFTER_DAYS"]),
         next_stage=next_stage,
         next_required=STAGE_REQUIRED_FIELDS.get(next_stage, {}) if next_stage else {},
