@@ -252,7 +252,11 @@ def test_a_project_that_does_not_exist_answers_404(world, login):
         ),
     ],
 )
-def test_the_detail_page_offers_only_allowed_actions(world, login, role, offered, not_offered):
+def test_the_detail_page_offers_only_allowed_actions(
+    world, login, db_session, role, offered, not_offered
+):
+    _signed(world.project_a)  # funds are recorded from 签约 on
+    db_session.commit()
     html = text(login(getattr(world, role)).get(f"/projects/{world.project_a.id}"))
     for label in offered:
         assert label in html
