@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
@@ -17,12 +19,13 @@ from flask.testing import FlaskClient
 
 from crm.audit.models import AuditEntry
 from crm.auth.models import Role
+from crm.decisions import AlreadyDecided
 from crm.evaluation.models import Decision, Evaluation, EvaluationState
 from crm.extensions import db
 from crm.projects import lifecycle
 from crm.projects import services as project_services
 from crm.projects.models import Project, StageChange
-from crm.projects.stages import Stage
+from crm.projects.stages import Stage, Verification
 from tests import factories
 from tests.conftest import PASSWORD
 from tests.evaluation_factories import submitted_evaluation
@@ -38,20 +41,31 @@ def count(model, *where) -> int:
 def race(app, username: str, method: str, url: str, data: dict) -> Counter:
     """THREADS browsers signed in as `username` send the same request at the same moment;
     the answers' status codes, counted."""
-    ready = threading.Barrier(THREADS, timeout=60)
+    return race_each(app, username, method, [(url, data)] * THREADS)
+
+
+def race_each(
+    app, username: str, method: str, requests: list[tuple[str, dict]], bodies: list | None = None
+) -> Counter:
+    """One browser per request, each signed in as `username`, all sending at the same moment;
+    the answers' status codes, counted (and their pages appended to `bodies`)."""
+    ready = threading.Barrier(len(requests), timeout=60)
     statuses: list[int | str] = []
 
-    def browser() -> None:
+    def browser(url: str, data: dict) -> None:
         client = FlaskClient(app, app.response_class, use_cookies=True)
         try:
             response = client.post("/login", data={"username": username, "password": PASSWORD})
             assert response.status_code == 302, response.status_code
             ready.wait()
-            statuses.append(client.open(url, method=method, data=data).status_code)
+            response = client.open(url, method=method, data=data)
+            statuses.append(response.status_code)
+            if bodies is not None:
+                bodies.append((response.status_code, response.get_data(as_text=True)))
         except BaseException as exc:  # reported in the test's thread
             statuses.append(repr(exc))
 
-    threads = [threading.Thread(target=browser) for _ in range(THREADS)]
+    threads = [threading.Thread(target=browser, args=request) for request in requests]
     for t in threads:
         t.start()
     for t in threads:
@@ -118,6 +132,197 @@ def test_twenty_simultaneous_decisions_make_one_decision(racing_app, tmp_path):
         ).all()
         assert len(decisions) == 1
         assert session.get(Evaluation, evaluation_id).state is EvaluationState.PASSED
+
+
+# Decision-like actions (甄别, settling a conflict, 流转): exactly one of N wins ------------------
+
+ALREADY_DECIDED = "该事项刚被他人处理"
+
+
+def _one_won(statuses: Counter, bodies: list) -> None:
+    """One 302; every other answer a 409 that says so in Chinese, never a 400, 404 or 500."""
+    assert statuses[302] == 1, statuses
+    assert set(statuses) <= {302, 409}, statuses
+    for status, body in bodies:
+        if status == 409:
+            assert ALREADY_DECIDED in body and "Traceback" not in body
+
+
+def _pending_start(world) -> StageChange:
+    """Project A signed (verified) and claimed started: its 开工 move waits for the task force."""
+    project = world.project_a
+    project.stage, project.signed_amount = Stage.STARTED, Decimal("30000")
+    project.signed_on = factories.today() - timedelta(days=30)
+    project.started_on = factories.today() - timedelta(days=2)
+    db.session.add(
+        StageChange(
+            project_id=project.id,
+            from_stage=Stage.ATTRACTING,
+            to_stage=Stage.SIGNED,
+            changed_by_id=world.officer_a.id,
+            verification=Verification.VERIFIED,
+        )
+    )
+    change = StageChange(
+        project_id=project.id,
+        from_stage=Stage.SIGNED,
+        to_stage=Stage.STARTED,
+        changed_by_id=world.officer_a.id,
+        verification=Verification.PENDING,
+    )
+    db.session.add(change)
+    db.session.flush()
+    return change
+
+
+@pytest.mark.parametrize("mix", ["verify", "reject", "both"])
+def test_twenty_simultaneous_verifications_and_rejections_make_one_decision(
+    racing_app, tmp_path, mix
+):
+    with committed_database(tmp_path) as engine, sessions_on(engine) as session:
+        world = factories.World.build()
+        change = _pending_start(world)
+        session.commit()
+        project_id, change_id = world.project_a.id, change.id
+        taskforce = world.taskforce_x.username
+        session.remove()
+        base = f"/projects/{project_id}/moves/{change_id}"
+        verify = (f"{base}/verify", {f"v{change_id}-note": "已到现场核实"})
+        reject = (
+            f"{base}/reject",
+            {f"r{change_id}-reason": "现场未见施工", f"r{change_id}-confirm": "y"},
+        )
+        requests = {
+            "verify": [verify] * THREADS,
+            "reject": [reject] * THREADS,
+            "both": [verify, reject] * (THREADS // 2),
+        }[mix]
+
+        bodies: list = []
+        statuses = race_each(racing_app, taskforce, "POST", requests, bodies)
+
+        _one_won(statuses, bodies)
+        change = session.get(StageChange, change_id)
+        project = session.get(Project, project_id)
+        backward = count(
+            StageChange,
+            StageChange.project_id == project_id,
+            StageChange.from_stage == Stage.STARTED,
+        )
+        decided = sa.select(sa.func.count()).where(
+            AuditEntry.action.in_(["stage_move_verified", "stage_move_rejected"])
+        )
+        assert session.scalar(decided) == 1
+        if change.verification is Verification.VERIFIED:
+            assert mix != "reject"
+            assert (project.stage, backward) == (Stage.STARTED, 0)
+            assert project.started_on is not None
+        else:
+            assert mix != "verify"
+            assert change.verification is Verification.REJECTED
+            assert (project.stage, backward) == (Stage.SIGNED, 1)
+            assert project.started_on is None
+
+
+def test_twenty_simultaneous_resolutions_keep_the_one_note_saved(racing_app, tmp_path):
+    from crm.projects.conflicts import record_conflicts
+    from crm.projects.models import ProjectConflict
+
+    with committed_database(tmp_path) as engine, sessions_on(engine) as session:
+        world = factories.World.build()
+        same_company = factories.project(
+            world.carrier_a,
+            world.cluster_x,
+            world.officer_a,
+            world.channel,
+            world.project_b.company,
+            name="甲区重复招引项目",
+        )
+        (conflict,) = record_conflicts(world.officer_a, same_company)
+        session.commit()
+        conflict_id, taskforce = conflict.id, world.taskforce_x.username
+        session.remove()
+        url = f"/conflicts/{conflict_id}/resolve"
+        requests = [(url, {f"c{conflict_id}-note": f"协调意见{i}"}) for i in range(THREADS)]
+
+        bodies: list = []
+        statuses = race_each(racing_app, taskforce, "POST", requests, bodies)
+
+        _one_won(statuses, bodies)
+        conflict = session.get(ProjectConflict, conflict_id)
+        entries = session.scalars(
+            sa.select(AuditEntry).where(AuditEntry.action == "conflict_resolved")
+        ).all()
+        assert len(entries) == 1
+        # The note kept is the one the winner wrote and the audit log names, not another's.
+        assert conflict.resolution_note.startswith("协调意见")
+        assert conflict.resolution_note in entries[0].summary
+
+
+def test_twenty_simultaneous_hand_overs_make_one(racing_app, tmp_path):
+    from crm.projects.models import Handover
+
+    with committed_database(tmp_path) as engine, sessions_on(engine) as session:
+        world = factories.World.build()
+        session.commit()
+        project_id, leader = world.project_a.id, world.leader.username
+        data = {
+            "to_carrier_id": world.carrier_b.id,
+            "officer_id": world.officer_b.id,
+            "reason": "项目选址调整至乙县工业园",
+            "confirm": "y",
+        }
+        carrier_b = world.carrier_b.id
+        session.remove()
+
+        bodies: list = []
+        requests = [(f"/projects/{project_id}/handover", data)] * THREADS
+        statuses = race_each(racing_app, leader, "POST", requests, bodies)
+
+        _one_won(statuses, bodies)
+        assert count(Handover, Handover.project_id == project_id) == 1
+        handed = sa.select(sa.func.count()).where(AuditEntry.action == "project_handed_over")
+        assert session.scalar(handed) == 1
+        project = session.get(Project, project_id)
+        assert (project.carrier_id, project.version) == (carrier_b, 2)
+
+
+def test_a_settlement_taken_meanwhile_refuses_a_second_one(world, db_session):
+    """Another request settled the conflict after this one loaded it: the conditional UPDATE
+    changes nothing and the note of the first settlement stays."""
+    from crm.projects import conflicts
+    from crm.projects.models import ProjectConflict
+
+    same_company = factories.project(
+        world.carrier_a, world.cluster_x, world.officer_a, world.channel, world.project_b.company
+    )
+    (conflict,) = conflicts.record_conflicts(world.officer_a, same_company)
+    db_session.execute(
+        sa.update(ProjectConflict.__table__)
+        .where(ProjectConflict.id == conflict.id)
+        .values(resolved_at=sa.func.current_timestamp(), resolution_note="先到的处理意见")
+    )
+
+    with pytest.raises(AlreadyDecided, match="该事项刚被他人处理"):
+        conflicts.resolve_conflict(world.leader, conflict, "后到的处理意见")
+    db_session.expire_all()
+    assert conflict.resolution_note == "先到的处理意见"
+
+
+def test_a_hand_over_of_a_project_changed_meanwhile_is_refused(world, db_session):
+    from crm.projects import conflicts
+    from crm.projects.models import Handover
+
+    project = world.project_a
+    db_session.execute(
+        sa.update(Project.__table__).where(Project.id == project.id).values(version=2)
+    )
+
+    with pytest.raises(AlreadyDecided, match="该事项刚被他人处理"):
+        conflicts.handover_project(
+            world.leader, project, world.carrier_b, world.officer_b, "选址调整"
+        )
+    assert count(Handover, Handover.project_id == project.id) == 0
 
 
 # A stale save, in one transaction ---------------------------------------------------------------

@@ -313,8 +313,11 @@ def test_resolving_a_conflict_needs_a_note(world, login, conflict, db_session):
     assert conflict.resolution_note == "经协调由乙县继续跟进"
     html = text(client.get("/conflicts/"))
     assert "没有待处理的跨载体冲突" in html and "经协调由乙县继续跟进" in html
-    # Settled once: a second resolution is refused.
-    assert client.post(url, data={f"c{conflict.id}-note": "再次"}).status_code == 404
+    # Settled once: a second resolution is refused as already decided, its note not kept.
+    response = client.post(url, data={f"c{conflict.id}-note": "再次"})
+    assert response.status_code == 409 and "该事项刚被他人处理" in text(response)
+    db_session.expire_all()
+    assert conflict.resolution_note == "经协调由乙县继续跟进"
 
 
 def test_officers_cannot_resolve(world, login, conflict, db_session):

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from crm.audit.models import AuditEntry
-from crm.auth.models import Role
+from crm.auth.models import Role, User
 from crm.companies.models import Company
 from crm.core import ServiceError, utcnow
 from crm.projects import lifecycle
@@ -25,7 +25,7 @@ from crm.projects.models import (
     StageChange,
     StatusChange,
 )
-from crm.projects.services import add_followup
+from crm.projects.services import add_followup, update_project
 from crm.projects.stages import Stage, Status
 from tests import factories
 from tests.conftest import PASSWORD
@@ -197,6 +197,9 @@ def test_project_access_by_role(world, client, login, db_session, role, action):
     )
     db_session.add(need)
     db_session.commit()
+    if action == "funds":  # funds are recorded from 签约 on
+        project.stage, project.signed_on = Stage.SIGNED, today() - timedelta(days=30)
+        db_session.commit()
     if role != "anonymous":
         login(getattr(world, role))
     method, url, data = action_request(world, project, need, action)
@@ -249,7 +252,11 @@ def test_a_project_that_does_not_exist_answers_404(world, login):
         ),
     ],
 )
-def test_the_detail_page_offers_only_allowed_actions(world, login, role, offered, not_offered):
+def test_the_detail_page_offers_only_allowed_actions(
+    world, login, db_session, role, offered, not_offered
+):
+    _signed(world.project_a)  # funds are recorded from 签约 on
+    db_session.commit()
     html = text(login(getattr(world, role)).get(f"/projects/{world.project_a.id}"))
     for label in offered:
         assert label in html
@@ -523,11 +530,78 @@ def test_an_admin_may_place_a_project_in_any_carrier(world, login, db_session):
     project = world.project_a
     response = client.post(
         f"/projects/{project.id}/edit",
-        data=edit_form(world, project, carrier_id=world.carrier_b.id),
+        data=edit_form(
+            world, project, carrier_id=world.carrier_b.id, officer_id=world.officer_b.id
+        ),
     )
     assert response.status_code == 302
     db_session.expire_all()
-    assert project.carrier_id == world.carrier_b.id
+    assert (project.carrier_id, project.officer_id) == (world.carrier_b.id, world.officer_b.id)
+    assert login(world.officer_b).get(f"/projects/{project.id}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        # An officer of 乙县 on a 甲区 project: it could not even open it.
+        ({"officer": "officer_b"}, "责任人须是甲区的招商专员"),
+        # The project to 乙县, its officer left in 甲区.
+        ({"carrier": "carrier_b"}, "责任人须是乙县的招商专员"),
+        # Not offered by the form at all: refused there.
+        ({"officer": "taskforce_x"}, "请从列表中选择"),
+        ({"officer": "retired"}, "请从列表中选择"),
+    ],
+)
+def test_the_officer_in_charge_must_be_an_officer_of_the_projects_carrier(
+    world, login, db_session, change, message
+):
+    factories.user(Role.OFFICER, carrier_=world.carrier_a, username="retired", is_active=False)
+    db_session.commit()
+    people = {"retired": db_session.scalar(sa.select(User).where(User.username == "retired"))}
+    officer = people.get(change.get("officer")) or getattr(
+        world, change.get("officer", "officer_a")
+    )
+    carrier = getattr(world, change.get("carrier", "carrier_a"))
+    client = login(world.admin)
+    project = world.project_a
+
+    response = client.post(
+        f"/projects/{project.id}/edit",
+        data=edit_form(world, project, name="改名", carrier_id=carrier.id, officer_id=officer.id),
+    )
+
+    assert response.status_code == 400
+    assert re.search(rf'id="officer_id-error"[^>]*>\s*{message}', text(response)), message
+    db_session.expire_all()
+    assert (project.name, project.carrier_id, project.officer_id) == (
+        "甲区光伏组件项目",
+        world.carrier_a.id,
+        world.officer_a.id,
+    )
+    # Registering is held to the same rule.
+    before = count(db_session, Project)
+    response = client.post(
+        f"/projects/new?company={project.company_id}",
+        data=project_form(
+            world, carrier_id=carrier.id, officer_id=officer.id, confirm_conflict="y"
+        ),
+    )
+    assert response.status_code == 400
+    assert message in text(response)
+    assert count(db_session, Project) == before
+
+
+@pytest.mark.parametrize("who", ["taskforce", "retired", "nobody"])
+def test_the_service_refuses_a_non_officer_in_charge(world, db_session, who):
+    people = {
+        "taskforce": world.taskforce_x,
+        "retired": factories.user(Role.OFFICER, carrier_=world.carrier_a, is_active=False),
+    }
+    officer_id = people[who].id if who in people else 999999
+    values = {"name": "改名", "carrier_id": world.carrier_a.id, "officer_id": officer_id}
+    with pytest.raises(ServiceError) as raised:
+        update_project(world.admin, world.project_a, values, world.project_a.version)
+    assert raised.value.errors == {"officer_id": "请选择在岗的招商专员作为责任人"}
 
 
 def test_a_project_cannot_be_registered_in_a_later_stage(world, login, db_session):
@@ -771,6 +845,35 @@ def test_an_edit_with_a_missing_or_forged_version_is_a_conflict(world, login, db
         assert response.status_code == 409
     db_session.expire_all()
     assert project.name == "甲区光伏组件项目"
+
+
+def test_an_edit_without_the_version_field_does_not_overwrite_a_newer_version(
+    world, login, db_session
+):
+    """Every field but `version`: WTForms would take the stored version from the project
+    itself, and the edit would save over what another user saved meanwhile."""
+    client = login(world.officer_a)
+    project = world.project_a
+    url = f"/projects/{project.id}/edit"
+    theirs = edit_form(world, project, total_investment="66666")
+    assert client.post(url, data=theirs).status_code == 302  # someone saves version 2
+    db_session.expire_all()
+    assert project.version == 2
+
+    mine = edit_form(world, project, name="覆盖他人的修改", total_investment="11111")
+    del mine["version"]
+    response = client.post(url, data=mine)
+
+    assert response.status_code == 409
+    assert "未能确认您编辑的是哪个版本" in text(response)
+    db_session.expire_all()
+    assert (project.name, project.total_investment, project.version) == (
+        "甲区光伏组件项目",
+        Decimal("66666"),
+        2,
+    )
+    # The page now carries the stored version: saving again, knowingly, works.
+    assert version_in(text(response)) == 2
 
 
 # Stage moves through the page -----------------------------------------------------------------
@@ -1094,15 +1197,25 @@ def test_bad_element_input_is_refused(world, login, db_session):
     assert count(db_session, ElementNeed) == 0
 
 
+def _signed(project, amount=None) -> None:
+    """The project as stored once signed (the move itself is the lifecycle's business)."""
+    project.stage = Stage.SIGNED
+    project.signed_on = today() - timedelta(days=30)
+    project.signed_amount = amount
+
+
 def test_funds_are_summed_with_the_rate_in_place(world, login, db_session):
     project = world.project_a
+    _signed(project)
+    db_session.commit()
     client = login(world.officer_a)
     url = f"/projects/{project.id}/funds"
     day = (today() - timedelta(days=10)).isoformat()
     assert client.post(url, data={"received_on": day, "amount": "200"}).status_code == 302
     html = text(client.get(f"/projects/{project.id}"))
     assert "累计 <strong>200 万元</strong>" in html
-    assert "资金到位率" not in html  # nothing signed yet
+    assert "资金到位率" not in html  # no signed amount
+    assert "签约尚未经产业专班核实：以上资金暂不计入统计" in html
 
     project.signed_amount = Decimal("1000")
     db_session.commit()
@@ -1131,11 +1244,46 @@ def test_funds_are_summed_with_the_rate_in_place(world, login, db_session):
     ],
 )
 def test_bad_funds_are_refused(world, login, db_session, data, message):
+    _signed(world.project_a)
+    db_session.commit()
     client = login(world.officer_a)
     data = {"received_on": today().isoformat()} | data
     response = client.post(f"/projects/{world.project_a.id}/funds", data=data)
     assert response.status_code == 400
     assert message in text(response)
+    assert count(db_session, FundsRecord) == 0
+
+
+@pytest.mark.parametrize("stage", [Stage.PLANNED, Stage.ATTRACTING])
+def test_funds_are_refused_before_the_signing(world, login, db_session, stage):
+    """谋划 or 招引: no funds yet (100 万元 were recorded, and counted, in 谋划)."""
+    project = world.project_a
+    project.stage = stage
+    db_session.commit()
+    client = login(world.officer_a)
+    assert "实际到位资金在项目签约后记录" in text(client.get(f"/projects/{project.id}"))
+    assert "记录到位资金</summary>" not in text(client.get(f"/projects/{project.id}"))
+
+    response = client.post(
+        f"/projects/{project.id}/funds",
+        data={"received_on": today().isoformat(), "amount": "100"},
+    )
+
+    assert response.status_code == 400
+    assert f"项目处于“{stage.label}”阶段：实际到位资金须在签约后记录" in text(response)
+    assert count(db_session, FundsRecord) == 0
+
+
+def test_funds_cannot_be_dated_before_the_signing(world, login, db_session):
+    project = world.project_a
+    _signed(project)
+    db_session.commit()
+    day = (project.signed_on - timedelta(days=1)).isoformat()
+    response = login(world.officer_a).post(
+        f"/projects/{project.id}/funds", data={"received_on": day, "amount": "100"}
+    )
+    assert response.status_code == 400
+    assert f"到位日期不能早于签约日期（{project.signed_on.isoformat()}）" in text(response)
     assert count(db_session, FundsRecord) == 0
 
 

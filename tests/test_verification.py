@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from crm.access import Action, can
 from crm.audit.models import AuditEntry
 from crm.core import ServiceError
+from crm.decisions import AlreadyDecided
 from crm.projects import lifecycle
 from crm.projects.lifecycle import move_stage, reject_move, verify_move
 from crm.projects.models import StageChange
@@ -248,3 +249,63 @@ def test_the_list_filters_the_projects_waiting_for_verification(world, login, db
     assert world.project_a.name in html
     assert world.project_b.name not in html
     assert 'name="verification" value="PENDING" checked' in html
+
+
+# One decision wins ------------------------------------------------------------------------------
+
+
+def _decided_behind_its_back(db_session, change, verification: Verification) -> None:
+    """Another request decided the move after this one loaded it (the object still says 待核实)."""
+    db_session.execute(
+        sa.update(StageChange.__table__)
+        .where(StageChange.id == change.id)
+        .values(verification=verification.name, verification_note="他人的决定")
+    )
+    assert change.verification is Verification.PENDING
+
+
+@pytest.mark.parametrize("first", [Verification.VERIFIED, Verification.REJECTED])
+@pytest.mark.parametrize("second", ["verify", "reject"])
+def test_a_move_decided_meanwhile_refuses_a_second_decision(world, db_session, first, second):
+    signed(world)
+    change = started(world)
+    _decided_behind_its_back(db_session, change, first)
+
+    with pytest.raises(AlreadyDecided, match="该事项刚被他人处理"):
+        if second == "verify":
+            verify_move(world.taskforce_x, change, "我的意见")
+        else:
+            reject_move(world.taskforce_x, change, "我的理由")
+
+    db_session.expire_all()
+    assert (change.verification, change.verification_note) == (first, "他人的决定")
+    assert world.project_a.stage is Stage.STARTED  # the losing rejection moved nothing back
+
+
+def test_a_second_decision_on_the_page_answers_409_and_keeps_the_first(world, login, db_session):
+    change = signed(world)
+    db_session.commit()
+    client = login(world.taskforce_x)
+    base = f"/projects/{world.project_a.id}/moves/{change.id}"
+    assert client.post(f"{base}/verify", data={f"v{change.id}-note": "已核对"}).status_code == 302
+
+    reject = {f"r{change.id}-reason": "迟来的驳回", f"r{change.id}-confirm": "y"}
+    for url, data in ((f"{base}/verify", {}), (f"{base}/reject", reject)):
+        response = client.post(url, data=data)
+        assert response.status_code == 409
+        assert "该事项刚被他人处理" in text(response) and "已核实" in text(response)
+    db_session.expire_all()
+    assert change.verification is Verification.VERIFIED
+    assert change.verification_note == "已核对"
+    assert world.project_a.stage is Stage.SIGNED
+
+
+def test_moving_back_keeps_a_decision_taken_meanwhile(world, db_session):
+    """An officer moves the project back while the task force verifies the move: the
+    verification stays as taken, not overwritten by the withdrawal."""
+    change = signed(world)
+    _decided_behind_its_back(db_session, change, Verification.VERIFIED)
+    move_stage(world.officer_a, world.project_a, Stage.ATTRACTING, reason="企业撤回协议")
+    db_session.expire_all()
+    assert change.verification is Verification.VERIFIED
+    assert change.verification_note == "他人的决定"

@@ -15,6 +15,8 @@ Definitions (also shown on the page):
   verified 开工 / 投产, over those projects.
 - 资金到位率: funds actually invested (实际到位资金) in verified 签约 projects over their signed
   amounts (签约金额).
+- 实际到位资金 (the year's, all, and in the performance table) counts only the funds of projects
+  whose 签约 is verified (`funded_clause`): funds are recorded from 签约 on, counted once verified.
 """
 
 from __future__ import annotations
@@ -68,12 +70,12 @@ DEFINITIONS = {
     "pipeline": "在库项目：状态为正常或暂缓（不含终止、流失）的项目，按当前阶段计。",
     "year_new": "本年新登记：本年登记的在库项目，按当前阶段计。",
     "verified": "本年签约、开工、投产：本年进入该阶段、并经产业专班核实（甄别）的项目；待核实的不计入，另行列出。金额：签约为签约金额，开工、投产为总投资。",
-    "funds": "实际到位资金：本年收到的实际到位资金合计，及其来自的项目数。",
+    "funds": "实际到位资金：签约经产业专班核实（甄别）的项目本年收到的实际到位资金合计，及其来自的项目数；签约待核实的项目的资金暂不计入。",
     "履约率": "履约率 = 已核实开工的签约项目数 ÷ 已核实签约项目数（全部年份）。",
     "开工率": "开工率 = 计划开工日期在本年的项目中，已核实开工的项目数 ÷ 计划本年开工的项目数。",
     "投产率": "投产率 = 计划投产日期在本年的项目中，已核实投产的项目数 ÷ 计划本年投产的项目数。",
     "资金到位率": "资金到位率 = 已核实签约项目的实际到位资金合计 ÷ 其签约金额合计（全部年份）。",
-    "performance": "绩效：按项目当前责任人和载体统计所选期间内的新增线索（登记的项目）、经核实的签约、开工、投产，签约金额和实际到位资金。",
+    "performance": "绩效：按项目当前责任人和载体统计所选期间内的新增线索（登记的项目）、经核实的签约、开工、投产，签约金额和实际到位资金（签约已核实的项目）。",
 }
 
 

@@ -24,6 +24,7 @@ from crm.catalog.models import Carrier
 from crm.companies.models import Company
 from crm.companies.names import same_company_name, split_name
 from crm.core import ServiceError, utcnow
+from crm.decisions import AlreadyDecided, change_once, decide_once
 from crm.extensions import db
 from crm.projects.models import ConflictBasis, Handover, Project, ProjectConflict
 from crm.projects.stages import Status
@@ -191,18 +192,34 @@ def can_resolve(user: User, conflict: ProjectConflict) -> bool:
     )
 
 
+def readable_conflict(user: User, conflict_id: int) -> ProjectConflict | None:
+    """A conflict, open or settled, touching a project `user` may read."""
+    return db.session.scalar(
+        sa.select(ProjectConflict).where(ProjectConflict.id == conflict_id, _touches_readable(user))
+    )
+
+
+def _settle(user: User, conflict: ProjectConflict, note: str) -> bool:
+    """Mark `conflict` settled with `note`, unless it was settled meanwhile (`change_once`)."""
+    return change_once(
+        conflict,
+        {"resolved_at": None},
+        {"resolved_at": utcnow(), "resolved_by_id": user.id, "resolution_note": note},
+    )
+
+
 def resolve_conflict(user: User, conflict: ProjectConflict, note: str) -> ProjectConflict:
+    """Settle a conflict with the outcome of the coordination: one settlement wins, a second
+    one (even at the same moment) is refused with AlreadyDecided and its note is not kept."""
     note = note.strip()
     if not can_resolve(user, conflict):
         raise ServiceError("只有产业专班和领导可以处理跨载体冲突")
     if conflict.resolved_at is not None:
-        raise ServiceError("该冲突已处理")
+        raise AlreadyDecided("该冲突已处理")
     if not note:
         raise ServiceError(errors={"note": "请写明处理结果（如：经协调由某载体继续跟进）"})
-    conflict.resolved_at = utcnow()
-    conflict.resolved_by_id = user.id
-    conflict.resolution_note = note
-    db.session.flush()
+    if not _settle(user, conflict, note):
+        raise AlreadyDecided("该冲突已处理")
     record(
         user,
         "conflict_resolved",
@@ -254,7 +271,8 @@ def handover_project(
     if to_carrier is None or not to_carrier.is_active:
         errors["to_carrier_id"] = "请选择接收的载体"
     elif to_carrier.id == project.carrier_id:
-        errors["to_carrier_id"] = "项目已在该载体"
+        # The form offers only other 载体: a page from before a hand-over made meanwhile.
+        raise AlreadyDecided(f"项目已在{to_carrier.name}")
     if officer is None or officer.role is not Role.OFFICER or not officer.is_active:
         errors["officer_id"] = "请选择接收载体的招商专员作为责任人"
     elif to_carrier is not None and officer.carrier_id != to_carrier.id:
@@ -264,8 +282,14 @@ def handover_project(
     if errors:
         raise ServiceError(errors=errors)
     from_carrier_id = project.carrier_id
+    # The project's version row: one hand-over (or edit, or move) of this version wins.
+    decide_once(
+        project,
+        {"version": project.version},
+        {"version": project.version + 1},
+        "项目已被流转或修改",
+    )
     changes = apply_changes(project, {"carrier_id": to_carrier.id, "officer_id": officer.id})
-    project.version += 1
     handover = Handover(
         project_id=project.id,
         from_carrier_id=from_carrier_id,
@@ -307,10 +331,9 @@ def _settle_conflicts_within(user: User, project: Project, carrier: Carrier) -> 
         )
     ).all()
     for conflict in conflicts:
-        conflict.resolved_at = utcnow()
-        conflict.resolved_by_id = user.id
-        conflict.resolution_note = f"项目流转至{carrier.name}，两个项目同属一个载体"
-        record(user, "conflict_resolved", conflict, summary=conflict.resolution_note)
+        # One settled by someone else meanwhile keeps that settlement and its note.
+        if _settle(user, conflict, f"项目流转至{carrier.name}，两个项目同属一个载体"):
+            record(user, "conflict_resolved", conflict, summary=conflict.resolution_note)
 
 
 def recent_handovers(user: User, limit: int = 10) -> list[tuple[Handover, Project]]:

@@ -15,6 +15,7 @@ from wtforms import (
     TextAreaField,
     widgets,
 )
+from wtforms.utils import unset_value
 from wtforms.validators import (
     DataRequired,
     InputRequired,
@@ -45,6 +46,17 @@ def money_field(label: str, required: bool = False) -> DecimalField:
         validators=[first, NumberRange(0, MAX_MONEY, f"{label}应在 0 到 1 亿万元之间")],
         render_kw={"inputmode": "decimal", "step": "0.01"},
     )
+
+
+class VersionField(HiddenField):
+    """The version of the record the user loaded (optimistic locking), read from the submitted
+    form only. WTForms would fall back to the edited object's own version when the field is
+    left out, and an edit without it would then overwrite whatever version is stored."""
+
+    def process(self, formdata, data=unset_value, extra_filters=None):
+        super().process(formdata, data, extra_filters)
+        if formdata is not None and self.name not in formdata:
+            self.data = None
 
 
 class ProjectForm(Form):
@@ -83,7 +95,7 @@ class ProjectForm(Form):
     planned_signed_on = DateField("计划签约日期", validators=[Optional()])
     planned_started_on = DateField("计划开工日期", validators=[Optional()])
     planned_producing_on = DateField("计划投产日期", validators=[Optional()])
-    version = HiddenField()
+    version = VersionField()
     # Shown with the warning that another 载体 already courts the company (跨载体冲突).
     confirm_conflict = BooleanField("仍然保存：我已了解其他载体正在跟进该企业")
 
@@ -206,13 +218,23 @@ class RejectForm(Form):
 
 
 class HandoverForm(Form):
-    """流转: hand the project over to another 载体."""
+    """流转: hand the project over to another 载体.
+
+    The choices are the 载体 other than the project's and their officers; they are not checked
+    against the submitted values here but by the service, so a page from before a hand-over
+    made meanwhile (the project now in the chosen 载体) is answered "already decided" (409)."""
 
     to_carrier_id = SelectField(
-        "接收载体", coerce=int, validators=[DataRequired("请选择接收的载体")]
+        "接收载体",
+        coerce=int,
+        validate_choice=False,
+        validators=[DataRequired("请选择接收的载体")],
     )
     officer_id = SelectField(
-        "新的责任人", coerce=int, validators=[DataRequired("请选择接收载体的招商专员")]
+        "新的责任人",
+        coerce=int,
+        validate_choice=False,
+        validators=[DataRequired("请选择接收载体的招商专员")],
     )
     reason = TextAreaField(
         "流转原因", filters=[strip], validators=[DataRequired("请说明流转原因"), Length(max=1000)]

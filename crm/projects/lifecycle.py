@@ -11,6 +11,8 @@
   it (`verify_move`) or rejects it (`reject_move`, which returns the project to the stage it
   came from, clearing the claimed actual date). Only the verification fields of the history row
   change. A project moved back past a move still waiting has that move withdrawn (已驳回).
+  A move is decided once (`crm.decisions.decide_once`): of several verifications and
+  rejections sent at the same moment one wins, the others are refused with AlreadyDecided.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from crm.audit.services import apply_changes, record
 from crm.auth.models import User
 from crm.catalog.models import TerminationReason
 from crm.core import ServiceError, local_today, utcnow
+from crm.decisions import AlreadyDecided, change_once, decide_once
 from crm.extensions import db
 from crm.projects.models import Project, StageChange, StatusChange
 from crm.projects.stages import (
@@ -156,10 +159,17 @@ def _withdraw_pending_moves(user: User, project: Project, to_stage: Stage) -> No
         )
     ).all()
     for change in waiting:
-        change.verification = Verification.REJECTED
-        change.verified_by_id = user.id
-        change.verified_at = utcnow()
-        change.verification_note = f"项目退回“{to_stage.label}”，该变更随之撤回"
+        # A move the task force verified or rejected meanwhile keeps that decision.
+        change_once(
+            change,
+            {"verification": Verification.PENDING},
+            {
+                "verification": Verification.REJECTED,
+                "verified_by_id": user.id,
+                "verified_at": utcnow(),
+                "verification_note": f"项目退回“{to_stage.label}”，该变更随之撤回",
+            },
+        )
 
 
 # 甄别 (verification) -------------------------------------------------------------------------
@@ -169,21 +179,33 @@ def _check_verifiable(user: User, change: StageChange) -> Project:
     project = change.project
     if not can(user, Action.VERIFY, project):
         raise ServiceError("只有该项目所属产业集群的产业专班可以核实阶段变更")
+    if change.verification is None:
+        raise ServiceError("该阶段变更无需核实")
     if change.verification is not Verification.PENDING:
-        state = change.verification.label if change.verification else "无需核实"
-        raise ServiceError(f"该阶段变更为“{state}”，不能再核实或驳回")
+        raise AlreadyDecided(f"该阶段变更已为“{change.verification.label}”，不能再核实或驳回")
     return project
+
+
+def _decide(user: User, change: StageChange, verification: Verification, note: str) -> None:
+    """Take the 甄别 decision on `change`, if nobody took one meanwhile (`decide_once`)."""
+    decide_once(
+        change,
+        {"verification": Verification.PENDING},
+        {
+            "verification": verification,
+            "verified_by_id": user.id,
+            "verified_at": utcnow(),
+            "verification_note": note,
+        },
+        "该阶段变更已被核实或驳回",
+    )
 
 
 def verify_move(user: User, change: StageChange, note: str = "") -> StageChange:
     """The task force confirms a claimed 签约, 开工 or 投产: from now on it counts."""
     project = _check_verifiable(user, change)
     note = note.strip()
-    change.verification = Verification.VERIFIED
-    change.verified_by_id = user.id
-    change.verified_at = utcnow()
-    change.verification_note = note
-    db.session.flush()
+    _decide(user, change, Verification.VERIFIED, note)
     record(
         user,
         "stage_move_verified",
@@ -206,10 +228,7 @@ def reject_move(user: User, change: StageChange, reason: str) -> StageChange:
         raise ServiceError(
             f"项目已不在“{change.to_stage.label}”阶段：请先处理之后的阶段变更，再驳回这一项"
         )
-    change.verification = Verification.REJECTED
-    change.verified_by_id = user.id
-    change.verified_at = utcnow()
-    change.verification_note = reason
+    _decide(user, change, Verification.REJECTED, reason)
     claimed = dict.fromkeys(STAGE_REQUIRED_FIELDS.get(change.to_stage, {}))
     changes = {"stage": [change.to_stage.name, change.from_stage.name]}
     changes |= apply_changes(project, claimed)

@@ -75,12 +75,30 @@ def planned_date_errors(values: dict[str, Any]) -> dict[str, str]:
     return errors
 
 
-def _check_project_values(user: User, values: dict[str, Any]) -> dict[str, Any]:
+def _officer_errors(values: dict[str, Any], project: Project | None) -> dict[str, str]:
+    """The 责任人 is an active officer of the project's 载体: an officer of another 载体 could
+    not even open the project. One kept as it was (same officer, same 载体) is left alone."""
+    officer_id, carrier_id = values.get("officer_id"), values.get("carrier_id")
+    if project is not None and (officer_id, carrier_id) == (project.officer_id, project.carrier_id):
+        return {}
+    officer = db.session.get(User, officer_id) if officer_id else None
+    if officer is None or officer.role is not Role.OFFICER or not officer.is_active:
+        return {"officer_id": "请选择在岗的招商专员作为责任人"}
+    if officer.carrier_id != carrier_id:
+        carrier = db.session.get(Carrier, carrier_id) if carrier_id else None
+        return {"officer_id": f"责任人须是{carrier.name if carrier else '项目所在载体'}的招商专员"}
+    return {}
+
+
+def _check_project_values(
+    user: User, values: dict[str, Any], project: Project | None = None
+) -> dict[str, Any]:
     values = {k: values[k] for k in PROJECT_FIELDS if k in values}
     values["name"] = values["name"].strip()
     if user.role is Role.OFFICER:
-        values["carrier_id"] = user.carrier_id  # an officer works in its own 载体
-    errors = planned_date_errors(values)
+        # An officer works in its own 载体 (an edit keeps the project's, which is the same).
+        values["carrier_id"] = project.carrier_id if project else user.carrier_id
+    errors = planned_date_errors(values) | _officer_errors(values, project)
     if values.get("chain_id"):
         chain = db.session.get(Chain, values["chain_id"])
         if chain is None or chain.cluster_id != values.get("cluster_id"):
@@ -143,14 +161,15 @@ def create_project(
 
 
 def update_project(
-    user: User, project: Project, values: dict[str, Any], loaded_version: int
+    user: User, project: Project, values: dict[str, Any], loaded_version: int | None
 ) -> Project:
-    """Save an edit made on the version the user loaded; refuse to overwrite a newer one."""
+    """Save an edit made on the version the user loaded; refuse to overwrite a newer one, and
+    an edit that does not say which version it was made on (`loaded_version` None)."""
+    if loaded_version is None:
+        raise ConflictError("未能确认您编辑的是哪个版本，本次修改未保存：请核对最新内容后再保存")
     if loaded_version != project.version:
         raise ConflictError("该项目已被他人修改，请核对最新内容后再保存")
-    values = _check_project_values(user, values)
-    if user.role is Role.OFFICER:
-        values["carrier_id"] = project.carrier_id
+    values = _check_project_values(user, values, project)
     changes = apply_changes(project, values)
     if changes:
         project.version += 1
@@ -232,8 +251,18 @@ def update_element_need(user: User, need: ElementNeed, values: dict[str, Any]) -
 
 
 def add_funds(user: User, project: Project, values: dict[str, Any]) -> FundsRecord:
-    if values["received_on"] > local_today():
+    """Record funds actually invested (实际到位资金). Funds belong to signed projects: none
+    before 签约, nor dated before the signing; they count in the statistics once the task force
+    has verified the 签约 (`funded_clause`)."""
+    if project.stage.order < Stage.SIGNED.order:
+        raise ServiceError(f"项目处于“{project.stage.label}”阶段：实际到位资金须在签约后记录")
+    received_on = values["received_on"]
+    if received_on > local_today():
         raise ServiceError(errors={"received_on": "到位日期不能晚于今天"})
+    if project.signed_on and received_on < project.signed_on:
+        raise ServiceError(
+            errors={"received_on": f"到位日期不能早于签约日期（{project.signed_on.isoformat()}）"}
+        )
     funds = FundsRecord(
         project_id=project.id,
         received_on=values["received_on"],
@@ -489,7 +518,9 @@ class ProjectFilter:
             labels.append("计划节点逾期")
         if self.funded:
             when = _period(self.funded_from, self.funded_to)
-            labels.append("有实际到位资金" + (f"（{when}）" if when else ""))
+            labels.append(
+                "有计入统计的实际到位资金（签约已核实）" + (f"（{when}）" if when else "")
+            )
         if self.conflict:
             labels.append("存在未处理的跨载体冲突")
         labels += [_list_filters[key].label for key in self.extra]
@@ -556,8 +587,15 @@ def overdue_clause(milestone: Stage, today: date) -> sa.ColumnElement[bool]:
 
 
 def funded_clause(start: date | None = None, end: date | None = None) -> sa.ColumnElement[bool]:
-    return Project.id.in_(
-        sa.select(FundsRecord.project_id).where(*_date_between(FundsRecord.received_on, start, end))
+    """Projects whose funds (实际到位资金) received within the dates count: those whose 签约
+    the task force verified (甄别). The dashboard sums the funds of exactly these projects."""
+    return sa.and_(
+        Project.id.in_(
+            sa.select(FundsRecord.project_id).where(
+                *_date_between(FundsRecord.received_on, start, end)
+            )
+        ),
+        moved_clause(Stage.SIGNED, Verification.VERIFIED),
     )
 
 

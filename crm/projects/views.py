@@ -22,6 +22,7 @@ from crm.auth.models import Role, User
 from crm.catalog.models import Carrier, Chain, Channel, Cluster, TerminationReason
 from crm.companies.models import Contact
 from crm.core import ConflictError, local_today, parse_int
+from crm.decisions import AlreadyDecided
 from crm.extensions import db
 from crm.forms import NONE_CHOICE, save_form, select_choices
 from crm.projects import conflicts as conflict_service
@@ -219,10 +220,7 @@ def edit(project_id: int):
         form.version.data = project.version
 
     def save():
-        try:
-            loaded = int(form.version.data or 0)
-        except ValueError:
-            loaded = 0  # missing or forged: refused as a stale edit
+        loaded = parse_int(str(form.version.data or ""))  # missing or forged: None, refused
         return update_project(current_user, project, _project_values(form), loaded)
 
     saved, outcome = save_form(form, save, not_at_fields=ConflictError)
@@ -303,6 +301,14 @@ def render_detail(project: Project, status: int = 200, open_form: str = "", **fo
         if e.kind == "stage" and e.item.verification is Verification.PENDING
     ]
     verify_forms = forms.get("verify_forms", {})
+    # Funds are recorded from 签约 on, and counted in the statistics once it is verified.
+    funds_open = project.stage.order >= Stage.SIGNED.order
+    funds_counted = any(
+        e.kind == "stage"
+        and e.item.to_stage is Stage.SIGNED
+        and e.item.verification is Verification.VERIFIED
+        for e in timeline
+    )
     return render_template(
         "projects/detail.html",
         project=project,
@@ -335,6 +341,8 @@ def render_detail(project: Project, status: int = 200, open_form: str = "", **fo
         funds=funds,
         funds_total=funds_total,
         funds_ratio=funds_ratio(funds_total, project),
+        funds_open=funds_open,
+        funds_counted=funds_counted,
         stale=is_stale(project, local_today(), current_app.config["STALE_AFTER_DAYS"]),
         next_stage=next_stage,
         next_required=STAGE_REQUIRED_FIELDS.get(next_stage, {}) if next_stage else {},
@@ -437,11 +445,14 @@ def _run_action(
 ):
     """Save an action of the project page, or show the page again with the form open and
     its errors (`render` names the form to the template when it is not `form_name`)."""
-    saved, _ = save_form(form, service)
+    saved, outcome = save_form(form, service, not_at_fields=AlreadyDecided)
     if saved:
         flash(success, "success")
         return redirect(url_for("projects.detail", project_id=project.id))
     db.session.refresh(project)  # after a rollback, the page shows what is stored
+    if isinstance(outcome, AlreadyDecided):  # decided by someone else first: show what they did
+        flash(outcome.message, "error")
+        return render_detail(project, 409)
     return render_detail(project, 400, **(render or {"open_form": form_name, form_name: form}))
 
 
@@ -639,19 +650,21 @@ def _readable_ids(conflicts: list[ProjectConflict]) -> set[int]:
 @conflicts_bp.route("/<int:conflict_id>/resolve", methods=["POST"])
 @login_required
 def resolve(conflict_id: int):
-    conflict = db.session.scalar(
-        conflict_service.conflicts_query(current_user).where(ProjectConflict.id == conflict_id)
-    )
+    conflict = conflict_service.readable_conflict(current_user, conflict_id)
     if conflict is None:
         abort(404)
     if not conflict_service.can_resolve(current_user, conflict):
         abort(403)
     form = ResolveConflictForm(prefix=f"c{conflict.id}")
-    saved, _ = save_form(
+    saved, outcome = save_form(
         form,
         lambda: conflict_service.resolve_conflict(current_user, conflict, form.note.data or ""),
+        not_at_fields=AlreadyDecided,
     )
     if saved:
         flash("已标记为已处理", "success")
         return redirect(url_for("conflicts.conflicts"))
+    if isinstance(outcome, AlreadyDecided):  # settled by someone else first
+        flash(outcome.message, "error")
+        return _render_conflicts(409)
     return _render_conflicts(400, (conflict.id, form))
