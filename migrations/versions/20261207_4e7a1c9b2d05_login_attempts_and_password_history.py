@@ -6,7 +6,7 @@
 - password_history: the hashes of each user's last passwords, so an old one is refused.
 
 Revision ID: 4e7a1c9b2d05
-Revises: cffb03cd1124
+Revises: f389ad6cde9b
 Create Date: 2026-12-07 21:30:00
 
 """
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '4e7a1c9b2d05'
-down_revision = 'cffb03cd1124'
+down_revision = 'f389ad6cde9b'
 branch_labels = None
 depends_on = None
 

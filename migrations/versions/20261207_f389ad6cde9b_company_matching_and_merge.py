@@ -12,7 +12,7 @@ The downgrade drops the two columns and recomputes name_key the way the previous
 (a frozen copy below, so the downgrade does not depend on today's code).
 
 Revision ID: f389ad6cde9b
-Revises: cffb03cd1124
+Revises: 3ed1d116c783
 Create Date: 2026-12-07 21:20:00
 
 """
@@ -25,7 +25,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'f389ad6cde9b'
-down_revision = 'cffb03cd1124'
+down_revision = '3ed1d116c783'
 branch_labels = None
 depends_on = None
 
