@@ -113,6 +113,8 @@ OBJECT_TYPE_LABELS = {
     "database": "数据库",
     "ledger": "项目台账",
     "request": "页面请求",
+    "login_attempts": "登录尝试",
+    "password_history": "历史密码",
 }
 
 # Field names, as the models (and the few extra keys services write into a diff) call them.
@@ -164,6 +166,15 @@ FIELD_LABELS = {
     "category": "类别",
     # companies and contacts
     "name_key": "名称比对键",
+    "name_head": "名称比对键前缀",
+    "merged_into_id": "并入企业",
+    "merged_at": "合并时间",
+    "kept_id": "保留企业编号",
+    "kept_name": "保留企业名称",
+    "login_failures": "登录失败次数",
+    "address": "客户端地址",
+    "at": "时间",
+    "succeeded": "是否成功",
     "credit_code": "统一社会信用代码",
     "legal_representative": "法定代表人",
     "registered_capital": "注册资本(万元)",

@@ -283,31 +283,19 @@ def _other_agreements(stored: StoredFile) -> int:
     )
 
 
-def removed_documents(project: Project) -> list[StoredFile]:
-    """The project's removed documents, newest first, for an admin to restore."""
+def project_documents(project: Project, *, removed: bool = False) -> list[StoredFile]:
+    """The project's documents (not evidence, not archived dossiers) by kind; with `removed`,
+    the ones removed, newest first, for an admin to restore."""
+    order = (StoredFile.id.desc(),) if removed else (StoredFile.kind, StoredFile.id)
     return list(
         db.session.scalars(
             sa.select(StoredFile)
             .where(
                 StoredFile.project_id == project.id,
                 StoredFile.kind.not_in([DocumentKind.EVIDENCE, DocumentKind.DOSSIER]),
-                StoredFile.is_deleted.is_(True),
+                StoredFile.is_deleted.is_(removed),
             )
-            .order_by(StoredFile.id.desc())
-        )
-    )
-
-
-def project_documents(project: Project) -> list[StoredFile]:
-    return list(
-        db.session.scalars(
-            sa.select(StoredFile)
-            .where(
-                StoredFile.project_id == project.id,
-                StoredFile.kind.not_in([DocumentKind.EVIDENCE, DocumentKind.DOSSIER]),
-                StoredFile.is_deleted.is_(False),
-            )
-            .order_by(StoredFile.kind, StoredFile.id)
+            .order_by(*order)
         )
     )
 

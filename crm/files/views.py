@@ -30,7 +30,6 @@ from crm.files.services import (
     is_signing_basis,
     project_documents,
     removal_blocker,
-    removed_documents,
     restore_file,
     store_file,
 )
@@ -88,7 +87,7 @@ def documents_panel(project: Project, user: User) -> Panel:
         {
             "documents": project_documents(project),
             "form": DocumentForm(formdata=None) if can(user, Action.DOCUMENTS, project) else None,
-            "removed": removed_documents(project)
+            "removed": project_documents(project, removed=True)
             if can(user, Action.RESTORE_DOCUMENTS, project)
             else [],
         },
