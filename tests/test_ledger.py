@@ -986,3 +986,25 @@ def test_an_upload_is_read_outside_any_transaction(world, login, db_session, mon
     client = login(world.officer_a)
     assert upload(client, xlsx([new_row(world, 1)])).status_code == 302
     assert seen == [False]
+
+
+def test_an_update_over_a_project_changed_during_the_import_writes_nothing(world, db_session):
+    """The bulk update is guarded by each project's version, as the project form is."""
+    from crm.core import ConflictError
+    from crm.ledger.services import apply_import
+
+    rows = read_workbook(io.BytesIO(xlsx([new_row(world, 1)])))
+    apply_import(world.officer_a, plan_import(world.officer_a, rows), "x.xlsx")
+    changed = new_row(world, 1, **{"总投资（万元）": 30000})
+    plan = plan_import(world.officer_a, read_workbook(io.BytesIO(xlsx([changed]))))
+    (row,) = plan.rows
+    assert row.action == "update"
+    db_session.execute(  # another user's save, after the plan read the project
+        sa.update(Project).where(Project.id == row.project.id).values(version=Project.version + 1),
+        execution_options={"synchronize_session": False},  # as another process would
+    )
+    if db_session.get_bind().dialect.supports_sane_multi_rowcount:
+        with pytest.raises(ConflictError):
+            apply_import(world.officer_a, plan, "x.xlsx")
+    db_session.expire_all()
+    assert row.project.total_investment == Decimal("12345.67")

@@ -43,13 +43,13 @@ from xlsxwriter.worksheet import Worksheet
 
 from crm.access import project_scope
 from crm.audit.models import AuditEntry
-from crm.audit.services import apply_changes, record
+from crm.audit.services import changes_of, record
 from crm.auth.models import Role, User
 from crm.catalog.models import Carrier, Chain, Channel, Cluster
 from crm.companies.credit_code import credit_code_error, normalize
 from crm.companies.models import Company, Origin
 from crm.companies.services import name_key
-from crm.core import LOCAL_TZ, ServiceError, utcnow
+from crm.core import LOCAL_TZ, ConflictError, ServiceError, utcnow
 from crm.extensions import db
 from crm.ledger.columns import (
     BY_KEY,
@@ -500,6 +500,10 @@ def template_workbook(user: User) -> bytes:
         (
             "",
             "同一文件重复导入不会重复登记：按项目编号，或按统一社会信用代码（无代码时按企业名称）加项目名称匹配已有项目。",
+        ),
+        (
+            "",
+            "从系统导出的台账带有“数据版本”列：导出后在系统中被修改过的项目显示为冲突（导出时、现在、文件中三个值），逐行勾选后才会更新。",
         ),
         (
             "",
@@ -1470,49 +1474,87 @@ def apply_import(
     if conflicts:
         db.session.execute(sa.insert(ProjectConflict), conflicts)
 
-    # Updates of matched projects: only the fields that differ.
+    # Updates of matched projects, in one statement: every imported field of each row, over
+    # the version the plan read (optimistic lock: a project changed in between fails the
+    # import, all rows or none), audited with the diff of what really changed.
     chosen = set(chosen)
     updates = [
         r
         for r in plan.rows
         if r.action == "update" or (r.action == "conflict" and r.choice in chosen)
     ]
-    for r in updates:
-        changes = apply_changes(r.project, {k: new for k, (_old, new) in r.changes.items()})
-        if changes:
-            r.project.version += 1
-            record(
-                user,
-                "project_updated",
-                r.project,
-                summary=f"{r.project.name}（台账导入）",
-                changes=changes,
+    updated_audit = []
+    if updates:
+        table = Project.__table__
+        keys = list(updates[0].values)
+        statement = (
+            sa.update(table)
+            .where(table.c.id == sa.bindparam("p_id"), table.c.version == sa.bindparam("p_seen"))
+            .values(
+                {
+                    **{key: sa.bindparam(f"v_{key}") for key in keys},
+                    "version": table.c.version + 1,
+                    "search_text": sa.bindparam("p_search_text"),
+                    "updated_at": now,
+                }
             )
+        )
+        params, updated_audit = [], []
+        for r in updates:
+            company = r.company or r.project.company
+            params.append(
+                {
+                    "p_id": r.project.id,
+                    "p_seen": r.project.version,
+                    "p_search_text": search_text(r.values["name"], company.name),
+                    **{f"v_{key}": r.values[key] for key in keys},
+                }
+            )
+            updated_audit.append(
+                {
+                    "user_id": user.id,
+                    "action": "project_updated",
+                    "object_type": "projects",
+                    "object_id": r.project.id,
+                    "summary": f"{r.project.name}（台账导入）"[:500],
+                    "changes": changes_of(r.project, r.values),
+                    "created_at": now,
+                }
+            )
+        result = db.session.execute(statement, params)
+        if db.engine.dialect.supports_sane_multi_rowcount and result.rowcount != len(params):
+            raise ConflictError("导入期间有项目被他人修改，未写入任何数据：请重新预览后再导入")
+        for r in updates:
+            db.session.expire(r.project)
 
     # The audit log: one row per created record, one for the import.
-    audit = [
-        {
-            "user_id": user.id,
-            "action": "company_created",
-            "object_type": "companies",
-            "object_id": company_ids[identity],
-            "summary": f"{values['name']}（台账导入）"[:500],
-            "changes": {},
-            "created_at": now,
-        }
-        for identity, values in to_create.items()
-    ] + [
-        {
-            "user_id": user.id,
-            "action": "project_created",
-            "object_type": "projects",
-            "object_id": pid,
-            "summary": f"{r.values['name']}（台账导入）"[:500],
-            "changes": {},
-            "created_at": now,
-        }
-        for pid, r in zip(project_ids, creates, strict=True)
-    ]
+    audit = (
+        [
+            {
+                "user_id": user.id,
+                "action": "company_created",
+                "object_type": "companies",
+                "object_id": company_ids[identity],
+                "summary": f"{values['name']}（台账导入）"[:500],
+                "changes": {},
+                "created_at": now,
+            }
+            for identity, values in to_create.items()
+        ]
+        + updated_audit
+        + [
+            {
+                "user_id": user.id,
+                "action": "project_created",
+                "object_type": "projects",
+                "object_id": pid,
+                "summary": f"{r.values['name']}（台账导入）"[:500],
+                "changes": {},
+                "created_at": now,
+            }
+            for pid, r in zip(project_ids, creates, strict=True)
+        ]
+    )
     if audit:
         db.session.execute(sa.insert(AuditEntry), audit)
     result = ImportResult(
