@@ -6,13 +6,16 @@ from __future__ import annotations
 import io
 import re
 import tempfile
+import time
 import zipfile
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 from openpyxl import Workbook, load_workbook
+from openpyxl.utils import get_column_letter
 
 from crm.audit.models import AuditEntry
 from crm.companies.models import Company
@@ -23,6 +26,7 @@ from crm.ledger.services import plan_import, read_workbook
 from crm.projects import lifecycle
 from crm.projects.lifecycle import move_stage
 from crm.projects.models import ConflictBasis, Project, ProjectConflict, StageChange
+from crm.projects.services import update_project
 from crm.projects.stages import Stage
 from tests import factories
 from tests.factories import today
@@ -527,7 +531,9 @@ def test_a_changed_row_updates_its_project(world, login, db_session):
     changed = new_row(world, 1, **{"总投资（万元）": "20,000", "重点项目": "是"})
     url, html = preview(client, xlsx([changed]))
     assert "更新 <strong>1</strong> 个" in html
-    assert re.search(r"<td>(重点项目、总投资（万元）|总投资（万元）、重点项目)</td>", html)
+    # Every cell it would change, old → new.
+    assert "<div>总投资（万元）：12,345.67 → <strong>20,000.00</strong></div>" in html
+    assert "<div>重点项目：否 → <strong>是</strong></div>" in html
     assert client.post(url, data={"confirm": "y"}).status_code == 302
     db_session.expire_all()
     project = db_session.scalar(sa.select(Project).where(Project.name == "导入项目1"))
@@ -757,3 +763,247 @@ def test_a_name_several_companies_share_needs_the_code(world, login, db_session)
     row = new_row(world, 1, 企业名称="同名企业有限公司", 统一社会信用代码=None)
     _url, html = preview(login(world.officer_a), xlsx([row]))
     assert "库中有多家同名企业，请填写统一社会信用代码" in html
+
+
+# A stale re-import (issue 14 item 1) -----------------------------------------------------------
+
+
+def exported_file(client, query: str = "") -> bytes:
+    response = client.get("/ledger/export" + query)
+    assert response.status_code == 200
+    return response.data
+
+
+def edit_in_app(world, project, **values) -> None:
+    """An officer's edit on the project page, after the export."""
+    update_project(world.officer_a, project, {"name": project.name, **values}, project.version)
+
+
+def stale_reimport(world, login, db_session, edit_file=None):
+    """The admin exports; an officer changes 总投资 25000 → 26500; the admin imports the export
+    (edited by `edit_file(ws, cells)` first): the client and the preview's (URL, HTML)."""
+    project = world.project_a
+    project.total_investment = Decimal(25000)
+    db_session.commit()
+    client = login(world.admin)
+    data = exported_file(client, f"?carrier={world.carrier_a.id}")
+    edit_in_app(world, project, total_investment=Decimal(26500))
+    db_session.commit()
+    if edit_file is not None:
+        wb = load_workbook(io.BytesIO(data))
+        ws = wb.worksheets[0]
+        edit_file(ws, {c.value: c.column for c in ws[1]})
+        out = io.BytesIO()
+        wb.save(out)
+        data = out.getvalue()
+    return client, *preview(client, data)
+
+
+def test_a_stale_reimport_is_a_conflict_and_keeps_the_newer_edit(world, login, db_session):
+    client, url, html = stale_reimport(world, login, db_session)
+    project = world.project_a
+    # Not an "update": a conflict, with the three values of the cell.
+    assert "冲突 1 个" in html and "更新 <strong>0</strong> 个" in html
+    assert (
+        "<div>总投资（万元）：导出时 25,000.00 · 现在 <strong>26,500.00</strong> · 文件中 25,000.00"
+        "</div>"
+    ) in html
+    assert f'name="apply_row" value="2:{project.version}"' in html
+
+    response = client.post(url, data={"confirm": "y"}, follow_redirects=True)
+    assert response.status_code == 200
+    assert "导出后已在系统中修改的 1 个项目未勾选，保留系统中的数据未更新" in text(response)
+    db_session.expire_all()
+    assert project.total_investment == Decimal(26500) and project.version == 2
+
+
+def test_a_conflicting_row_is_applied_when_chosen(world, login, db_session):
+    def edit(ws, cells):
+        ws.cell(2, cells["预计新增就业（人）"]).value = 300
+
+    client, url, html = stale_reimport(world, login, db_session, edit)
+    project = world.project_a
+    assert (
+        "<div>预计新增就业（人）：导出时 （空） · 现在 <strong>（空）</strong> · 文件中 300</div>"
+        in html
+    )
+    response = client.post(url, data={"confirm": "y", "apply_row": f"2:{project.version}"})
+    assert response.status_code == 302
+    db_session.expire_all()
+    assert project.total_investment == Decimal(25000) and project.expected_jobs == 300
+    assert project.version == 3
+
+
+def test_a_chosen_row_changed_again_after_the_preview_is_kept(world, login, db_session):
+    client, url, _html = stale_reimport(world, login, db_session)
+    project = world.project_a
+    seen = project.version
+    edit_in_app(world, project, total_investment=Decimal(27000))
+    db_session.commit()
+    response = client.post(url, data={"confirm": "y", "apply_row": f"2:{seen}"})
+    assert response.status_code == 302
+    db_session.expire_all()
+    assert project.total_investment == Decimal(27000)
+
+
+def test_an_unchanged_project_is_updated_without_a_conflict(world, login, db_session):
+    project = world.project_a
+    db_session.commit()
+    client = login(world.admin)
+    wb = load_workbook(io.BytesIO(exported_file(client, f"?carrier={world.carrier_a.id}")))
+    ws = wb.worksheets[0]
+    cells = {c.value: c.column for c in ws[1]}
+    ws.cell(2, cells["总投资（万元）"]).value = 60000
+    out = io.BytesIO()
+    wb.save(out)
+    url, html = preview(client, out.getvalue())
+    assert "冲突 1 个" not in html and 'name="apply_row"' not in html
+    assert "<div>总投资（万元）：50,000.00 → <strong>60,000.00</strong></div>" in html
+    assert client.post(url, data={"confirm": "y"}).status_code == 302
+    db_session.expire_all()
+    assert project.total_investment == Decimal(60000)
+
+
+def test_a_ledger_exported_before_the_version_column_is_checked_by_its_update_time(
+    world, login, db_session
+):
+    def older_export(ws, cells):
+        ws.delete_cols(cells["数据版本"])
+        stamp = ws.cell(2, cells["更新时间"]).value
+        ws.cell(2, cells["更新时间"]).value = stamp - timedelta(minutes=5)
+
+    _client, _url, html = stale_reimport(world, login, db_session, older_export)
+    assert "冲突 1 个" in html
+    assert "现在 <strong>26,500.00</strong> · 文件中 25,000.00" in html
+
+
+def test_the_export_locks_its_version_column_and_explains_it(world, login, db_session):
+    db_session.commit()
+    client = login(world.admin)
+    wb = load_workbook(io.BytesIO(exported_file(client)))
+    ws = wb.worksheets[0]
+    cells = {c.value: c.column for c in ws[1]}
+    assert ws.protection.sheet and not ws.protection.password
+    assert ws.cell(2, cells["数据版本"]).value == world.project_a.version
+    assert ws.cell(2, cells["数据版本"]).protection.locked
+    assert not ws.cell(2, cells["总投资（万元）"]).protection.locked
+    assert not ws.cell(2, cells["项目名称"]).protection.locked
+    # Rows added below the data are editable, except their 数据版本.
+    version_letter = get_column_letter(cells["数据版本"])
+    assert ws.column_dimensions[version_letter].protection.locked
+    assert not ws.column_dimensions["B"].protection.locked
+    assert wb["导出时的值"].sheet_state == "veryHidden"
+    info = {r[0]: r[1] for r in wb["导出信息"].iter_rows(values_only=True)}
+    assert "导出后在系统中被他人修改过的项目显示为冲突" in info["数据版本"]
+    template = load_workbook(io.BytesIO(login(world.officer_a).get("/ledger/template").data))
+    notes = {r[0]: r[1] for r in template["填写说明"].iter_rows(values_only=True)}
+    assert "导出后在系统中被修改过的项目显示为冲突" in notes["数据版本"]
+
+
+# Hostile workbooks (issue 14 item 6) ----------------------------------------------------------
+
+
+def with_part(data: bytes, name: str, content: bytes) -> bytes:
+    """`data` (an .xlsx) with its part `name` replaced by `content`, deflated at level 9."""
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as target:
+        for info in source.infolist():
+            if info.filename != name:
+                target.writestr(info.filename, source.read(info.filename))
+        target.writestr(name, content)
+    return out.getvalue()
+
+
+def shared_strings(items: Iterable[bytes]) -> bytes:
+    body = b"".join(items)
+    return (
+        b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        + body
+        + b"</sst>"
+    )
+
+
+def refused_quickly(client, data: bytes, message: str) -> None:
+    started = time.process_time()
+    response = upload(client, data)
+    assert time.process_time() - started < 2
+    assert response.status_code == 413
+    html = text(response)
+    assert re.search(r'<div class="error" id="file-error">[^<]*' + re.escape(message), html)
+
+
+def test_a_shared_strings_bomb_is_refused_before_it_is_parsed(world, login, db_session):
+    """129 KB that expand to 50 MB of <si><t>a</t></si>."""
+    data = with_part(
+        xlsx([new_row(world, 1)]),
+        "xl/sharedStrings.xml",
+        shared_strings([b"<si><t>a</t></si>"] * 3_000_000),
+    )
+    assert len(data) < 300_000
+    refused_quickly(login(world.officer_a), data, "压缩比异常（疑似压缩炸弹）")
+
+
+def test_a_flood_of_distinct_shared_strings_is_refused(world, login, db_session):
+    strings = shared_strings(b"<si><t>%d</t></si>" % i for i in range(500_000))
+    data = with_part(xlsx([new_row(world, 1)]), "xl/sharedStrings.xml", strings)
+    refused_quickly(login(world.officer_a), data, "文件中的文字超过 400000 条")
+
+
+def test_a_million_empty_rows_are_refused_and_counted(world, login, db_session):
+    """A sheet of 1,048,575 empty rows under the header (a few MB zipped) is not read to its
+    end: empty rows count toward the limit of rows read."""
+    base = xlsx([new_row(world, 1)])
+    sheet = zipfile.ZipFile(io.BytesIO(base)).read("xl/worksheets/sheet1.xml")
+    head, _, tail = sheet.partition(b"</row>")  # the header row
+    filler = b"".join(b'<row r="%d"/>' % n for n in range(2, 1_048_577))
+    rest = tail[tail.index(b"</sheetData>") :]
+    data = with_part(base, "xl/worksheets/sheet1.xml", head + b"</row>" + filler + rest)
+    refused_quickly(login(world.officer_a), data, "工作表超过 21000 行（含空行）")
+    assert count(db_session, Project) == 2
+
+
+def test_a_file_declaring_a_huge_part_is_refused(world, login, db_session):
+    huge = b" " * (101 * 2**20)  # 101 MB of blanks: about 100 KB zipped
+    data = with_part(xlsx([new_row(world, 1)]), "xl/worksheets/sheet1.xml", huge)
+    refused_quickly(login(world.officer_a), data, "文件解压后超过 200 MB")
+
+
+def test_an_upload_is_read_outside_any_transaction(world, login, db_session, monkeypatch):
+    """On SQLite a POST takes the write lock with its first statement: the file is parsed
+    after the transaction that loaded the user has ended, so other users' saves go on."""
+    from crm.extensions import db
+    from crm.ledger import views
+
+    seen = []
+
+    def reading(stream):
+        seen.append(db.session().in_transaction())
+        return read_workbook(stream)
+
+    monkeypatch.setattr(views, "read_workbook", reading)
+    client = login(world.officer_a)
+    assert upload(client, xlsx([new_row(world, 1)])).status_code == 302
+    assert seen == [False]
+
+
+def test_an_update_over_a_project_changed_during_the_import_writes_nothing(world, db_session):
+    """The bulk update is guarded by each project's version, as the project form is."""
+    from crm.core import ConflictError
+    from crm.ledger.services import apply_import
+
+    rows = read_workbook(io.BytesIO(xlsx([new_row(world, 1)])))
+    apply_import(world.officer_a, plan_import(world.officer_a, rows), "x.xlsx")
+    changed = new_row(world, 1, **{"总投资（万元）": 30000})
+    plan = plan_import(world.officer_a, read_workbook(io.BytesIO(xlsx([changed]))))
+    (row,) = plan.rows
+    assert row.action == "update"
+    db_session.execute(  # another user's save, after the plan read the project
+        sa.update(Project).where(Project.id == row.project.id).values(version=Project.version + 1),
+        execution_options={"synchronize_session": False},  # as another process would
+    )
+    with pytest.raises(ConflictError):  # SQLite and psycopg count the rows an UPDATE matched
+        apply_import(world.officer_a, plan, "x.xlsx")
+    db_session.expire_all()
+    assert row.project.total_investment == Decimal("12345.67")

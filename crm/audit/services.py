@@ -41,14 +41,21 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def apply_changes(obj: Any, values: dict[str, Any]) -> dict[str, list[Any]]:
-    """Set `values` on `obj`; return the diff {field: [old, new]} of what really changed."""
+def changes_of(obj: Any, values: dict[str, Any]) -> dict[str, list[Any]]:
+    """The diff {field: [old, new]} that setting `values` on `obj` would make."""
     diff: dict[str, list[Any]] = {}
     for field, new in values.items():
         old = getattr(obj, field)
         if _plain(old) != _plain(new):
             diff[field] = [_plain(old), _plain(new)]
-            setattr(obj, field, new)
+    return diff
+
+
+def apply_changes(obj: Any, values: dict[str, Any]) -> dict[str, list[Any]]:
+    """Set `values` on `obj`; return the diff {field: [old, new]} of what really changed."""
+    diff = changes_of(obj, values)
+    for field in diff:
+        setattr(obj, field, values[field])
     return diff
 
 

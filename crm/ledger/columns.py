@@ -71,6 +71,7 @@ COLUMNS: list[Column] = [
     Column("description", "项目简介", "text", 40),
     Column("created_at", "登记时间", "datetime", 17, imported=False),
     Column("updated_at", "更新时间", "datetime", 17, imported=False),
+    Column("version", "数据版本", "int", 10, imported=False, note="系统数据，请勿修改（已锁定）：导出时项目的数据版本，项目每次修改加 1。导入时与系统比对：导出后在系统中被修改过的项目显示为冲突，逐行勾选后才会更新。新项目留空"),
 ]  # fmt: skip
 
 BY_KEY = {c.key: c for c in COLUMNS}

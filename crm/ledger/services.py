@@ -24,6 +24,7 @@ import re
 import secrets
 import time as time_module
 import unicodedata
+import zipfile
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -42,15 +43,23 @@ from xlsxwriter.worksheet import Worksheet
 
 from crm.access import project_scope
 from crm.audit.models import AuditEntry
-from crm.audit.services import apply_changes, record
+from crm.audit.services import changes_of, record
 from crm.auth.models import Role, User
 from crm.catalog.models import Carrier, Chain, Channel, Cluster
 from crm.companies.credit_code import credit_code_error, normalize
 from crm.companies.models import Company, Origin
 from crm.companies.services import name_key
-from crm.core import LOCAL_TZ, ServiceError, utcnow
+from crm.core import LOCAL_TZ, ConflictError, ServiceError, utcnow
 from crm.extensions import db
-from crm.ledger.columns import BY_KEY, COLUMNS, HEADERS, Column, header, header_key
+from crm.ledger.columns import (
+    BY_KEY,
+    COLUMNS,
+    HEADERS,
+    INT_FORMAT,
+    Column,
+    header,
+    header_key,
+)
 from crm.projects.conflicts import COURTING_STATUSES
 from crm.projects.models import (
     ConflictBasis,
@@ -69,6 +78,16 @@ from crm.projects.services import (
 from crm.projects.stages import STAGE_REQUIRED_FIELDS, Stage, Status
 
 MAX_ROWS = 20000
+# An upload is refused before it is parsed beyond these (a legitimate 20,000-row ledger
+# expands to about 30 MB, at 10–25 : 1; a decompression bomb to far more, at up to 1000 : 1).
+MAX_SHEET_ROWS = MAX_ROWS + 1000  # rows read, empty ones included (a template has 1,000)
+MAX_COLUMNS = 100  # cells read per row
+MAX_PARTS = 200
+MAX_PART = 100 * 2**20  # bytes of one part, decompressed
+MAX_UNCOMPRESSED = 200 * 2**20  # bytes of the whole file, decompressed
+MAX_RATIO = 200  # decompressed : compressed, of a part above 1 MB
+MAX_SHARED_STRINGS = 20 * MAX_ROWS
+SNAPSHOT_SHEET = "导出时的值"  # the export's very hidden copy of what each row was
 MAX_MONEY = Decimal("100000000")  # 万元: as the project form
 MAX_AREA = Decimal("1000000")
 MAX_JOBS = 1000000
@@ -94,32 +113,63 @@ WORKBOOK_OPTIONS = {
 
 
 class _Book:
-    """An .xlsx written in memory with XlsxWriter, each of its formats made once."""
+    """An .xlsx written in memory with XlsxWriter, each of its formats made once.
 
-    def __init__(self) -> None:
+    `lockable`: every cell it writes is unlocked unless written in `locked`, so that a sheet
+    it then protects (`protect`) refuses edits to the locked cells only."""
+
+    def __init__(self, lockable: bool = False) -> None:
         self._out = io.BytesIO()
         self.wb = xlsxwriter.Workbook(self._out, WORKBOOK_OPTIONS)
-        self.bold = self.wb.add_format({"bold": True})
-        self._quoted = self.wb.add_format({"quote_prefix": True})
+        self._base = {"locked": False} if lockable else {}
+        self.bold = self._format({"bold": True})
+        self.plain = self._format({}) if lockable else None
+        self.locked = self.wb.add_format({"locked": True, "num_format": INT_FORMAT})
+        self._quoted = self._format({"quote_prefix": True})
         self._headers = {
-            imported: self.wb.add_format({"bold": True, "pattern": 1, "bg_color": fill})
+            imported: self._format({"bold": True, "pattern": 1, "bg_color": fill})
             for imported, fill in ((True, HEADER_FILL), (False, READ_ONLY_FILL))
         }
         self._numbers: dict[str, Format] = {}
 
-    def sheet(self, name: str, widths: Iterable[int]) -> Worksheet:
+    def _format(self, properties: dict) -> Format:
+        return self.wb.add_format({**properties, **self._base})
+
+    @staticmethod
+    def protect(ws: Worksheet) -> None:
+        """Protect `ws` (no password: a guard against slips, not a secret) leaving everything
+        but locked cells editable, and filtering, sorting and row edits allowed."""
+        ws.protect(
+            "",
+            {
+                "autofilter": True,
+                "sort": True,
+                "format_cells": True,
+                "format_columns": True,
+                "format_rows": True,
+                "insert_rows": True,
+                "delete_rows": True,
+            },
+        )
+
+    def sheet(
+        self, name: str, widths: Iterable[int], formats: Iterable[Format | None] = ()
+    ) -> Worksheet:
+        """A sheet with its column widths, and the formats of its columns' empty cells."""
         ws = self.wb.add_worksheet(name)
+        formats = list(formats)
         for col, width in enumerate(widths):
             # `width` × 7 px is stored as `width` itself, as openpyxl wrote it (XlsxWriter's
             # set_column would add Excel's 5 px of padding to every column).
-            ws.set_column_pixels(col, col, width * 7)
+            fmt = formats[col] if col < len(formats) else self.plain
+            ws.set_column_pixels(col, col, width * 7, fmt)
         return ws
 
     def number_format(self, num_format: str | None) -> Format | None:
         if num_format is None:
-            return None
+            return self.plain
         if num_format not in self._numbers:
-            self._numbers[num_format] = self.wb.add_format({"num_format": num_format})
+            self._numbers[num_format] = self._format({"num_format": num_format})
         return self._numbers[num_format]
 
     def header(self, ws: Worksheet, columns: list[Column]) -> None:
@@ -214,6 +264,7 @@ def _row_values(project: Project, funds: dict[int, Decimal], checks: dict[int, s
         status_reason = f"{status_reason}（流向：{project.lost_to}）"
     return {
         "id": project.id,
+        "version": project.version,
         "name": project.name,
         "company_name": project.company.name,
         "credit_code": project.company.credit_code or "",
@@ -288,19 +339,35 @@ def export_workbook(
     ids = [p.id for p in projects]
     funds, checks = _funds_totals(ids), _current_verifications(ids)
 
-    book = _Book()
-    ws = book.sheet("项目台账", [column.width for column in COLUMNS])
+    # The 数据版本 column says what each row was; locked (the sheet protected, every other
+    # cell editable), and the values of the imported columns as exported are kept in a very
+    # hidden sheet, so an import can show a conflict's three values.
+    book = _Book(lockable=True)
+    formats = [
+        book.locked if column.key == "version" else book.number_format(column.number_format)
+        for column in COLUMNS
+    ]
+    ws = book.sheet("项目台账", [column.width for column in COLUMNS], formats)
     ws.freeze_panes(1, 0)
     book.header(ws, COLUMNS)
-    cells = [(column.key, book.number_format(column.number_format)) for column in COLUMNS]
+    info = book.sheet("导出信息", [14, 60])
+    kept = [c for c in COLUMNS if c.imported or c.key == "version"]
+    snapshot = book.sheet(SNAPSHOT_SHEET, [c.width for c in kept])
+    book.header(snapshot, kept)
+    kept_formats = [(c.key, book.number_format(c.number_format)) for c in kept]
+    cells = [(column.key, fmt) for column, fmt in zip(COLUMNS, formats, strict=True)]
     write = book.write
     for row, project in enumerate(projects, 1):
         values = _row_values(project, funds, checks)
         for col, (key, fmt) in enumerate(cells):
             write(ws, row, col, values[key], fmt)
+        for col, (key, fmt) in enumerate(kept_formats):
+            write(snapshot, row, col, values[key], fmt)
     ws.autofilter(0, 0, len(projects), len(COLUMNS) - 1)
+    book.protect(ws)
+    book.protect(snapshot)
+    snapshot.very_hidden()
 
-    info = book.sheet("导出信息", [14, 60])
     local = now.astimezone(LOCAL_TZ)
     rows = [
         ("导出时间", local.strftime("%Y-%m-%d %H:%M:%S") + "（北京时间）"),
@@ -309,6 +376,12 @@ def export_workbook(
         ("项目数", str(len(projects))),
         *describe_filter(f),
         ("说明", "金额单位为万元；灰色表头的列为系统数据，导入时忽略。"),
+        (
+            "数据版本",
+            "“数据版本”列记录导出时每个项目的版本（已锁定，请勿修改）。再次导入时，导出后在系统中"
+            "被他人修改过的项目显示为冲突（导出时 / 现在 / 文件中三个值），逐行勾选后才会更新。"
+            "工作表保护没有密码：需要删除行时，可在“审阅”中撤销工作表保护。",
+        ),
     ]
     for row, (label, value) in enumerate(rows):
         write(info, row, 0, label)
@@ -412,7 +485,7 @@ def template_workbook(user: User) -> bytes:
         text = "必填。" if column.required else ""
         text += column.note
         if not column.imported:
-            text = "系统数据（灰色表头），导入时忽略。"
+            text = column.note or "系统数据（灰色表头），导入时忽略。"
         elif column.kind == "money":
             text += "数字，单位万元。"
         elif column.kind == "date":
@@ -427,6 +500,10 @@ def template_workbook(user: User) -> bytes:
         (
             "",
             "同一文件重复导入不会重复登记：按项目编号，或按统一社会信用代码（无代码时按企业名称）加项目名称匹配已有项目。",
+        ),
+        (
+            "",
+            "从系统导出的台账带有“数据版本”列：导出后在系统中被修改过的项目显示为冲突（导出时、现在、文件中三个值），逐行勾选后才会更新。",
         ),
         (
             "",
@@ -449,6 +526,7 @@ class RawRow:
     row: int
     cells: dict[str, Any]
     formulas: list[str] = field(default_factory=list)
+    exported: dict[str, Any] | None = None  # the row as exported, from the export's hidden sheet
 
 
 def _plain(value) -> Any:
@@ -466,14 +544,79 @@ def _plain(value) -> Any:
     return CONTROL_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), str(value))
 
 
+class WorkbookTooLarge(ServiceError):
+    """An upload beyond the limits of a ledger (413): refused before it is parsed."""
+
+
+def _check_archive(stream) -> None:
+    """Refuse a zip whose parts would expand beyond a ledger's size, before openpyxl opens it.
+
+    The declared sizes are what zipfile will decompress at most (it stops at the declared size
+    and then fails the CRC), so they bound the work; a high compression ratio on a large part
+    and a flood of shared strings (each a Python string openpyxl keeps for the whole read) are
+    the marks of a decompression bomb, counted while streaming, a few MB at a time."""
+    try:
+        archive = zipfile.ZipFile(stream)
+        parts = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ServiceError("无法读取该文件：请上传由本系统导出或从模板填写的 .xlsx 文件") from exc
+    too_large = WorkbookTooLarge(
+        f"文件解压后超过 {MAX_UNCOMPRESSED // 2**20} MB，不是正常的台账：请删除多余的行、列和工作表，"
+        "或拆分为多个文件后再导入"
+    )
+    if len(parts) > MAX_PARTS or sum(p.file_size for p in parts) > MAX_UNCOMPRESSED:
+        raise too_large
+    for part in parts:
+        if part.file_size > MAX_PART:
+            raise too_large
+        if part.file_size > 2**20 and part.file_size > MAX_RATIO * max(part.compress_size, 1):
+            raise WorkbookTooLarge(
+                "文件的压缩比异常（疑似压缩炸弹），已拒绝：请从本系统导出或从模板填写后再上传"
+            )
+    strings = next((p for p in parts if p.filename.lower().endswith("sharedstrings.xml")), None)
+    if strings is not None:
+        count, tail = 0, b""
+        try:
+            with archive.open(strings) as fh:
+                while chunk := fh.read(2**22):
+                    data = tail + chunk
+                    count += data.count(b"<si>") + data.count(b"<si ")
+                    tail = data[-3:]
+                    if count > MAX_SHARED_STRINGS:
+                        raise WorkbookTooLarge(
+                            f"文件中的文字超过 {MAX_SHARED_STRINGS} 条，不是正常的台账："
+                            "请拆分为多个文件后再导入"
+                        )
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:  # damaged or lying part
+            raise ServiceError("文件内容无法读取，请重新导出或从模板填写后再上传") from exc
+
+
 def read_workbook(stream) -> list[RawRow]:
-    """The data rows of the first sheet whose header row names the ledger's columns."""
+    """The data rows of the first sheet whose header row names the ledger's columns, each with
+    the values it had when exported (from the export's hidden sheet), when the file has them.
+
+    Checked before it is parsed (`_check_archive`), read row by row up to the limits: call it
+    before the request touches the database (on SQLite a POST holds the write lock from its
+    first statement until it ends)."""
+    _check_archive(stream)
+    stream.seek(0)
     try:
         wb = load_workbook(stream, read_only=True, data_only=False)
     except Exception as exc:  # any unreadable file is the user's to fix
         raise ServiceError("无法读取该文件：请上传由本系统导出或从模板填写的 .xlsx 文件") from exc
     try:
-        return _read_rows(wb)
+        rows = _read_rows(wb.worksheets[0], required=True)
+        if not rows:
+            raise ServiceError("文件中没有数据行")
+        if SNAPSHOT_SHEET in wb.sheetnames:
+            exported = {
+                str(r.cells["id"]): r.cells
+                for r in _read_rows(wb[SNAPSHOT_SHEET], required=False)
+                if "id" in r.cells
+            }
+            for row in rows:
+                row.exported = exported.get(str(row.cells.get("id")))
+        return rows
     except ServiceError:
         raise
     except Exception as exc:  # a damaged sheet inside a readable file
@@ -482,10 +625,11 @@ def read_workbook(stream) -> list[RawRow]:
         wb.close()
 
 
-def _read_rows(wb) -> list[RawRow]:
-    ws = wb.worksheets[0]
+def _read_rows(ws, required: bool) -> list[RawRow]:
+    """The non-empty rows under the header; every row counts toward the limit of rows read,
+    empty or not, and no row is read past it."""
     ws.reset_dimensions()  # some writers record wrong dimensions; read every row
-    rows = ws.iter_rows()
+    rows = ws.iter_rows(max_col=MAX_COLUMNS)
     try:
         first = next(rows)
     except StopIteration:
@@ -496,12 +640,17 @@ def _read_rows(wb) -> list[RawRow]:
         if column is not None and column.key not in columns.values():
             columns[i] = column.key
     missing = [c.header for c in COLUMNS if c.required and c.key not in columns.values()]
-    if missing:
+    if required and missing:
         raise ServiceError(
             "表头缺少必填列：" + "、".join(missing) + "。请使用“下载导入模板”得到的表头"
         )
     out = []
     for counted, row in enumerate(rows, 2):
+        if counted > MAX_SHEET_ROWS + 1:
+            raise WorkbookTooLarge(
+                f"工作表超过 {MAX_SHEET_ROWS} 行（含空行）：请删除多余的空行，"
+                f"或拆分为多个文件（每个最多 {MAX_ROWS} 行）后再导入"
+            )
         number = next((c.row for c in row if getattr(c, "row", None)), counted)
         cells, formulas = {}, []
         for i, cell in enumerate(row):
@@ -518,25 +667,27 @@ def _read_rows(wb) -> list[RawRow]:
             continue
         out.append(RawRow(number, cells, formulas))
         if len(out) > MAX_ROWS:
-            raise ServiceError(f"一次最多导入 {MAX_ROWS} 行，请拆分文件")
-    if not out:
-        raise ServiceError("文件中没有数据行")
+            raise WorkbookTooLarge(f"一次最多导入 {MAX_ROWS} 行，请拆分文件")
     return out
 
 
 # Keeping an upload between preview and confirmation ---------------------------------------
 
 
-def save_upload(folder: Path, user: User, filename: str, rows: list[RawRow]) -> str:
-    """Keep the parsed rows for `user` under a random token; old uploads are removed."""
+def save_upload(folder: Path, user_id: int, filename: str, rows: list[RawRow]) -> str:
+    """Keep the parsed rows for the user `user_id` under a random token; old uploads are
+    removed. Touches no database (the upload is read outside any transaction)."""
     folder.mkdir(parents=True, exist_ok=True)
     _remove_old(folder)
     token = secrets.token_urlsafe(24)
     payload = {
-        "user_id": user.id,
+        "user_id": user_id,
         "filename": filename[:200],
         "saved_at": utcnow().isoformat(),
-        "rows": [{"row": r.row, "cells": r.cells, "formulas": r.formulas} for r in rows],
+        "rows": [
+            {"row": r.row, "cells": r.cells, "formulas": r.formulas, "exported": r.exported}
+            for r in rows
+        ],
     }
     path = folder / f"{token}.json"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -557,7 +708,10 @@ def load_upload(folder: Path, user: User, token: str) -> tuple[str, list[RawRow]
     saved = datetime.fromisoformat(payload.get("saved_at", "2000-01-01T00:00:00+00:00"))
     if payload.get("user_id") != user.id or utcnow() - saved > TOKEN_MAX_AGE:
         return None
-    rows = [RawRow(r["row"], r["cells"], r.get("formulas", [])) for r in payload["rows"]]
+    rows = [
+        RawRow(r["row"], r["cells"], r.get("formulas", []), r.get("exported"))
+        for r in payload["rows"]
+    ]
     return payload.get("filename", ""), rows
 
 
@@ -581,6 +735,10 @@ def _remove_old(folder: Path) -> None:
 
 @dataclass
 class RowPlan:
+    """What one row of an upload would do. `action`: create, update, unchanged, or conflict
+    (an update of a project changed in the app since the file was exported: not applied
+    unless the user chooses it)."""
+
     row: int
     action: str = ""  # create, update, unchanged; "" when the row has errors
     name: str = ""
@@ -595,6 +753,8 @@ class RowPlan:
     new_company: dict[str, Any] | None = None  # or the company to create
     courting: list[tuple[Project, ConflictBasis]] = field(default_factory=list)
     changes: dict[str, list[Any]] = field(default_factory=dict)
+    cells: list[CellChange] = field(default_factory=list)  # what the preview shows changing
+    exported_version: int | None = None  # the 数据版本 of the row, when it has one
 
     def error(self, key: str, message: str) -> None:
         self.errors.append((header(key), message))
@@ -606,7 +766,29 @@ class RowPlan:
 
     @property
     def action_label(self) -> str:
-        return {"create": "新建", "update": "更新", "unchanged": "无变化"}.get(self.action, "有误")
+        return {
+            "create": "新建",
+            "update": "更新",
+            "conflict": "冲突",
+            "unchanged": "无变化",
+        }.get(self.action, "有误")
+
+    @property
+    def choice(self) -> str:
+        """The value of the checkbox that applies this conflicting row anyway: the row and the
+        version it was seen at, so a project changed again after the preview stays as it is."""
+        return f"{self.row}:{self.project.version}" if self.project is not None else ""
+
+
+@dataclass(frozen=True)
+class CellChange:
+    """One cell an import would change, as the preview shows it: the value in the app now,
+    the one in the file and, for a conflict, the one exported (None: not in the file)."""
+
+    header: str
+    old: str
+    new: str
+    exported: str | None = None
 
 
 @dataclass
@@ -847,6 +1029,11 @@ def _plan_row(user: User, raw: RawRow, lk: _Lookups, seen: dict[tuple, int]) -> 
     if project is not None and company is not None and project.company_id != company.id:
         plan.error("credit_code", "与项目编号对应项目的企业不一致")
     plan.project = project
+    if project is not None and "version" in cells:
+        try:
+            plan.exported_version = int(_decimal(cells["version"], "1"))
+        except (ValueError, InvalidOperation):
+            plan.error("version", "数据版本应为导出时的数字，请勿修改")
 
     identity = ("id", project.id) if project else (code or name_key(company_name), name)
     if identity in seen:
@@ -1042,9 +1229,40 @@ def _plan_row(user: User, raw: RawRow, lk: _Lookups, seen: dict[tuple, int]) -> 
             for key, value in plan.values.items()
             if _differs(getattr(project, key), value)
         }
-        if project.stage in STAGE_REQUIRED_FIELDS and plan.changes:
+        if not plan.changes:
+            plan.action = "unchanged"
+            return plan
+        if project.stage in STAGE_REQUIRED_FIELDS:
             plan.warnings.append(f"项目处于“{project.stage.label}”阶段：只更新基本信息和计划日期")
-        plan.action = "update" if plan.changes else "unchanged"
+        changed = _changed_since_export(project, plan.exported_version, cells.get("updated_at"))
+        if changed is None:
+            plan.warnings.append("该行没有“数据版本”：无法检查导出后系统中是否有修改，将按文件更新")
+        plan.action = "conflict" if changed else "update"
+        names = {
+            "carrier_id": carrier.name,
+            "cluster_id": cluster.name,
+            "chain_id": chain.name if chain else None,
+            "channel_id": channel.name,
+            "officer_id": officer.display_name,
+        }
+        plan.cells = []
+        for key, (_old, value) in plan.changes.items():
+            column = BY_KEY[key.removesuffix("_id")]
+            exported = None
+            if changed:  # the third value: the row as exported, from the hidden sheet
+                exported = (
+                    _show_cell(column, raw.exported.get(column.key))
+                    if raw.exported is not None
+                    else "（文件中未记录）"
+                )
+            plan.cells.append(
+                CellChange(
+                    column.header,
+                    _show(_now_value(project, key)),
+                    _show(names.get(key, value)),
+                    exported,
+                )
+            )
         return plan
 
     plan.action = "create"
@@ -1068,6 +1286,64 @@ def _plan_row(user: User, raw: RawRow, lk: _Lookups, seen: dict[tuple, int]) -> 
     return plan
 
 
+def _changed_since_export(project: Project, version: int | None, exported_at) -> bool | None:
+    """Whether `project` changed in the app after its row was exported: by the row's 数据版本,
+    or, in a ledger exported before it had one, by its 更新时间 (to the minute); None when the
+    row carries neither (a filled-in template)."""
+    if version is not None:
+        return version != project.version
+    if not exported_at:
+        return None
+    try:
+        stamp = datetime.fromisoformat(str(exported_at)).replace(tzinfo=None)
+    except ValueError:
+        return None
+    now = project.updated_at.astimezone(LOCAL_TZ).replace(tzinfo=None, second=0, microsecond=0)
+    return now > stamp
+
+
+def _now_value(project: Project, key: str) -> Any:
+    """A project field as the preview names it: a catalogue entry or a person by name."""
+    if key == "officer_id":
+        return project.officer.display_name
+    if key.endswith("_id"):
+        entry = getattr(project, key.removesuffix("_id"))
+        return entry.name if entry is not None else None
+    return getattr(project, key)
+
+
+SHOWN_CHARS = 80
+
+
+def _show(value: Any) -> str:
+    if value is None or value == "":
+        return "（空）"
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, Decimal):
+        return f"{value:,.2f}"
+    if isinstance(value, date):
+        return value.isoformat()
+    text = str(value)
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…"
+
+
+def _show_cell(column: Column, value: Any) -> str:
+    """A cell of the file (as read) as `_show` shows the same field of a project."""
+    if value is None or value == "":
+        return _show(None)
+    try:
+        if column.kind in ("money", "area"):
+            return _show(_decimal(value))
+        if column.kind == "int":
+            return str(int(_decimal(value, "1")))
+        if column.kind == "date":
+            return _date(value).isoformat()
+    except (ValueError, InvalidOperation):
+        pass
+    return _show(_text(value))
+
+
 def _differs(old, new) -> bool:
     if isinstance(old, Decimal) or isinstance(new, Decimal):
         old = None if old is None else Decimal(old).quantize(Decimal("0.01"))
@@ -1086,11 +1362,17 @@ class ImportResult:
     updated: int
     unchanged: int
     companies: int
-    conflicts: int
+    conflicts: int  # cross-载体 conflicts registered
+    kept: int = 0  # rows changed in the app since the export, not chosen: left as they are
 
 
-def apply_import(user: User, plan: ImportPlan, filename: str = "") -> ImportResult:
-    """Write a plan without errors, in bulk statements; the caller commits (all or none)."""
+def apply_import(
+    user: User, plan: ImportPlan, filename: str = "", chosen: Iterable[str] = ()
+) -> ImportResult:
+    """Write a plan without errors, in bulk statements; the caller commits (all or none).
+
+    A conflicting row (its project changed in the app since the export) is applied only when
+    `chosen` holds its `RowPlan.choice`; the others keep the app's values."""
     if not plan.ok:
         raise ServiceError("导入文件有误，未写入任何数据")
     now = utcnow()
@@ -1192,44 +1474,87 @@ def apply_import(user: User, plan: ImportPlan, filename: str = "") -> ImportResu
     if conflicts:
         db.session.execute(sa.insert(ProjectConflict), conflicts)
 
-    # Updates of matched projects: only the fields that differ.
-    updates = [r for r in plan.rows if r.action == "update"]
-    for r in updates:
-        changes = apply_changes(r.project, {k: new for k, (_old, new) in r.changes.items()})
-        if changes:
-            r.project.version += 1
-            record(
-                user,
-                "project_updated",
-                r.project,
-                summary=f"{r.project.name}（台账导入）",
-                changes=changes,
+    # Updates of matched projects, in one statement: every imported field of each row, over
+    # the version the plan read (optimistic lock: a project changed in between fails the
+    # import, all rows or none), audited with the diff of what really changed.
+    chosen = set(chosen)
+    updates = [
+        r
+        for r in plan.rows
+        if r.action == "update" or (r.action == "conflict" and r.choice in chosen)
+    ]
+    updated_audit = []
+    if updates:
+        table = Project.__table__
+        keys = list(updates[0].values)
+        statement = (
+            sa.update(table)
+            .where(table.c.id == sa.bindparam("p_id"), table.c.version == sa.bindparam("p_seen"))
+            .values(
+                {
+                    **{key: sa.bindparam(f"v_{key}") for key in keys},
+                    "version": table.c.version + 1,
+                    "search_text": sa.bindparam("p_search_text"),
+                    "updated_at": now,
+                }
             )
+        )
+        params, updated_audit = [], []
+        for r in updates:
+            company = r.company or r.project.company
+            params.append(
+                {
+                    "p_id": r.project.id,
+                    "p_seen": r.project.version,
+                    "p_search_text": search_text(r.values["name"], company.name),
+                    **{f"v_{key}": r.values[key] for key in keys},
+                }
+            )
+            updated_audit.append(
+                {
+                    "user_id": user.id,
+                    "action": "project_updated",
+                    "object_type": "projects",
+                    "object_id": r.project.id,
+                    "summary": f"{r.project.name}（台账导入）"[:500],
+                    "changes": changes_of(r.project, r.values),
+                    "created_at": now,
+                }
+            )
+        result = db.session.execute(statement, params)
+        if db.engine.dialect.supports_sane_multi_rowcount and result.rowcount != len(params):
+            raise ConflictError("导入期间有项目被他人修改，未写入任何数据：请重新预览后再导入")
+        for r in updates:
+            db.session.expire(r.project)
 
     # The audit log: one row per created record, one for the import.
-    audit = [
-        {
-            "user_id": user.id,
-            "action": "company_created",
-            "object_type": "companies",
-            "object_id": company_ids[identity],
-            "summary": f"{values['name']}（台账导入）"[:500],
-            "changes": {},
-            "created_at": now,
-        }
-        for identity, values in to_create.items()
-    ] + [
-        {
-            "user_id": user.id,
-            "action": "project_created",
-            "object_type": "projects",
-            "object_id": pid,
-            "summary": f"{r.values['name']}（台账导入）"[:500],
-            "changes": {},
-            "created_at": now,
-        }
-        for pid, r in zip(project_ids, creates, strict=True)
-    ]
+    audit = (
+        [
+            {
+                "user_id": user.id,
+                "action": "company_created",
+                "object_type": "companies",
+                "object_id": company_ids[identity],
+                "summary": f"{values['name']}（台账导入）"[:500],
+                "changes": {},
+                "created_at": now,
+            }
+            for identity, values in to_create.items()
+        ]
+        + updated_audit
+        + [
+            {
+                "user_id": user.id,
+                "action": "project_created",
+                "object_type": "projects",
+                "object_id": pid,
+                "summary": f"{r.values['name']}（台账导入）"[:500],
+                "changes": {},
+                "created_at": now,
+            }
+            for pid, r in zip(project_ids, creates, strict=True)
+        ]
+    )
     if audit:
         db.session.execute(sa.insert(AuditEntry), audit)
     result = ImportResult(
@@ -1238,6 +1563,7 @@ def apply_import(user: User, plan: ImportPlan, filename: str = "") -> ImportResu
         unchanged=plan.count("unchanged"),
         companies=len(to_create),
         conflicts=len(conflicts),
+        kept=plan.count("conflict") - (len(updates) - plan.count("update")),
     )
     record(
         user,
@@ -1253,6 +1579,7 @@ def apply_import(user: User, plan: ImportPlan, filename: str = "") -> ImportResu
             "unchanged": result.unchanged,
             "companies": result.companies,
             "conflicts": result.conflicts,
+            "kept": result.kept,
         },
         object_type="ledger",
     )

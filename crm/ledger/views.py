@@ -25,6 +25,7 @@ from crm.forms import save_form
 from crm.ledger.forms import ConfirmForm, UploadForm
 from crm.ledger.services import (
     XLSX_MIMETYPE,
+    WorkbookTooLarge,
     apply_import,
     discard_upload,
     export_filename,
@@ -81,17 +82,23 @@ def upload():
     if not can_import_projects(current_user):
         abort(403)
     form = UploadForm()
+    user_id = current_user.id
 
     def keep_upload() -> str:
+        # Parsed outside any transaction: on SQLite this POST took the write lock when the
+        # login loaded the user, and a large file must not hold every other writer back.
+        # Nothing was written; the upload is kept in a file, not in the database.
+        db.session.rollback()
         rows = read_workbook(form.file.data.stream)
-        return save_upload(_import_folder(), current_user, form.file.data.filename or "", rows)
+        return save_upload(_import_folder(), user_id, form.file.data.filename or "", rows)
 
     saved, outcome = save_form(form, keep_upload, not_at_fields=ServiceError)
     if saved:
         return redirect(url_for("ledger.preview", token=outcome))
     if outcome is not None:  # a file that cannot be read: said at the file
         form.file.errors = [*form.file.errors, outcome.message]
-    return render_template("ledger/upload.html", form=form), 400 if form.is_submitted() else 200
+    status = 413 if isinstance(outcome, WorkbookTooLarge) else 400
+    return render_template("ledger/upload.html", form=form), status if form.is_submitted() else 200
 
 
 def _load(token: str):
@@ -120,6 +127,7 @@ def _render_preview(token: str, filename: str, plan, form: ConfirmForm, status: 
         plan=plan,
         form=form,
         shown=plan.rows[:PREVIEW_ROWS],
+        conflicts=[r for r in plan.rows if r.action == "conflict"],
         preview_rows=PREVIEW_ROWS,
     ), status
 
@@ -144,7 +152,8 @@ def confirm(token: str):
     filename, plan = planned
     form = ConfirmForm()
     # A plan with errors is refused too (the page lists them and offers no confirmation).
-    saved, result = save_form(form, lambda: apply_import(current_user, plan, filename))
+    chosen = request.form.getlist("apply_row")  # conflicting rows to apply anyway
+    saved, result = save_form(form, lambda: apply_import(current_user, plan, filename, chosen))
     if not saved:
         db.session.rollback()  # nothing the plan read is kept
         return _render_preview(token, filename, plan, form, 400)
@@ -152,7 +161,12 @@ def confirm(token: str):
     flash(
         f"导入完成：新建 {result.created} 个项目（新登记企业 {result.companies} 家），"
         f"更新 {result.updated} 个，无变化 {result.unchanged} 个"
-        + (f"；登记跨载体冲突 {result.conflicts} 起" if result.conflicts else ""),
+        + (f"；登记跨载体冲突 {result.conflicts} 起" if result.conflicts else "")
+        + (
+            f"；导出后已在系统中修改的 {result.kept} 个项目未勾选，保留系统中的数据未更新"
+            if result.kept
+            else ""
+        ),
         "success",
     )
     return redirect(url_for("projects.index"))
