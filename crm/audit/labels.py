@@ -169,6 +169,7 @@ FIELD_LABELS = {
     "name_head": "名称比对键前缀",
     "merged_into_id": "并入企业",
     "merged_at": "合并时间",
+    "kept": "保留未改",
     "kept_id": "保留企业编号",
     "kept_name": "保留企业名称",
     "login_failures": "登录失败次数",

@@ -78,7 +78,8 @@ def planned_date_errors(values: dict[str, Any]) -> dict[str, str]:
 def _officer_errors(values: dict[str, Any], project: Project | None) -> dict[str, str]:
     """The 责任人 is an active officer of the project's 载体: an officer of another 载体 could
     not even open the project. One kept as it was (same officer, same 载体) is left alone."""
-    officer_id, carrier_id = values.get("officer_id"), values.get("carrier_id")
+    officer_id = values.get("officer_id", project.officer_id if project else None)
+    carrier_id = values.get("carrier_id", project.carrier_id if project else None)
     if project is not None and (officer_id, carrier_id) == (project.officer_id, project.carrier_id):
         return {}
     officer = db.session.get(User, officer_id) if officer_id else None
