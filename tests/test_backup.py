@@ -208,5 +208,7 @@ def test_the_database_uploads_and_backups_are_readable_by_the_app_only(
     assert (mode(snapshot), mode(snapshot.parent)) == (0o600, 0o700)
 
     imports = tmp_path / "ledger_imports"
-    token = keep_ledger_upload(imports, world.officer_a.id, "台账.xlsx", [RawRow(2, {"name": "项目"})])
+    token = keep_ledger_upload(
+        imports, world.officer_a.id, "台账.xlsx", [RawRow(2, {"name": "项目"})]
+    )
     assert mode(imports / f"{token}.json") == 0o600
