@@ -60,6 +60,7 @@ def create_app(config: type[Config] | None = None) -> Flask:
     register_transaction_edge(app)
     register_request_guards(app)
     register_blueprints(app)
+    register_hooks(app)
     register_template_helpers(app)
     register_errorhandlers(app)
     register_commands(app)
@@ -122,6 +123,13 @@ def register_transaction_edge(app: Flask) -> None:
     from crm import transaction
 
     transaction.init_app(app, app.handle_user_exception)
+
+
+def register_hooks(app: Flask) -> None:
+    """Install the explicit wiring between features (crm/hooks.py)."""
+    from crm import hooks
+
+    hooks.init_app(app)
 
 
 def register_security(app: Flask) -> None:
