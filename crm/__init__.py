@@ -203,7 +203,7 @@ def register_errorhandlers(app: Flask) -> None:
         500: "服务器内部错误",
     }
 
-    # Whatever the request did is already rolled back when a handler runs (CRMFlask).
+    # Whatever the request did is already discarded when a handler runs (CRMFlask).
 
     def handle(error):
         code = getattr(error, "code", 500) or 500
