@@ -18,23 +18,49 @@ from flask import (
 )
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.orm.exc import StaleDataError
+from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from config import Config, config_from_env, instance_secret_key
 
 
+class CRMFlask(Flask):
+    """Flask, with the request's work discarded as soon as it raises (see crm/transaction.py)."""
+
+    def handle_user_exception(self, e):
+        _discard_failed_request(e)
+        return super().handle_user_exception(e)
+
+
+def _discard_failed_request(error: Exception) -> None:
+    """Nothing of a request that raised is kept, decided before any error handler runs. A
+    refusal (4xx) is rolled back when the request ends; any other failure at once, and unless
+    it leaves the database working (a record saved meanwhile), the error page shows the
+    signed-in user as already loaded (`_user_without_database`)."""
+    from crm import transaction
+
+    if isinstance(error, HTTPException) and (error.code or 500) < 500:
+        transaction.discard(at_once=False)  # a refusal: the session is still usable
+        return
+    if not isinstance(error, StaleDataError):
+        _user_without_database()
+    transaction.discard()
+
+
 def create_app(config: type[Config] | None = None) -> Flask:
     from config import INSTANCE_DIR
 
-    app = Flask(__name__, instance_path=str(INSTANCE_DIR))
+    app = CRMFlask(__name__, instance_path=str(INSTANCE_DIR))
     app.config.from_object(config or config_from_env())
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     if not app.config.get("SECRET_KEY") and not app.config.get("PRODUCTION"):
         app.config["SECRET_KEY"] = instance_secret_key()
     register_security(app)
     register_extensions(app)
+    register_transaction_edge(app)
     register_request_guards(app)
     register_blueprints(app)
+    register_hooks(app)
     register_template_helpers(app)
     register_errorhandlers(app)
     register_commands(app)
@@ -88,6 +114,22 @@ def _sqlite_begin(connection) -> None:
     if connection.dialect.name == "sqlite":
         write = has_request_context() and request.method not in ("GET", "HEAD", "OPTIONS")
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def register_transaction_edge(app: Flask) -> None:
+    """One commit or rollback per request, after the view (crm/transaction.py). Registered
+    after the extensions, so their after-request steps (security headers, the remember-me
+    cookie) apply to the response the edge settles on."""
+    from crm import transaction
+
+    transaction.init_app(app, app.handle_user_exception)
+
+
+def register_hooks(app: Flask) -> None:
+    """Install the explicit wiring between features (crm/hooks.py)."""
+    from crm import hooks
+
+    hooks.init_app(app)
 
 
 def register_security(app: Flask) -> None:
@@ -149,8 +191,6 @@ def register_template_helpers(app: Flask) -> None:
 
 
 def register_errorhandlers(app: Flask) -> None:
-    from crm.extensions import db
-
     messages = {
         400: "请求无效",
         403: "没有权限",
@@ -163,11 +203,10 @@ def register_errorhandlers(app: Flask) -> None:
         500: "服务器内部错误",
     }
 
+    # Whatever the request did is already discarded when a handler runs (CRMFlask).
+
     def handle(error):
         code = getattr(error, "code", 500) or 500
-        if code >= 500:
-            _user_without_database()
-            db.session.rollback()
         if code in (403, 404):
             _audit_denial(code)
         return render_template("error.html", code=code, message=messages.get(code, "出错了")), code
@@ -198,10 +237,7 @@ def register_errorhandlers(app: Flask) -> None:
         """SQLite refuses a write that raced another one ("database is locked"): nothing was
         saved, and trying again works. Anything else is a real failure."""
         if "database is locked" not in str(error.orig):
-            db.session.rollback()
             raise error
-        _user_without_database()
-        db.session.rollback()
         message = "系统繁忙，本次操作未保存，请重试"
         return render_template("error.html", code=503, message=message), 503
 
@@ -215,7 +251,6 @@ def register_errorhandlers(app: Flask) -> None:
     def saved_meanwhile(_error):
         """Someone saved the same record after this request loaded it (the version checked by
         the UPDATE no longer matched): nothing of this request was saved."""
-        db.session.rollback()
         message = "该记录刚被他人修改，本次操作未保存，请刷新页面后重试"
         return render_template("error.html", code=409, message=message), 409
 
@@ -249,8 +284,8 @@ def _user_without_database() -> None:
     from crm.extensions import login_manager
 
     user = g.get("_login_user")
-    if user is not None and not user.is_authenticated:
-        return  # anonymous: nothing to load
+    if isinstance(user, _HeaderUser) or (user is not None and not user.is_authenticated):
+        return  # already plain values, or anonymous: nothing to load
     g._login_user = _HeaderUser(user) if _fully_loaded(user) else login_manager.anonymous_user()
 
 

@@ -125,11 +125,14 @@ def enum_coerce(enum_cls: type[enum.Enum]) -> Callable[[object], enum.Enum]:
 def save_form(
     form, service, *, not_at_fields: type[Exception] | tuple[type[Exception], ...] = ()
 ) -> tuple[bool, object]:
-    """The edge of every form POST: validate `form`, run `service()` and commit, giving
-    (True, its result). Otherwise nothing is kept: bad input gives (False, None); a change a
-    rule refused is rolled back and gives (False, the ServiceError), its messages put at the
-    fields unless its type is one of `not_at_fields`, which the caller answers itself (a
-    stale edit: 409 and the saved values)."""
+    """Every form POST: validate `form`, run `service()` and flush, giving (True, its result);
+    the request's edge commits it once the view has returned (crm/transaction.py: a commit
+    that fails answers 409/503 instead of the view's response). Otherwise nothing is kept: bad
+    input gives (False, None); a change a rule refused is rolled back at once (the page shows
+    what is stored) and gives (False, the ServiceError), its messages put at the fields
+    unless its type is one of `not_at_fields`, which the caller answers itself (a stale edit:
+    409 and the saved values)."""
+    from crm import transaction
     from crm.core import ServiceError
     from crm.extensions import db
 
@@ -137,12 +140,13 @@ def save_form(
         return False, None
     try:
         result = service()
+        db.session.flush()
     except ServiceError as exc:
-        db.session.rollback()
+        transaction.discard()
         if not isinstance(exc, not_at_fields):
             show_service_errors(form, exc)
         return False, exc
-    db.session.commit()
+    transaction.keep()
     return True, result
 
 

@@ -14,12 +14,12 @@ from urllib.parse import quote
 import pytest
 import sqlalchemy as sa
 
+from crm import transaction
 from crm.audit.models import AuditEntry
 from crm.core import ServiceError
 from crm.evaluation.models import DecisionOutcome, EvaluationState
 from crm.evaluation.services import decide, load_answers, start_evaluation, submit_evaluation
 from crm.extensions import db
-from crm.files import services as file_services
 from crm.files.models import DocumentKind, StoredFile
 from crm.files.services import file_path, store_file
 from tests.evaluation_factories import (
@@ -591,7 +591,8 @@ def store(world, uploads, content=PDF, name="投资协议.pdf"):
 def die_before_the_commit(session) -> None:
     """What a kill -9 leaves: the process's memory of the files it wrote is gone, so nothing
     cleans up after the transaction (which the database rolls back)."""
-    session.info.pop(file_services.PENDING_FILES, None)
+    session.info.pop(transaction.ON_COMMIT, None)
+    session.info.pop(transaction.ON_ROLLBACK, None)
 
 
 def age(path, hours: float) -> None:

@@ -25,6 +25,7 @@ from flask import (
 from flask_login import current_user, login_required
 from sqlalchemy.orm import selectinload
 
+from crm import transaction
 from crm.admin.forms import AuditFilterForm, UserCreateForm, UserEditForm, UserFilterForm
 from crm.audit.labels import action_label, describe_entries, object_type_label
 from crm.audit.services import (
@@ -355,7 +356,7 @@ def audit_export():
         object_type="audit_entries",
         summary=f"导出条件：{describe_filter(audit_filter)}",
     )
-    db.session.commit()
+    transaction.keep()
     day = utcnow().astimezone(LOCAL_TZ).strftime("%Y%m%d-%H%M")
     response = Response(
         stream_with_context(audit_csv_rows(audit_filter)), mimetype="text/csv; charset=utf-8"

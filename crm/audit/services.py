@@ -90,11 +90,11 @@ def record_separately(
     summary: str = "",
     object_type: str | None = None,
 ) -> None:
-    """Write one entry now, in a transaction of its own, for an event that is not part of a
-    change (a refused request, a session that timed out). Whatever the session held unsaved
-    is discarded first. Never raises: the request goes on, and the failure is logged."""
-    from flask import current_app
-    from sqlalchemy.exc import SQLAlchemyError
+    """Write one entry in a transaction of its own, for an event that is not part of a change
+    (a refused request, a session that timed out): in a request, at its edge once the
+    request's own work is committed or rolled back (crm/transaction.py, `separately`);
+    elsewhere at once. Never raises: a failure is logged."""
+    from crm import transaction
 
     entry = AuditEntry(
         user_id=user_id,
@@ -104,13 +104,7 @@ def record_separately(
         summary=summary[:500],
         changes={},
     )
-    try:
-        db.session.rollback()
-        db.session.add(entry)
-        db.session.commit()
-    except SQLAlchemyError:
-        db.session.rollback()
-        current_app.logger.exception("could not write the audit entry %s", action)
+    transaction.separately(lambda: db.session.add(entry))
 
 
 # Reading the log (系统管理 → 审计日志) ----------------------------------------------------------

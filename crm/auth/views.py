@@ -28,7 +28,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from flask_login.signals import user_loaded_from_cookie
 from sqlalchemy.orm import joinedload
 
-from crm import core
+from crm import core, transaction
 from crm.audit.services import record_separately
 from crm.auth import services
 from crm.auth.forms import ChangePasswordForm, LoginForm, LogoutForm
@@ -156,10 +156,10 @@ def login():
         try:
             user = services.authenticate(form.username.data, form.password.data, address)
         except services.TooManyAttempts as refused:
-            db.session.commit()  # the audit entry
+            transaction.keep()  # the audit entry
             form.password.errors.append(refused.message)
             return render_template("auth/login.html", form=form), 429
-        db.session.commit()
+        transaction.keep()  # the attempt, counted for the limits, and its audit entry
         if user is not None:
             start_session(user, remember=form.remember.data)
             target = safe_next(request.args.get("next")) or url_for("main.home")
@@ -177,7 +177,7 @@ def logout():
     form = LogoutForm()
     if form.validate_on_submit():
         services.logout(current_user._get_current_object())
-        db.session.commit()
+        transaction.keep()
         logout_user()
         flash("您已安全退出", "success")
         return redirect(url_for("auth.login"))

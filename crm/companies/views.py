@@ -36,7 +36,7 @@ from crm.companies.services import (
 )
 from crm.core import ServiceError, parse_int
 from crm.extensions import db
-from crm.forms import save_form
+from crm.forms import save_button, save_form
 from crm.projects.models import Project
 
 bp = Blueprint("companies", __name__, url_prefix="/companies")
@@ -354,7 +354,9 @@ def contact_form(company_id: int, contact_id: int | None = None):
 @login_required
 def contact_archive(company_id: int, contact_id: int):
     company = load_company(current_user, company_id, edit=True)
-    archive_contact(current_user, _load_contact(company, contact_id))
-    db.session.commit()
+    contact = _load_contact(company, contact_id)
+    saved, _ = save_button(lambda: archive_contact(current_user, contact))
+    if not saved:
+        return redirect(url_for("companies.detail", company_id=company.id))
     flash("联系人已移除（记录仍保留在历史中）", "success")
     return redirect(url_for("companies.detail", company_id=company.id))

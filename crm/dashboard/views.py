@@ -6,10 +6,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template, request
 from flask_login import current_user, login_required
 
-from crm.auth.models import Role
 from crm.core import local_today, parse_int
 from crm.dashboard.services import build_dashboard, parse_period
-from crm.main.views import register_home
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
@@ -36,7 +34,3 @@ def index():
         cache_seconds=current_app.config["DASHBOARD_CACHE_SECONDS"],
     )
     return render_template("dashboard/index.html", d=dashboard, years=years)
-
-
-# The landing page of leaders and task forces (served at /).
-register_home((Role.LEADER, Role.TASKFORCE), index)

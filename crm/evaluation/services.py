@@ -14,7 +14,6 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from blinker import Namespace
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import contains_eager, joinedload, selectinload
 
@@ -42,11 +41,6 @@ from crm.projects.models import Project
 from crm.projects.stages import Stage
 
 COMMENT_REQUIRED = (Verdict.FAILS, Verdict.NOT_APPLICABLE)
-
-# Sent inside the decision's transaction, after the decision is written: receivers (the
-# dossier archive) take part in the same all-or-nothing change.
-signals = Namespace()
-evaluation_decided = signals.signal("evaluation-decided")
 MAX_COMMENT = 5000
 
 
@@ -433,7 +427,6 @@ def decide(
         summary=f"{outcome.label}（{decision.meeting_name}）",
         changes={"state": ["SUBMITTED", new_state.name]},
     )
-    evaluation_decided.send(evaluation, user=user, decision=decision)
     return decision
 
 

@@ -46,11 +46,12 @@ from crm.evaluation.services import (
 )
 from crm.extensions import db
 from crm.files.models import DocumentKind
-from crm.files.views import save_upload
+from crm.files.uploads import save_upload
 from crm.forms import save_button, save_form
+from crm.hooks import installed
 from crm.projects.lifecycle import entry_blockers
 from crm.projects.models import Project
-from crm.projects.panels import Panel, register_panel
+from crm.projects.panels import Panel
 from crm.projects.stages import Stage
 
 bp = Blueprint("evaluation", __name__)
@@ -71,7 +72,6 @@ def load_evaluation(user: User, evaluation_id: int, action: Action = Action.VIEW
     return evaluation
 
 
-@register_panel
 def evaluation_panel(project: Project, user: User) -> Panel:
     evaluations = project_evaluations(project)
     open_ = next((e for e in evaluations if e.is_open), None)
@@ -231,9 +231,9 @@ def submit(evaluation_id: int):
 def decision(evaluation_id: int):
     evaluation = load_evaluation(current_user, evaluation_id, Action.DECIDE)
     form = DecisionForm()
-    saved, outcome = save_form(
-        form,
-        lambda: decide(
+
+    def decide_and_archive():
+        taken = decide(
             current_user,
             evaluation,
             DecisionOutcome[form.outcome.data],
@@ -241,9 +241,12 @@ def decision(evaluation_id: int):
             meeting_name=form.meeting_name.data or "",
             participants=form.participants.data or "",
             opinion=form.opinion.data or "",
-        ),
-        not_at_fields=ConflictError,
-    )
+        )
+        for hook in installed().decision_taken:  # the dossier archive: saved with it, or neither
+            hook(evaluation, current_user, taken)
+        return taken
+
+    saved, outcome = save_form(form, decide_and_archive, not_at_fields=ConflictError)
     if not saved:
         if outcome is not None:  # rolled back: the page shows what is stored
             db.session.refresh(evaluation)

@@ -23,8 +23,6 @@ from typing import BinaryIO
 
 import olefile
 import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 
 from crm.audit.services import record
 from crm.auth.models import User
@@ -34,6 +32,7 @@ from crm.files.models import DocumentKind, StoredFile
 from crm.files.private import private_folder, write_private
 from crm.projects.models import Project
 from crm.projects.stages import Stage
+from crm.transaction import on_commit, on_rollback
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +158,6 @@ def store_file(
 # Writing: bytes under a temporary name first, the real name only once their row is committed --
 
 TEMP_PREFIX = ".tmp-"
-PENDING_FILES = "crm.files: written in this transaction"  # session.info key
 _STORED_NAME = re.compile(r"[0-9a-f]{32}")
 
 
@@ -175,26 +173,18 @@ def _write_pending(upload_folder: Path, stored_name: str, data: bytes) -> None:
     private_folder(upload_folder)
     temp = temp_path(upload_folder, stored_name)
     write_private(temp, data)
-    db.session().info.setdefault(PENDING_FILES, []).append(
-        (temp, file_path_for(stored_name, upload_folder))
-    )
+    final = file_path_for(stored_name, upload_folder)
+    on_commit(lambda: _publish(temp, final))
+    on_rollback(lambda: temp.unlink(missing_ok=True))
 
 
-@event.listens_for(Session, "after_commit")
-def _publish_new_files(session: Session) -> None:
-    for temp, final in session.info.pop(PENDING_FILES, []):
-        try:
-            private_folder(final.parent)
-            os.replace(temp, final)
-            _fsync_folder(final.parent)
-        except OSError:  # the row is committed: `crm clean-files` moves the bytes into place
-            log.exception("could not move %s to %s", temp, final)
-
-
-@event.listens_for(Session, "after_rollback")
-def _drop_new_files(session: Session) -> None:
-    for temp, _final in session.info.pop(PENDING_FILES, []):
-        temp.unlink(missing_ok=True)
+def _publish(temp: Path, final: Path) -> None:
+    try:
+        private_folder(final.parent)
+        os.replace(temp, final)
+        _fsync_folder(final.parent)
+    except OSError:  # the row is committed: `crm clean-files` moves the bytes into place
+        log.exception("could not move %s to %s", temp, final)
 
 
 def _fsync_folder(folder: Path) -> None:

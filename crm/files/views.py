@@ -8,7 +8,6 @@ import sqlalchemy as sa
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -17,6 +16,7 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
+from crm import transaction
 from crm.access import Action, can, load_project, project_scope
 from crm.audit.services import record
 from crm.auth.models import User
@@ -31,31 +31,13 @@ from crm.files.services import (
     project_documents,
     removal_blocker,
     restore_file,
-    store_file,
 )
+from crm.files.uploads import save_upload, upload_folder
 from crm.forms import save_button, save_form
 from crm.projects.models import Project
-from crm.projects.panels import Panel, register_panel
+from crm.projects.panels import Panel
 
 bp = Blueprint("files", __name__)
-
-
-def upload_folder() -> Path:
-    return Path(current_app.config["UPLOAD_FOLDER"])
-
-
-def save_upload(user: User, project: Project, form, kind: DocumentKind) -> StoredFile:
-    """Store the file of a validated upload form; raises ServiceError on a refused file."""
-    upload = form.file.data
-    return store_file(
-        user,
-        project,
-        upload.stream,
-        upload.filename or "",
-        kind,
-        upload_folder(),
-        current_app.config["MAX_UPLOAD_BYTES"],
-    )
 
 
 def load_file(
@@ -80,7 +62,6 @@ def load_file(
     return stored
 
 
-@register_panel
 def documents_panel(project: Project, user: User) -> Panel:
     return Panel(
         "files/_documents.html",
@@ -123,7 +104,7 @@ def download(file_id: int):
     if not path.is_file():
         abort(404)
     record(current_user, "file_downloaded", stored, summary=stored.original_name)
-    db.session.commit()
+    transaction.keep()
     response = send_file(path, mimetype=stored.content_type, max_age=0)
     extension = Path(stored.original_name).suffix.encode("ascii", "ignore").decode()
     response.headers["Content-Disposition"] = content_disposition(

@@ -18,9 +18,9 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
+from crm import transaction
 from crm.access import can_import_projects
 from crm.core import ServiceError, content_disposition, local_today, utcnow
-from crm.extensions import db
 from crm.forms import save_form
 from crm.ledger.forms import ConfirmForm, UploadForm
 from crm.ledger.services import (
@@ -64,7 +64,7 @@ def export():
     data, _count = export_workbook(
         current_user, f, local_today(), current_app.config["STALE_AFTER_DAYS"], now
     )
-    db.session.commit()  # the audit row of the export
+    transaction.keep()  # the audit row of the export
     return _xlsx(data, export_filename(now), f"ledger-{now:%Y%m%d-%H%M}.xlsx")
 
 
@@ -139,7 +139,7 @@ def preview(token: str):
     if planned is None:
         return redirect(url_for("ledger.upload"))
     filename, plan = planned
-    db.session.rollback()  # nothing is written before the confirmation
+    transaction.discard()  # nothing is written before the confirmation
     return _render_preview(token, filename, plan, ConfirmForm(formdata=None))
 
 
@@ -155,7 +155,7 @@ def confirm(token: str):
     chosen = request.form.getlist("apply_row")  # conflicting rows to apply anyway
     saved, result = save_form(form, lambda: apply_import(current_user, plan, filename, chosen))
     if not saved:
-        db.session.rollback()  # nothing the plan read is kept
+        transaction.discard()  # nothing the plan read is kept
         return _render_preview(token, filename, plan, form, 400)
     discard_upload(_import_folder(), token)
     flash(

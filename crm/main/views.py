@@ -5,34 +5,24 @@ Leaders and task forces land on the dashboard (统计); officers and admins keep
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-
 import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, render_template, send_from_directory
 from flask_login import current_user, login_required
 
-from crm.auth.models import Role
 from crm.core import local_today
 from crm.extensions import db
+from crm.hooks import installed
 from crm.projects.conflicts import recent_handovers
 from crm.projects.services import my_work
 
 bp = Blueprint("main", __name__)
 
-# Another feature may serve the home page for some roles (the dashboard does for leaders and
-# task forces), so this package never imports it.
-_homes: dict[Role, Callable] = {}
-
-
-def register_home(roles: Iterable[Role], view: Callable) -> None:
-    for role in roles:
-        _homes[role] = view
-
 
 @bp.route("/")
 @login_required
 def home():
-    if (view := _homes.get(current_user.role)) is not None:
+    # Another feature may serve the home page of some roles: the `homes` hook (crm/hooks.py).
+    if (view := installed().homes.get(current_user.role)) is not None:
         return view()
     today = local_today()
     work = my_work(current_user, today, current_app.config["STALE_AFTER_DAYS"])
@@ -47,8 +37,7 @@ def healthz():
         db.session.execute(sa.text("SELECT 1"))
         database = True
     except sa.exc.SQLAlchemyError:
-        db.session.rollback()
-        database = False
+        database = False  # rolled back when the request ends (crm/transaction.py)
     body = {"status": "ok" if database else "degraded", "database": database}
     # A load balancer or monitor reads the status code: 503 takes the instance out of service.
     return jsonify(body), 200 if database else 503

@@ -1,16 +1,16 @@
 """Sections other features add to the project page, so this package never imports them.
 
-A feature registers a function `(project, user) -> Panel | None`; the project page includes
-each panel's template with its context, in registration order.
+A section is a template and its context (`Panel`). Which features provide one, and in what
+order the page shows them, is the `project_panels` hook of crm/hooks.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from crm.auth.models import User
+from crm.hooks import installed
 from crm.projects.models import Project
 
 
@@ -20,15 +20,6 @@ class Panel:
     context: dict[str, Any] = field(default_factory=dict)
 
 
-PanelFunction = Callable[[Project, User], Panel | None]
-_panels: list[PanelFunction] = []
-
-
-def register_panel(function: PanelFunction) -> PanelFunction:
-    if function not in _panels:
-        _panels.append(function)
-    return function
-
-
 def panels_for(project: Project, user: User) -> list[Panel]:
-    return [panel for function in _panels if (panel := function(project, user)) is not None]
+    functions = installed().project_panels
+    return [panel for function in functions if (panel := function(project, user)) is not None]

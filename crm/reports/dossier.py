@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from flask import current_app, render_template
 from sqlalchemy.orm import joinedload
 
+from crm.audit.services import record
 from crm.auth.models import User
 from crm.core import LOCAL_TZ, utcnow
 from crm.evaluation.models import Decision, Evaluation, EvaluationAnswer, Verdict
@@ -174,3 +175,19 @@ def archive_dossier(user: User, decision: Decision, evaluation: Evaluation) -> S
     decision.dossier_file_id = stored.id
     assert stored.sha256 == hashlib.sha256(pdf).hexdigest()
     return stored
+
+
+def archive_on_decision(evaluation: Evaluation, user: User, decision: Decision) -> None:
+    """The `decision_taken` hook (crm/hooks.py): archive the dossier with the decision, in its
+    transaction, when DOSSIER_ARCHIVE is on; a dossier that cannot be rendered (RenderUnavailable)
+    refuses the decision."""
+    if not current_app.config["DOSSIER_ARCHIVE"]:
+        return
+    stored = archive_dossier(user, decision, evaluation)
+    record(
+        user,
+        "dossier_archived",
+        evaluation,
+        summary=f"决策时存档尽调摘要 SHA-256 {stored.sha256}",
+        changes={"file_id": stored.id, "sha256": stored.sha256},
+    )

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, render_template
+from flask import Blueprint, Response, render_template
 from flask_login import current_user, login_required
 
+from crm import transaction
 from crm.access import Action, load_project
 from crm.audit.services import record
 from crm.auth.models import User
 from crm.core import LOCAL_TZ, content_disposition
-from crm.evaluation.models import Decision, Evaluation
-from crm.evaluation.services import evaluation_decided
-from crm.extensions import db
 from crm.projects.models import Project
-from crm.projects.panels import Panel, register_panel
-from crm.reports.dossier import archive_dossier, build_dossier, render_dossier
+from crm.projects.panels import Panel
+from crm.reports.dossier import build_dossier, render_dossier
 from crm.reports.renderer import RenderUnavailable
 
 bp = Blueprint("reports", __name__)
 
 
-@register_panel
 def dossier_panel(project: Project, user: User) -> Panel:
     return Panel("reports/_panel.html")
 
@@ -29,7 +26,6 @@ def dossier_panel(project: Project, user: User) -> Panel:
 def render_unavailable(error: RenderUnavailable):
     """Every helper busy, or the render ran out of time: nothing was saved (a decision that
     archives its dossier is not taken either), and trying again later works."""
-    db.session.rollback()
     detail = "本次未生成文件，也未保存任何内容，请稍后重试。"
     response = render_template("error.html", code=503, message=error.message, detail=detail)
     return response, 503, {"Retry-After": "30"}
@@ -42,7 +38,7 @@ def project_dossier(project_id: int):
     dossier = build_dossier(project, current_user)
     pdf = render_dossier(dossier)
     record(current_user, "dossier_downloaded", project, summary=dossier.filename)
-    db.session.commit()
+    transaction.keep()
     day = dossier.generated_at.astimezone(LOCAL_TZ).strftime("%Y%m%d")
     response = Response(pdf, mimetype="application/pdf")
     response.headers["Content-Disposition"] = content_disposition(
@@ -50,17 +46,3 @@ def project_dossier(project_id: int):
     )
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-@evaluation_decided.connect
-def archive_on_decision(evaluation: Evaluation, user: User, decision: Decision) -> None:
-    if not current_app.config["DOSSIER_ARCHIVE"]:
-        return
-    stored = archive_dossier(user, decision, evaluation)
-    record(
-        user,
-        "dossier_archived",
-        evaluation,
-        summary=f"决策时存档尽调摘要 SHA-256 {stored.sha256}",
-        changes={"file_id": stored.id, "sha256": stored.sha256},
-    )

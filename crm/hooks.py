@@ -1,0 +1,83 @@
+"""Where features plug into each other: one explicit, ordered list per hook.
+
+A feature never imports a feature built on it: `crm/projects` does not import evaluation,
+files or reports, `crm/main` does not import the dashboard, `crm/evaluation` does not import
+reports. Where a page or an operation of a lower feature needs something from higher ones, a
+hook below names what it needs, who provides it and who calls it. `init_app` (a step of
+`create_app`) installs the lists into `app.extensions["crm.hooks"]`, so what runs, and in what
+order, is read here, never from the order in which modules happen to be imported.
+
+project_panels
+    Sections of the project page (项目详情) below the project's own, in this order: each a
+    function `(project, user) -> crm.projects.panels.Panel | None` (None: nothing to show).
+    Provided by files (材料, `documents_panel`), evaluation (项目评估, `evaluation_panel`) and
+    reports (尽调摘要, `dossier_panel`). Called by `crm.projects.panels.panels_for`, for the
+    project page (`crm.projects.views.detail`).
+
+homes
+    The home page (工作台, `/`) of some roles: a view function per role. A role not listed gets
+    the work list of `crm/main`. Provided by the dashboard (统计) for leaders and task forces.
+    Called by `crm.main.views.home`.
+
+decision_taken
+    What else a leader's decision (集体决策) writes, in the decision's own transaction, so
+    that all of it is saved or none: functions `(evaluation, user, decision) -> None`, run in
+    order right after `crm.evaluation.services.decide`. Provided by reports
+    (`archive_on_decision`: the dossier PDF archived with the decision, when DOSSIER_ARCHIVE is
+    on; a dossier that cannot be rendered refuses the decision). Called by the decision page,
+    `crm.evaluation.views.decision`.
+
+Not here: the 签约 gate, a rule of the lifecycle that evaluation plugs into the projects
+package (`crm.projects.lifecycle.register_entry_check`), and the project list's filters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, current_app
+
+if TYPE_CHECKING:
+    from crm.auth.models import Role, User
+    from crm.evaluation.models import Decision, Evaluation
+    from crm.projects.models import Project
+    from crm.projects.panels import Panel
+
+    PanelFunction = Callable[[Project, User], Panel | None]
+    DecisionHook = Callable[[Evaluation, User, Decision], None]
+
+EXTENSION = "crm.hooks"
+
+
+@dataclass(frozen=True)
+class Hooks:
+    project_panels: tuple[PanelFunction, ...]
+    homes: Mapping[Role, Callable[[], Any]]
+    decision_taken: tuple[DecisionHook, ...]
+
+
+def default_hooks() -> Hooks:
+    """The app's wiring. This is the one module (with `create_app`) that imports every feature."""
+    from crm.auth.models import Role
+    from crm.dashboard.views import index as dashboard
+    from crm.evaluation.views import evaluation_panel
+    from crm.files.views import documents_panel
+    from crm.reports.dossier import archive_on_decision
+    from crm.reports.views import dossier_panel
+
+    return Hooks(
+        project_panels=(documents_panel, evaluation_panel, dossier_panel),
+        homes={Role.LEADER: dashboard, Role.TASKFORCE: dashboard},
+        decision_taken=(archive_on_decision,),
+    )
+
+
+def init_app(app: Flask, hooks: Hooks | None = None) -> None:
+    app.extensions[EXTENSION] = hooks or default_hooks()
+
+
+def installed() -> Hooks:
+    """The hooks of the current app."""
+    return current_app.extensions[EXTENSION]
