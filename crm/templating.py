@@ -23,6 +23,11 @@ def money(value, unit: bool = True) -> str:
     return f"{text} 万元" if unit else text
 
 
+def yi(amount: Decimal | None) -> str:
+    """万元 as 亿元, two decimals, without the unit (the page writes it): the dashboard's figures."""
+    return f"{(amount or Decimal(0)) / 10000:,.2f}"
+
+
 def number(value) -> str:
     if value is None:
         return "—"
@@ -78,7 +83,7 @@ def _each(url: str) -> Callable[[int], str]:
 
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(
-        money=money, number=number, local_datetime=local_datetime, local_date=local_date
+        money=money, yi=yi, number=number, local_datetime=local_datetime, local_date=local_date
     )
     app.jinja_env.globals.update(
         url_with=url_with, url_for_each=url_for_each, url_with_each=url_with_each
