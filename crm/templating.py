@@ -92,7 +92,10 @@ def init_app(app: Flask) -> None:
     app.jinja_env.lstrip_blocks = True
 
     @app.context_processor
-    def inject_roles():
-        from crm.auth.models import Role
+    def inject_rights():
+        """`rights`: what the pages offer the signed-in user (crm/access.py decides)."""
+        from flask_login import current_user
 
-        return {"Role": Role}
+        from crm.access import page_rights
+
+        return {"rights": page_rights(current_user)}
