@@ -79,17 +79,30 @@ _PROJECT_ACTIONS: dict[Role, set[Action]] = {
 }
 
 
+# What each role reads: an officer its own 载体's projects, a task force its cluster's in every
+# 载体, a leader or an admin all of them; anyone else none.
+_SCOPE_KIND = {
+    Role.ADMIN: "all",
+    Role.LEADER: "all",
+    Role.OFFICER: "carrier",
+    Role.TASKFORCE: "cluster",
+}
+
+
+def _scope_kind(user) -> str:
+    """The kind of `user`'s scope, read from the role alone (no query, even for a stand-in)."""
+    return _SCOPE_KIND.get(getattr(user, "role", None), "none")
+
+
 def scope_key(user: User) -> tuple:
     """Which projects `user` may read, as a value: users with the same key read the same
-    projects. An officer its 载体's, a task force its cluster's in every 载体, a leader or an
-    admin all of them, anyone else none."""
-    if user.role in (Role.ADMIN, Role.LEADER):
-        return ("all",)
-    if user.role is Role.OFFICER:
-        return ("carrier", user.carrier_id)
-    if user.role is Role.TASKFORCE:
-        return ("cluster", user.cluster_id)
-    return ("none",)
+    projects (`_SCOPE_KIND`, with the 载体 or cluster it is pinned to)."""
+    kind = _scope_kind(user)
+    if kind == "carrier":
+        return (kind, user.carrier_id)
+    if kind == "cluster":
+        return (kind, user.cluster_id)
+    return (kind,)
 
 
 # The projects a scope of each kind (`scope_key`) reads: the attribute of a project that must
@@ -101,7 +114,7 @@ _SCOPE_ATTRIBUTE = {"carrier": "carrier_id", "cluster": "cluster_id"}
 def own_carrier_id(user: User) -> int | None:
     """An officer works in its own 载体: the id of that 载体, which its projects, the companies
     it registers and its imports belong to. None for the other roles, who work across 载体."""
-    return user.carrier_id if user.role is Role.OFFICER else None
+    return user.carrier_id if _scope_kind(user) == "carrier" else None
 
 
 def is_admin(user: User) -> bool:
@@ -133,12 +146,14 @@ class PageRights:
 
 
 def page_rights(user) -> PageRights:
+    """Read from the role alone: an error page after a failed query shows the header without
+    loading the user again."""
     if not getattr(user, "is_authenticated", False):
         return PageRights()
-    kind, *_value = scope_key(user)
+    kind = _scope_kind(user)
     return PageRights(
         administer=is_admin(user),
-        carrier_fixed=own_carrier_id(user) is not None,
+        carrier_fixed=kind == "carrier",
         cluster_fixed=kind == "cluster",
     )
 
