@@ -56,6 +56,7 @@ class Config:
     SQLITE_BUSY_TIMEOUT_MS = _env_int("CRM_SQLITE_BUSY_TIMEOUT_MS", 5000)
     SECRET_KEY: str | None = None  # filled by create_app from instance_secret_key()
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+    WTF_I18N_ENABLED = False  # forms use WTForms' own Chinese catalog (crm/forms.py)
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = _env_flag("CRM_SECURE_COOKIES", False)

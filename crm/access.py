@@ -18,13 +18,19 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+from dataclasses import dataclass
+from functools import wraps
 
 import sqlalchemy as sa
 from flask import abort, current_app
+from flask_login import current_user, login_required
+from sqlalchemy.orm import joinedload
 
 from crm.auth.models import Role, User
 from crm.companies.models import Company
+from crm.evaluation.models import Evaluation
 from crm.extensions import db
+from crm.files.models import StoredFile
 from crm.projects.models import Project
 
 
@@ -73,17 +79,83 @@ _PROJECT_ACTIONS: dict[Role, set[Action]] = {
 }
 
 
+# What each role reads: an officer its own 载体's projects, a task force its cluster's in every
+# 载体, a leader or an admin all of them; anyone else none.
+_SCOPE_KIND = {
+    Role.ADMIN: "all",
+    Role.LEADER: "all",
+    Role.OFFICER: "carrier",
+    Role.TASKFORCE: "cluster",
+}
+
+
+def _scope_kind(user) -> str:
+    """The kind of `user`'s scope, read from the role alone (no query, even for a stand-in)."""
+    return _SCOPE_KIND.get(getattr(user, "role", None), "none")
+
+
 def scope_key(user: User) -> tuple:
     """Which projects `user` may read, as a value: users with the same key read the same
-    projects. An officer its 载体's, a task force its cluster's in every 载体, a leader or an
-    admin all of them, anyone else none."""
-    if user.role in (Role.ADMIN, Role.LEADER):
-        return ("all",)
-    if user.role is Role.OFFICER:
-        return ("carrier", user.carrier_id)
-    if user.role is Role.TASKFORCE:
-        return ("cluster", user.cluster_id)
-    return ("none",)
+    projects (`_SCOPE_KIND`, with the 载体 or cluster it is pinned to)."""
+    kind = _scope_kind(user)
+    if kind == "carrier":
+        return (kind, user.carrier_id)
+    if kind == "cluster":
+        return (kind, user.cluster_id)
+    return (kind,)
+
+
+# The projects a scope of each kind (`scope_key`) reads: the attribute of a project that must
+# equal the key's value. "all" reads every live project, any other kind none. The SQL clause
+# (`project_scope`) and the check of one loaded project (`can_read_project`) both read it.
+_SCOPE_ATTRIBUTE = {"carrier": "carrier_id", "cluster": "cluster_id"}
+
+
+def own_carrier_id(user: User) -> int | None:
+    """An officer works in its own 载体: the id of that 载体, which its projects, the companies
+    it registers and its imports belong to. None for the other roles, who work across 载体."""
+    return user.carrier_id if _scope_kind(user) == "carrier" else None
+
+
+def is_admin(user: User) -> bool:
+    """系统管理: users, catalogues, checklist templates, the audit log."""
+    return getattr(user, "role", None) is Role.ADMIN
+
+
+def admin_required(view):
+    """A view for admins only: signed in (else to the login page), admin (else 403)."""
+
+    @wraps(view)
+    @login_required
+    def wrapped(*args, **kwargs):
+        if not is_admin(current_user):
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+@dataclass(frozen=True)
+class PageRights:
+    """What the pages offer the signed-in user beyond a project's actions: plain booleans for
+    the templates (`rights` in every template)."""
+
+    administer: bool = False  # the 系统管理 menu
+    carrier_fixed: bool = False  # works in its own 载体: no 载体 to choose, imports only its own
+    cluster_fixed: bool = False  # reads one cluster: no cluster to choose
+
+
+def page_rights(user) -> PageRights:
+    """Read from the role alone: an error page after a failed query shows the header without
+    loading the user again."""
+    if not getattr(user, "is_authenticated", False):
+        return PageRights()
+    kind = _scope_kind(user)
+    return PageRights(
+        administer=is_admin(user),
+        carrier_fixed=kind == "carrier",
+        cluster_fixed=kind == "cluster",
+    )
 
 
 def project_scope(user: User) -> sa.ColumnElement[bool]:
@@ -92,10 +164,8 @@ def project_scope(user: User) -> sa.ColumnElement[bool]:
     alive = Project.is_deleted.is_(False)
     if kind == "all":
         return alive
-    if kind == "carrier":
-        return sa.and_(alive, Project.carrier_id == value[0])
-    if kind == "cluster":
-        return sa.and_(alive, Project.cluster_id == value[0])
+    if kind in _SCOPE_ATTRIBUTE:
+        return sa.and_(alive, getattr(Project, _SCOPE_ATTRIBUTE[kind]) == value[0])
     return sa.false()
 
 
@@ -122,14 +192,14 @@ def company_scope(user: User) -> sa.ColumnElement[bool]:
 
 
 def can_read_project(user: User, project: Project) -> bool:
+    """`project_scope` for one loaded project, from the same rule."""
+    kind, *value = scope_key(user)
     if project.is_deleted:
         return False
-    if user.role in (Role.ADMIN, Role.LEADER):
+    if kind == "all":
         return True
-    if user.role is Role.OFFICER:
-        return project.carrier_id == user.carrier_id
-    if user.role is Role.TASKFORCE:
-        return project.cluster_id == user.cluster_id
+    if kind in _SCOPE_ATTRIBUTE:
+        return getattr(project, _SCOPE_ATTRIBUTE[kind]) == value[0]
     return False
 
 
@@ -166,6 +236,46 @@ def load_project(user: User, project_id: int, action: Action = Action.VIEW) -> P
     if not can(user, action, project):
         abort(403)
     return project
+
+
+def _load_of_project(user: User, model, object_id: int, action: Action, *where, options=()):
+    """A record of a project (`model.project_id`) is readable exactly when its project is: 404
+    otherwise; then `action` is asked of the project: 403 if not allowed."""
+    row = db.session.execute(
+        sa.select(model, Project)
+        .join(Project, Project.id == model.project_id)
+        .where(model.id == object_id, project_scope(user), *where)
+        .options(*options)
+    ).first()
+    if row is None:
+        abort(404)
+    record, project = row
+    if not can(user, action, project):
+        abort(403)
+    return record
+
+
+def load_evaluation(user: User, evaluation_id: int, action: Action = Action.VIEW) -> Evaluation:
+    return _load_of_project(
+        user,
+        Evaluation,
+        evaluation_id,
+        action,
+        options=(joinedload(Evaluation.template),),  # its project: the row's, no query
+    )
+
+
+def load_file(
+    user: User, file_id: int, action: Action = Action.VIEW, *, removed: bool | None = False
+) -> StoredFile:
+    """A removed file only with `removed` (True: only removed ones, None: either)."""
+    return _load_of_project(
+        user,
+        StoredFile,
+        file_id,
+        action,
+        StoredFile.is_deleted.is_(removed) if removed is not None else sa.true(),
+    )
 
 
 def load_company(user: User, company_id: int, edit: bool = False) -> Company:

@@ -44,15 +44,20 @@ class UTCDateTime(TypeDecorator):
 
 
 class LabelledEnum(enum.Enum):
-    """An enum whose members carry the Chinese word the UI shows.
+    """An enum whose members carry the Chinese word the UI shows, and the badge it shows in.
 
-    Members are declared as ``NAME = "label"``; the database stores NAME.
+    Members are declared as ``NAME = "label"`` or ``NAME = "label", "badge"``; the database
+    stores NAME. The badge is the style of the tag pages show the member in: "ok" (green),
+    "warn" (amber), "stale" (red), or "" (plain text).
     """
 
-    label: str  # the member's value, kept as a plain attribute: pages read it for every row
+    # Plain attributes, not properties: pages read them for every row.
+    label: str
+    badge: str
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, badge: str = "") -> None:
         self.label = label
+        self.badge = badge
 
     @classmethod
     def choices(cls) -> list[tuple[str, str]]:

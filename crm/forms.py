@@ -9,51 +9,45 @@ from flask_wtf import FlaskForm
 from wtforms import DecimalField as _DecimalField
 from wtforms import SelectChoice, SelectField
 
-_MESSAGES = {
-    "This field is required.": "此项必填",
+# WTForms ships its own Chinese catalog (wtforms/locale/zh), used through `Meta.locales`;
+# Flask-WTF would otherwise ask flask-babel for translations, hence `WTF_I18N_ENABLED = False`
+# in config.py. Overridden here, each for the reason given, only what the catalog lacks or
+# words unhelpfully. (The CSRF messages need none: Flask-WTF raises them untranslated, and
+# CSRFProtect refuses a bad token before any form sees it, with the "页面已过期" page.)
+_OVERRIDES = {
+    # A format hint: the catalog's "不是有效的日期值" does not say how to write a date.
+    "Not a valid date value.": "请输入有效日期（年-月-日）",
+    # The catalog speaks of "小数" / "浮点数": an amount typed as "五千万" wants a number.
     "Not a valid decimal value.": "请输入数字",
     "Not a valid float value.": "请输入数字",
-    "Not a valid integer value.": "请输入整数",
-    "Not a valid date value.": "请输入有效日期（年-月-日）",
-    "Not a valid datetime value.": "请输入有效的日期时间",
-    "Not a valid choice.": "请从列表中选择",
-    "Not a valid choice": "请从列表中选择",
-    "Invalid Choice: could not coerce.": "请从列表中选择",
-    "Invalid choice(s): one or more data inputs could not be coerced.": "请从列表中选择",
-    "'%(value)s' is not a valid choice for this field.": "请从列表中选择",
-    "'%(value)s' are not valid choices for this field.": "请从列表中选择",
-    "Choices cannot be None.": "请从列表中选择",
-    "Invalid email address.": "电子邮箱格式不正确",
+    # The catalog's "无法转化类型" is programmer's language; the user picked a bad option.
+    "Invalid Choice: could not coerce.": "不是有效的选择。",
+    "Invalid choice(s): one or more data inputs could not be coerced.": "不是有效的选择。",
+    # The catalog says "必须大于 / 小于", but the bounds are allowed values.
     "Number must be at least %(min)s.": "不能小于 %(min)s",
     "Number must be at most %(max)s.": "不能大于 %(max)s",
-    "Number must be between %(min)s and %(max)s.": "应在 %(min)s 到 %(max)s 之间",
-    "Field must be at least %(min)d character long.": "至少 %(min)d 个字符",
-    "Field must be at least %(min)d characters long.": "至少 %(min)d 个字符",
-    "Field cannot be longer than %(max)d character.": "不能超过 %(max)d 个字符",
-    "Field cannot be longer than %(max)d characters.": "不能超过 %(max)d 个字符",
-    "Field must be exactly %(max)d character long.": "应为 %(max)d 个字符",
-    "Field must be exactly %(max)d characters long.": "应为 %(max)d 个字符",
-    "Field must be between %(min)d and %(max)d characters long.": "应为 %(min)d 到 %(max)d 个字符",
-    "The CSRF token is missing.": "页面已过期，请刷新后重试",
-    "The CSRF token is invalid.": "页面已过期，请刷新后重试",
-    "The CSRF token has expired.": "页面已过期，请刷新后重试",
-    "The CSRF tokens do not match.": "页面已过期，请刷新后重试",
-    "The CSRF session token is missing.": "页面已过期，请刷新后重试",
 }
 
 
-class _ChineseTranslations:
+class _Translations:
+    """WTForms' Chinese catalog with the overrides above."""
+
+    def __init__(self, catalog) -> None:
+        self.catalog = catalog
+
     def gettext(self, string: str) -> str:
-        return _MESSAGES.get(string, string)
+        return _OVERRIDES.get(string) or self.catalog.gettext(string)
 
     def ngettext(self, singular: str, plural: str, n: int) -> str:
-        return self.gettext(singular if n == 1 else plural)
+        return self.catalog.ngettext(singular, plural, n)
 
 
 class Form(FlaskForm):
     class Meta:
+        locales = ("zh",)
+
         def get_translations(self, form):
-            return _ChineseTranslations()
+            return _Translations(super().get_translations(form))
 
 
 class OptionalSelectField(SelectField):

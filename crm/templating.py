@@ -23,6 +23,11 @@ def money(value, unit: bool = True) -> str:
     return f"{text} 万元" if unit else text
 
 
+def yi(amount: Decimal | None) -> str:
+    """万元 as 亿元, two decimals, without the unit (the page writes it): the dashboard's figures."""
+    return f"{(amount or Decimal(0)) / 10000:,.2f}"
+
+
 def number(value) -> str:
     if value is None:
         return "—"
@@ -78,7 +83,7 @@ def _each(url: str) -> Callable[[int], str]:
 
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(
-        money=money, number=number, local_datetime=local_datetime, local_date=local_date
+        money=money, yi=yi, number=number, local_datetime=local_datetime, local_date=local_date
     )
     app.jinja_env.globals.update(
         url_with=url_with, url_for_each=url_for_each, url_with_each=url_with_each
@@ -87,7 +92,10 @@ def init_app(app: Flask) -> None:
     app.jinja_env.lstrip_blocks = True
 
     @app.context_processor
-    def inject_roles():
-        from crm.auth.models import Role
+    def inject_rights():
+        """`rights`: what the pages offer the signed-in user (crm/access.py decides)."""
+        from flask_login import current_user
 
-        return {"Role": Role}
+        from crm.access import page_rights
+
+        return {"rights": page_rights(current_user)}

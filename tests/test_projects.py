@@ -548,8 +548,8 @@ def test_an_admin_may_place_a_project_in_any_carrier(world, login, db_session):
         # The project to 乙县, its officer left in 甲区.
         ({"carrier": "carrier_b"}, "责任人须是乙县的招商专员"),
         # Not offered by the form at all: refused there.
-        ({"officer": "taskforce_x"}, "请从列表中选择"),
-        ({"officer": "retired"}, "请从列表中选择"),
+        ({"officer": "taskforce_x"}, "不是有效的选择"),
+        ({"officer": "retired"}, "不是有效的选择"),
     ],
 )
 def test_the_officer_in_charge_must_be_an_officer_of_the_projects_carrier(
@@ -612,7 +612,7 @@ def test_a_project_cannot_be_registered_in_a_later_stage(world, login, db_sessio
         data=project_form(world, stage="SIGNED"),
     )
     assert response.status_code == 400
-    assert "请从列表中选择" in text(response)
+    assert "不是有效的选择" in text(response)
     assert count(db_session, Project) == before
 
 
@@ -647,7 +647,7 @@ BAD_PROJECT_INPUT = [
     ({"total_investment": "五千万"}, "请输入数字"),
     ({"expected_output": "-0.01"}, "预计年产值应在 0 到 1 亿万元之间"),
     ({"land_area": "-5"}, "用地面积应在 0 到 100 万亩之间"),
-    ({"expected_jobs": "很多"}, "请输入整数"),
+    ({"expected_jobs": "很多"}, "不是有效的整数"),
     ({"expected_jobs": "-3"}, "就业人数应在 0 到 100 万之间"),
     ({"fixed_asset_investment": "30000"}, "固定资产投资不能大于总投资"),
     (
@@ -661,7 +661,7 @@ BAD_PROJECT_INPUT = [
     ({"planned_signed_on": "2027-13-45"}, "请输入有效日期（年-月-日）"),
     ({"description": "长" * 6000}, "不能超过 5000 个字符"),
     ({"cluster_id": "0"}, "请选择产业集群"),
-    ({"channel_id": "999999"}, "请从列表中选择"),
+    ({"channel_id": "999999"}, "不是有效的选择"),
     ({"cluster_id": "abc"}, "请选择产业集群"),
 ]
 
@@ -716,7 +716,7 @@ BAD_COMPANY_INPUT = [
     ({"name": ""}, "请填写企业名称"),
     ({"registered_capital": "-100"}, "注册资本应在 0 到 1 亿万元之间"),
     ({"registered_capital": "很多"}, "请输入数字"),
-    ({"origin": "MARS"}, "请从列表中选择"),
+    ({"origin": "MARS"}, "不是有效的选择"),
     ({"industry": "行" * 101}, "不能超过 100 个字符"),
 ]
 
@@ -1077,7 +1077,7 @@ def test_an_older_follow_up_does_not_replace_the_next_action(world, login, db_se
             "下一步期限不能早于跟踪日期",
         ),
         ({"next_action_due": today().isoformat()}, "填写了期限，请写明下一步要做什么"),
-        ({"kind": "TELEPATHY"}, "请从列表中选择"),
+        ({"kind": "TELEPATHY"}, "不是有效的选择"),
         ({"contact_ids": "999999"}, "请修改标出的内容后再提交"),
     ],
 )
@@ -1189,7 +1189,7 @@ def test_bad_element_input_is_refused(world, login, db_session):
     for data, message in (
         ({"kind": "LAND", "quantity": "-1", "status": "RAISED"}, "数量应在 0 到 1 亿之间"),
         ({"kind": "LAND", "quantity": "", "status": "RAISED"}, "请填写数量"),
-        ({"kind": "GOLD", "quantity": "1", "status": "RAISED"}, "请从列表中选择"),
+        ({"kind": "GOLD", "quantity": "1", "status": "RAISED"}, "不是有效的选择"),
     ):
         response = client.post(url, data=data)
         assert response.status_code == 400

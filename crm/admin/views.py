@@ -7,7 +7,6 @@ bad input or a ServiceError nothing is kept and the form shows the messages (sta
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
 
 import sqlalchemy as sa
 from flask import (
@@ -22,10 +21,11 @@ from flask import (
     stream_with_context,
     url_for,
 )
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
 from crm import transaction
+from crm.access import admin_required
 from crm.admin.forms import AuditFilterForm, UserCreateForm, UserEditForm, UserFilterForm
 from crm.audit.labels import action_label, describe_entries, object_type_label
 from crm.audit.services import (
@@ -55,19 +55,6 @@ from crm.extensions import db
 from crm.forms import save_form
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-
-
-def admin_required(view):
-    """Signed in (else to the login page) and of the admin role (else 403)."""
-
-    @wraps(view)
-    @login_required
-    def wrapped(*args, **kwargs):
-        if current_user.role is not Role.ADMIN:
-            abort(403)
-        return view(*args, **kwargs)
-
-    return wrapped
 
 
 @bp.app_context_processor

@@ -6,8 +6,9 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
+from crm.access import own_carrier_id
 from crm.audit.services import apply_changes, record
-from crm.auth.models import Role, User
+from crm.auth.models import User
 from crm.companies.credit_code import credit_code_error, normalize
 from crm.companies.models import HEAD_LENGTH, Company, Contact
 from crm.companies.names import (
@@ -152,7 +153,7 @@ def create_company(
         raise DuplicatesUnconfirmed(matches)
     company = Company(
         **cleaned,
-        registered_by_carrier_id=user.carrier_id if user.role is Role.OFFICER else None,
+        registered_by_carrier_id=own_carrier_id(user),
         created_by_id=user.id,
     )
     db.session.add(company)

@@ -54,6 +54,7 @@ from crm.projects.services import (
     stale_clause,
 )
 from crm.projects.stages import VERIFIED_STAGES, Stage, Status, Verification
+from crm.templating import yi
 
 
 def _awaiting_decision() -> sa.ColumnElement[bool]:
@@ -723,7 +724,7 @@ def _funnel_bars(funnel: list[tuple[Stage, Figure, Figure]]) -> list[Bar]:
         Bar(
             label=stage.label,
             value=figure.count,
-            text=f"{figure.count} 项 · {_yi(figure.amount)} 亿元",
+            text=f"{figure.count} 项 · {yi(figure.amount)} 亿元",
             width=round(100 * figure.count / longest, 1),
             figure=figure,
             secondary=round(100 * new.count / longest, 1),
@@ -738,17 +739,12 @@ def _amount_bars(rows: list[tuple[str, Figure]]) -> list[Bar]:
         Bar(
             label=name,
             value=figure.amount or Decimal(0),
-            text=f"{_yi(figure.amount)} 亿元 · {figure.count} 项",
+            text=f"{yi(figure.amount)} 亿元 · {figure.count} 项",
             width=round(float(100 * (figure.amount or 0) / longest), 1),
             figure=figure,
         )
         for name, figure in rows
     ]
-
-
-def _yi(amount: Decimal | None) -> str:
-    """万元 as 亿元, two decimals."""
-    return f"{(amount or Decimal(0)) / 10000:,.2f}"
 
 
 def default_period(today: date) -> tuple[date, date]:

@@ -73,11 +73,19 @@ class ChecklistItem(db.Model):
 
 
 class EvaluationState(LabelledEnum):
-    DRAFT = "草稿"
-    SUBMITTED = "待决策"
-    RETURNED = "退回"  # reopened for rework
-    PASSED = "通过"
-    REJECTED = "否决"
+    DRAFT = "草稿", "warn"
+    SUBMITTED = "待决策", "warn"
+    RETURNED = "退回", "warn"  # reopened for rework
+    PASSED = "通过", "ok"
+    REJECTED = "否决", "stale"
+
+    @property
+    def awaits_decision(self) -> bool:
+        return self is EvaluationState.SUBMITTED
+
+    @property
+    def is_returned(self) -> bool:
+        return self is EvaluationState.RETURNED
 
 
 OPEN_STATES = (EvaluationState.DRAFT, EvaluationState.SUBMITTED, EvaluationState.RETURNED)
@@ -86,7 +94,7 @@ OPEN_STATES = (EvaluationState.DRAFT, EvaluationState.SUBMITTED, EvaluationState
 class Verdict(LabelledEnum):
     CONFORMS = "符合"
     MOSTLY = "基本符合"
-    FAILS = "不符合"
+    FAILS = "不符合", "stale"
     NOT_APPLICABLE = "不适用"
 
 

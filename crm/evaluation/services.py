@@ -172,14 +172,22 @@ def project_evaluations(project: Project) -> list[Evaluation]:
     )
 
 
-def start_evaluation(user: User, project: Project) -> Evaluation:
+def start_blocker(project: Project, open_: Evaluation | None) -> str | None:
+    """Why an evaluation cannot be started for `project` (whose open evaluation is `open_`),
+    or None: the rule both `start_evaluation` and the project page's button read."""
     if project.stage is not Stage.ATTRACTING:
-        raise ServiceError("只有处于“招引”阶段的项目可以发起评估")
-    if open_evaluation(project) is not None:
-        raise ServiceError("该项目已有一个未完成的评估")
+        return "只有处于“招引”阶段的项目可以发起评估"
+    if open_ is not None:
+        return "该项目已有一个未完成的评估"
+    if current_template() is None:
+        return "尚未配置评估清单模板，请联系管理员"
+    return None
+
+
+def start_evaluation(user: User, project: Project) -> Evaluation:
+    if (blocker := start_blocker(project, open_evaluation(project))) is not None:
+        raise ServiceError(blocker)
     template = current_template()
-    if template is None:
-        raise ServiceError("尚未配置评估清单模板，请联系管理员")
     evaluation = Evaluation(
         project_id=project.id,
         template_id=template.id,

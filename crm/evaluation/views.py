@@ -6,10 +6,17 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy.orm import joinedload
 
-from crm.access import Action, allowed_actions, can, load_project, project_scope
-from crm.auth.models import Role, User
+from crm.access import (
+    Action,
+    admin_required,
+    allowed_actions,
+    can,
+    load_evaluation,
+    load_project,
+    project_scope,
+)
+from crm.auth.models import User
 from crm.core import ConflictError, ServiceError, parse_int
 from crm.evaluation.forms import (
     DecisionForm,
@@ -39,6 +46,7 @@ from crm.evaluation.services import (
     load_template,
     project_evaluations,
     save_answers,
+    start_blocker,
     start_evaluation,
     submit_evaluation,
     summarize,
@@ -57,21 +65,6 @@ from crm.projects.stages import Stage
 bp = Blueprint("evaluation", __name__)
 
 
-def load_evaluation(user: User, evaluation_id: int, action: Action = Action.VIEW) -> Evaluation:
-    """An evaluation is readable exactly when its project is; then the action is checked."""
-    evaluation = db.session.scalar(
-        sa.select(Evaluation)
-        .join(Evaluation.project)
-        .where(Evaluation.id == evaluation_id, project_scope(user))
-        .options(joinedload(Evaluation.project), joinedload(Evaluation.template))
-    )
-    if evaluation is None:
-        abort(404)
-    if not can(user, action, evaluation.project):
-        abort(403)
-    return evaluation
-
-
 def evaluation_panel(project: Project, user: User) -> Panel:
     evaluations = project_evaluations(project)
     open_ = next((e for e in evaluations if e.is_open), None)
@@ -80,10 +73,10 @@ def evaluation_panel(project: Project, user: User) -> Panel:
         {
             "evaluations": evaluations,
             "can_start": (
-                project.stage is Stage.ATTRACTING
-                and open_ is None
-                and can(user, Action.START_EVALUATION, project)
+                can(user, Action.START_EVALUATION, project)
+                and start_blocker(project, open_) is None
             ),
+            "before_attracting": project.stage is Stage.PLANNED,
             "signing_blockers": entry_blockers(project, Stage.SIGNED)
             if project.stage is Stage.ATTRACTING
             else [],
@@ -275,15 +268,9 @@ def queue():
 # Checklist templates (admin) ----------------------------------------------------------------
 
 
-def _admin_only() -> None:
-    if current_user.role is not Role.ADMIN:
-        abort(403)
-
-
 @bp.route("/admin/checklists/")
-@login_required
+@admin_required
 def templates():
-    _admin_only()
     versions = db.session.scalars(
         sa.select(ChecklistTemplate).order_by(ChecklistTemplate.version.desc())
     ).all()
@@ -291,10 +278,9 @@ def templates():
 
 
 @bp.route("/admin/checklists/<int:template_id>", methods=["GET", "POST"])
-@login_required
+@admin_required
 def template_version(template_id: int):
     """Show a version; the form below it saves an edited copy as the next version."""
-    _admin_only()
     template = load_template(template_id)
     if template is None:
         abort(404)

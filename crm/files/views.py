@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     abort,
@@ -17,13 +16,13 @@ from flask import (
 from flask_login import current_user, login_required
 
 from crm import transaction
-from crm.access import Action, can, load_project, project_scope
+from crm.access import Action, can, load_file, load_project
 from crm.audit.services import record
 from crm.auth.models import User
 from crm.core import ServiceError, content_disposition
 from crm.extensions import db
 from crm.files.forms import ArchiveForm, DocumentForm
-from crm.files.models import DocumentKind, StoredFile
+from crm.files.models import DocumentKind
 from crm.files.services import (
     archive_file,
     file_path,
@@ -38,28 +37,6 @@ from crm.projects.models import Project
 from crm.projects.panels import Panel
 
 bp = Blueprint("files", __name__)
-
-
-def load_file(
-    user: User, file_id: int, action: Action = Action.VIEW, *, removed: bool | None = False
-) -> StoredFile:
-    """A file is readable exactly when its project is; a removed one only with `removed`
-    (True: only removed ones, None: either)."""
-    row = db.session.execute(
-        sa.select(StoredFile, Project)
-        .join(Project, Project.id == StoredFile.project_id)
-        .where(
-            StoredFile.id == file_id,
-            StoredFile.is_deleted.is_(removed) if removed is not None else sa.true(),
-            project_scope(user),
-        )
-    ).first()
-    if row is None:
-        abort(404)
-    stored, project = row
-    if not can(user, action, project):
-        abort(403)
-    return stored
 
 
 def documents_panel(project: Project, user: User) -> Panel:

@@ -88,7 +88,7 @@ def upload():
         # Parsed outside any transaction: on SQLite this POST took the write lock when the
         # login loaded the user, and a large file must not hold every other writer back.
         # Nothing was written; the upload is kept in a file, not in the database.
-        db.session.rollback()
+        transaction.discard()
         rows = read_workbook(form.file.data.stream)
         return save_upload(_import_folder(), user_id, form.file.data.filename or "", rows)
 

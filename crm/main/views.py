@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, render_template, send_from_directory
 from flask_login import current_user, login_required
 
+from crm.access import can_read_project
 from crm.core import local_today
 from crm.extensions import db
 from crm.hooks import installed
@@ -26,9 +27,11 @@ def home():
         return view()
     today = local_today()
     work = my_work(current_user, today, current_app.config["STALE_AFTER_DAYS"])
-    return render_template(
-        "main/home.html", work=work, today=today, handovers=recent_handovers(current_user, 5)
-    )
+    handovers = [
+        (handover, project, can_read_project(current_user, project))
+        for handover, project in recent_handovers(current_user, 5)
+    ]
+    return render_template("main/home.html", work=work, today=today, handovers=handovers)
 
 
 @bp.route("/healthz")

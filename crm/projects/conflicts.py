@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
-from crm.access import Action, can, project_scope, readable_project
+from crm.access import Action, can, own_carrier_id, project_scope, readable_project
 from crm.audit.services import apply_changes, record
 from crm.auth.models import Role, User
 from crm.catalog.models import Carrier
@@ -340,10 +340,8 @@ def recent_handovers(user: User, limit: int = 10) -> list[tuple[Handover, Projec
     """Recent hand-overs the user's side took part in: for an officer, out of or into its 载体
     (so the 载体 that gave a project away still sees where it went); for the others, those
     of the projects they read."""
-    if user.role is Role.OFFICER:
-        mine = sa.or_(
-            Handover.from_carrier_id == user.carrier_id, Handover.to_carrier_id == user.carrier_id
-        )
+    if (carrier_id := own_carrier_id(user)) is not None:
+        mine = sa.or_(Handover.from_carrier_id == carrier_id, Handover.to_carrier_id == carrier_id)
     else:
         mine = project_scope(user)
     return [

@@ -252,9 +252,9 @@ class ElementKind(LabelledEnum):
 
 
 class ElementStatus(LabelledEnum):
-    RAISED = "提出"
-    CONSULTING = "会商中"
-    SECURED = "已保障"
+    RAISED = "提出", "warn"
+    CONSULTING = "会商中", "warn"
+    SECURED = "已保障", "ok"
 
 
 class ElementNeed(db.Model):

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload, selectinload
 
-from crm.access import project_scope, readable_project, scope_key
+from crm.access import own_carrier_id, project_scope, readable_project, scope_key
 from crm.audit.services import apply_changes, record
 from crm.auth.models import Role, User
 from crm.catalog.models import Carrier, Chain, Channel, Cluster
@@ -672,8 +672,8 @@ def _officer_conditions(user: User) -> list[sa.ColumnElement[bool]]:
     """Active officers `user` may assign a project to, or filter the list by: an officer those
     of its own 载体, a task force those of the 载体 its projects are in, others all."""
     conditions = [User.role == Role.OFFICER, User.is_active.is_(True)]
-    if user.role is Role.OFFICER:
-        conditions.append(User.carrier_id == user.carrier_id)
+    if (carrier_id := own_carrier_id(user)) is not None:
+        conditions.append(User.carrier_id == carrier_id)
     elif user.role is Role.TASKFORCE:
         conditions.append(
             User.carrier_id.in_(sa.select(Project.carrier_id).where(project_scope(user)).distinct())

@@ -21,22 +21,37 @@ class Stage(LabelledEnum):
         stages = list(Stage)
         return stages[self.order + 1] if self.order + 1 < len(stages) else None
 
+    @property
+    def records_signed_amount(self) -> bool:
+        """Entering this stage records the 签约金额 (the dashboard counts this stage's results by
+        it, the others' by the total investment; a rejected move clears it)."""
+        return "signed_amount" in STAGE_REQUIRED_FIELDS.get(self, {})
+
 
 class Status(LabelledEnum):
     """Separate from the stage, as in Data Hub."""
 
     ACTIVE = "正常"
-    ON_HOLD = "暂缓"
-    DROPPED = "终止"
-    LOST = "流失"
+    ON_HOLD = "暂缓", "warn"
+    DROPPED = "终止", "warn"
+    LOST = "流失", "warn"
+
+    @property
+    def is_active(self) -> bool:
+        """正常: anything else needs a reason and a date, and the pages show them."""
+        return self is Status.ACTIVE
 
 
 class Verification(LabelledEnum):
     """甄别: a claimed 签约, 开工 or 投产 counts once the task force has verified it."""
 
-    PENDING = "待核实"
-    VERIFIED = "已核实"
-    REJECTED = "已驳回"
+    PENDING = "待核实", "warn"
+    VERIFIED = "已核实", "ok"
+    REJECTED = "已驳回", "stale"
+
+    @property
+    def is_verified(self) -> bool:
+        return self is Verification.VERIFIED
 
 
 # Moves into these stages wait for the task force's verification.

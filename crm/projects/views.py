@@ -16,6 +16,7 @@ from crm.access import (
     load_company,
     load_company_by_code,
     load_project,
+    own_carrier_id,
     project_scope,
 )
 from crm.auth.models import Role, User
@@ -133,7 +134,7 @@ def index():
 
 def _fill_project_choices(form: ProjectForm, user: User) -> None:
     form.carrier_id.choices = select_choices((c.id, c.name) for c in _active(Carrier))
-    if user.role is Role.OFFICER:
+    if own_carrier_id(user) is not None:
         form.carrier_id.choices = select_choices([(user.carrier_id, user.carrier.name)])
         form.carrier_id.data = user.carrier_id  # its own 载体, whatever the request names
     form.cluster_id.choices = select_choices(
