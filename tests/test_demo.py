@@ -27,6 +27,7 @@ from crm.evaluation.models import (
 )
 from crm.extensions import db
 from crm.files.models import DocumentKind, StoredFile
+from crm.projects.filters import stale_clause
 from crm.projects.models import (
     ConflictBasis,
     ElementNeed,
@@ -38,7 +39,6 @@ from crm.projects.models import (
     StageChange,
     StatusChange,
 )
-from crm.projects.services import stale_clause
 from crm.projects.stages import VERIFIED_STAGES, Stage, Status, Verification
 
 COUNTED = (

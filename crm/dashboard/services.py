@@ -42,8 +42,7 @@ from crm.evaluation.services import decision_queue_query
 from crm.extensions import db
 from crm.lru import LRU
 from crm.projects.conflicts import conflicts_query, count_open_conflicts
-from crm.projects.models import FundsRecord, Project, StageChange
-from crm.projects.services import (
+from crm.projects.filters import (
     DATE_RANGE,
     OVERDUE_LABELS,
     OVERDUE_STAGES,
@@ -53,6 +52,7 @@ from crm.projects.services import (
     register_list_filter,
     stale_clause,
 )
+from crm.projects.models import FundsRecord, Project, StageChange
 from crm.projects.stages import VERIFIED_STAGES, Stage, Status, Verification
 
 

@@ -52,6 +52,8 @@ from crm.core import LOCAL_TZ, ServiceError, utcnow
 from crm.extensions import db
 from crm.ledger.columns import BY_KEY, COLUMNS, HEADERS, Column, header, header_key
 from crm.projects.conflicts import COURTING_STATUSES
+from crm.projects.filters import ProjectFilter
+from crm.projects.listing import project_list_query
 from crm.projects.models import (
     ConflictBasis,
     FundsRecord,
@@ -60,12 +62,7 @@ from crm.projects.models import (
     StageChange,
 )
 from crm.projects.search import search_text
-from crm.projects.services import (
-    INITIAL_STAGES,
-    ProjectFilter,
-    planned_date_errors,
-    project_list_query,
-)
+from crm.projects.services import INITIAL_STAGES, planned_date_errors
 from crm.projects.stages import STAGE_REQUIRED_FIELDS, Stage, Status
 
 MAX_ROWS = 20000

@@ -15,7 +15,7 @@ from crm.auth.models import Role
 from crm.core import local_today
 from crm.extensions import db
 from crm.projects.conflicts import recent_handovers
-from crm.projects.services import my_work
+from crm.projects.worklist import my_work
 
 bp = Blueprint("main", __name__)
 
