@@ -37,7 +37,8 @@ from crm.audit.models import AuditEntry
 from crm.auth.models import User
 from crm.catalog.models import Carrier, Channel, Cluster
 from crm.core import local_now
-from crm.evaluation.models import Evaluation, EvaluationState
+from crm.dashboard.filters import AWAITING_DECISION
+from crm.evaluation.models import Evaluation
 from crm.evaluation.services import decision_queue_query
 from crm.extensions import db
 from crm.lru import LRU
@@ -49,22 +50,10 @@ from crm.projects.filters import (
     PLANNED_COLUMNS,
     ProjectFilter,
     filter_clauses,
-    register_list_filter,
     stale_clause,
 )
 from crm.projects.models import FundsRecord, Project, StageChange
 from crm.projects.stages import VERIFIED_STAGES, Stage, Status, Verification
-
-
-def _awaiting_decision() -> sa.ColumnElement[bool]:
-    return Project.id.in_(
-        sa.select(Evaluation.project_id).where(Evaluation.state == EvaluationState.SUBMITTED)
-    )
-
-
-# The list learns "?decision=1" (evaluations waiting for the leaders) from this package, so the
-# projects package never imports the evaluation package.
-register_list_filter("decision", "评估待决策", _awaiting_decision)
 
 DEFINITIONS = {
     "pipeline": "在库项目：状态为正常或暂缓（不含终止、流失）的项目，按当前阶段计。",
@@ -446,7 +435,7 @@ def _figures(user: User, asked: _Asked) -> _Figures:
         Spec("stale", ProjectFilter(stale=True)),
         *(Spec(("overdue", m), ProjectFilter(overdue=m)) for m in OVERDUE_STAGES),
         Spec("overdue_any", ProjectFilter(overdue_any=True)),
-        Spec("decisions", ProjectFilter(extra=("decision",))),
+        Spec("decisions", ProjectFilter(extra=(AWAITING_DECISION.key,))),
         Spec("pending", ProjectFilter(verification=Verification.PENDING)),
         Spec("conflicts", ProjectFilter(conflict=True)),
     ]

@@ -5,12 +5,14 @@ The list, its export and the dashboard's figures all select projects through
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from flask import Flask, current_app, has_app_context
 
 from crm.core import LOCAL_TZ, parse_int
 from crm.projects.models import FundsRecord, Project, ProjectConflict, StageChange
@@ -70,200 +72,6 @@ SEARCH_MAX_CHARS = 100
 
 # Dates a filter accepts: beyond them a date is a typing error (and would overflow).
 DATE_RANGE = (date(1900, 1, 1), date(2999, 12, 31))
-
-
-@dataclass(frozen=True)
-class ListFilter:
-    """A list filter another package adds (so this package never imports it): `?key=1`."""
-
-    key: str
-    label: str
-    clause: Callable[[], sa.ColumnElement[bool]]
-
-
-_list_filters: dict[str, ListFilter] = {}
-
-
-def register_list_filter(key: str, label: str, clause: Callable[[], sa.ColumnElement[bool]]):
-    _list_filters[key] = ListFilter(key, label, clause)
-
-
-@dataclass(frozen=True)
-class ProjectFilter:
-    """The project list's filters, as read from the query string.
-
-    Besides the form's fields, the filters the dashboard's figures link to, so that every
-    figure opens the list of exactly the projects behind it.
-    """
-
-    q: str = ""
-    stage: Stage | None = None
-    status: Status | None = None
-    carrier_id: int | None = None
-    cluster_id: int | None = None
-    channel_id: int | None = None
-    officer_id: int | None = None
-    is_key: bool = False
-    stale: bool = False
-    sort: str = "updated"
-    pipeline: bool = False  # 正常 or 暂缓
-    created_from: date | None = None  # registered (登记) within these dates
-    created_to: date | None = None
-    moved_into: tuple[Stage, ...] = ()  # has a move into each of these stages,
-    verification: Verification | None = None  # with this verification (alone: any move),
-    moved_from: date | None = None  # made within these dates
-    moved_to: date | None = None
-    planned: Stage | None = None  # the planned date of this milestone within these dates
-    planned_from: date | None = None
-    planned_to: date | None = None
-    overdue: Stage | None = None  # late for this milestone
-    overdue_any: bool = False  # late for any milestone
-    funded: bool = False  # has funds (实际到位资金) received within these dates
-    funded_from: date | None = None
-    funded_to: date | None = None
-    conflict: bool = False  # has an open cross-载体 conflict
-    extra: tuple[str, ...] = ()  # registered filters that are on
-
-    @classmethod
-    def from_args(cls, args) -> ProjectFilter:
-        """Read a filter from a query string (a werkzeug MultiDict or a plain dict)."""
-
-        def get(name: str) -> str:
-            value = args.get(name, "")
-            return value.strip() if isinstance(value, str) else ""
-
-        def getlist(name: str) -> list[str]:
-            if hasattr(args, "getlist"):
-                return args.getlist(name)
-            value = args.get(name)
-            return value if isinstance(value, list) else [value] if value else []
-
-        def int_arg(name: str) -> int | None:
-            value = get(name)
-            return parse_int(value)
-
-        def date_arg(name: str) -> date | None:
-            try:
-                value = date.fromisoformat(get(name)[:10])
-            except ValueError:
-                return None
-            return value if DATE_RANGE[0] <= value <= DATE_RANGE[1] else None
-
-        moved = []
-        for name in getlist("moved"):
-            stage = Stage.from_name(name)
-            if stage and stage not in moved:
-                moved.append(stage)
-        overdue = get("overdue")
-        return cls(
-            q=get("q")[:SEARCH_MAX_CHARS],
-            stage=Stage.from_name(get("stage")),
-            status=Status.from_name(get("status")),
-            carrier_id=int_arg("carrier"),
-            cluster_id=int_arg("cluster"),
-            channel_id=int_arg("channel"),
-            officer_id=int_arg("officer"),
-            is_key=get("key") == "1",
-            stale=get("stale") == "1",
-            sort=get("sort") if get("sort") in SORTS else "updated",
-            pipeline=get("pipeline") == "1",
-            created_from=date_arg("created_from"),
-            created_to=date_arg("created_to"),
-            moved_into=tuple(moved),
-            verification=Verification.from_name(get("verification")),
-            moved_from=date_arg("moved_from"),
-            moved_to=date_arg("moved_to"),
-            planned=planned
-            if (planned := Stage.from_name(get("planned"))) in PLANNED_COLUMNS
-            else None,
-            planned_from=date_arg("planned_from"),
-            planned_to=date_arg("planned_to"),
-            overdue=Stage.from_name(overdue)
-            if Stage.from_name(overdue) in OVERDUE_STAGES
-            else None,
-            overdue_any=overdue == "1",
-            funded=get("funded") == "1",
-            funded_from=date_arg("funded_from"),
-            funded_to=date_arg("funded_to"),
-            conflict=get("conflict") == "1",
-            extra=tuple(key for key in _list_filters if get(key) == "1"),
-        )
-
-    def to_args(self) -> dict[str, Any]:
-        """The query string arguments that read back as this filter (for links)."""
-        args: dict[str, Any] = {}
-
-        def put(name: str, value: Any) -> None:
-            if value in (None, "", False, ()):
-                return
-            if value is True:
-                args[name] = "1"
-            elif isinstance(value, (Stage, Status, Verification)):
-                args[name] = value.name
-            else:
-                args[name] = value.isoformat() if isinstance(value, date) else value
-
-        put("q", self.q)
-        put("stage", self.stage)
-        put("status", self.status)
-        put("carrier", self.carrier_id)
-        put("cluster", self.cluster_id)
-        put("channel", self.channel_id)
-        put("officer", self.officer_id)
-        put("key", self.is_key)
-        put("stale", self.stale)
-        put("pipeline", self.pipeline)
-        put("created_from", self.created_from)
-        put("created_to", self.created_to)
-        if self.moved_into:
-            args["moved"] = [s.name for s in self.moved_into]
-        put("verification", self.verification)
-        put("moved_from", self.moved_from)
-        put("moved_to", self.moved_to)
-        put("planned", self.planned)
-        put("planned_from", self.planned_from)
-        put("planned_to", self.planned_to)
-        put("overdue", self.overdue)
-        if self.overdue_any:
-            args["overdue"] = "1"
-        put("funded", self.funded)
-        put("funded_from", self.funded_from)
-        put("funded_to", self.funded_to)
-        put("conflict", self.conflict)
-        for key in self.extra:
-            args[key] = "1"
-        if self.sort != "updated":
-            args["sort"] = self.sort
-        return args
-
-    def advanced_labels(self) -> list[str]:
-        """The conditions the list form does not show (set by a dashboard link), in Chinese."""
-        labels = []
-        if self.pipeline:
-            labels.append("在库项目（正常、暂缓）")
-        if self.created_from or self.created_to:
-            labels.append("登记于" + _period(self.created_from, self.created_to))
-        if self.moved_into or self.verification:
-            state = f"{self.verification.label}的" if self.verification else ""
-            into = "、".join(s.label for s in self.moved_into) or "任一阶段"
-            when = _period(self.moved_from, self.moved_to)
-            labels.append(f"有{state}进入{into}的阶段变更" + (f"（{when}）" if when else ""))
-        if self.planned:
-            when = _period(self.planned_from, self.planned_to)
-            labels.append(f"计划{self.planned.label}日期" + (f"在{when}" if when else "已填写"))
-        if self.overdue:
-            labels.append(OVERDUE_LABELS[self.overdue])
-        if self.overdue_any:
-            labels.append("计划节点逾期")
-        if self.funded:
-            when = _period(self.funded_from, self.funded_to)
-            labels.append(
-                "有计入统计的实际到位资金（签约已核实）" + (f"（{when}）" if when else "")
-            )
-        if self.conflict:
-            labels.append("存在未处理的跨载体冲突")
-        labels += [_list_filters[key].label for key in self.extra]
-        return labels
 
 
 def _period(start: date | None, end: date | None) -> str:
@@ -348,44 +156,357 @@ def open_conflict_clause() -> sa.ColumnElement[bool]:
     )
 
 
+# Filters other packages contribute --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """A list filter another package contributes (so this package never imports it):
+    `?key=1`, shown as `label`, selecting the projects of `clause`."""
+
+    key: str
+    label: str
+    clause: Callable[[], sa.ColumnElement[bool]]
+
+
+_CONTRIBUTED = "crm.list_filters"  # the app's extensions key
+
+
+def add_list_filters(app: Flask, *filters: ListFilter) -> None:
+    """Let the list of `app` take these filters: called by the app's wiring (create_app)."""
+    app.extensions.setdefault(_CONTRIBUTED, {}).update({f.key: f for f in filters})
+
+
+def contributed_filters() -> dict[str, ListFilter]:
+    """The filters contributed to the current app (none outside one)."""
+    return current_app.extensions.get(_CONTRIBUTED, {}) if has_app_context() else {}
+
+
+# The filter -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProjectFilter:
+    """The project list's filters, as read from the query string.
+
+    Besides the form's fields, the filters the dashboard's figures link to, so that every
+    figure opens the list of exactly the projects behind it. Each field is described once, in
+    `CONDITIONS`: its argument, how it reads and writes, its label and its SQL. Frozen and
+    hashable: it keys the list's kept statements.
+    """
+
+    q: str = ""
+    stage: Stage | None = None
+    status: Status | None = None
+    carrier_id: int | None = None
+    cluster_id: int | None = None
+    channel_id: int | None = None
+    officer_id: int | None = None
+    is_key: bool = False
+    stale: bool = False
+    sort: str = "updated"
+    pipeline: bool = False  # 正常 or 暂缓
+    created_from: date | None = None  # registered (登记) within these dates
+    created_to: date | None = None
+    moved_into: tuple[Stage, ...] = ()  # has a move into each of these stages,
+    verification: Verification | None = None  # with this verification (alone: any move),
+    moved_from: date | None = None  # made within these dates
+    moved_to: date | None = None
+    planned: Stage | None = None  # the planned date of this milestone within these dates
+    planned_from: date | None = None
+    planned_to: date | None = None
+    overdue: Stage | None = None  # late for this milestone
+    overdue_any: bool = False  # late for any milestone
+    funded: bool = False  # has funds (实际到位资金) received within these dates
+    funded_from: date | None = None
+    funded_to: date | None = None
+    conflict: bool = False  # has an open cross-载体 conflict
+    extra: tuple[str, ...] = ()  # contributed filters that are on
+
+    @classmethod
+    def from_args(cls, args) -> ProjectFilter:
+        """Read a filter from a query string (a werkzeug MultiDict or a plain dict); an
+        argument that does not read as its field's kind is left out."""
+        query = _Query(args)
+        values = {param.field: param.read(query, param.arg) for param in _PARAMS}
+        sort = query.get("sort")
+        return cls(
+            **values,
+            sort=sort if sort in SORTS else "updated",
+            extra=tuple(key for key in contributed_filters() if query.get(key) == "1"),
+        )
+
+    def to_args(self) -> dict[str, Any]:
+        """The query string arguments that read back as this filter (for links)."""
+        args: dict[str, Any] = {}
+        for param in _PARAMS:
+            value = getattr(self, param.field)
+            if value != _DEFAULTS[param.field]:  # an id 0 too: the list selects none
+                args[param.arg] = _written(value)
+        for key in self.extra:
+            args[key] = "1"
+        if self.sort != "updated":
+            args["sort"] = self.sort
+        return args
+
+    def hidden_args(self) -> dict[str, Any]:
+        """The arguments of `to_args` the list's form has no field for (set by a dashboard
+        link): the form carries them along as hidden fields."""
+        shown = {
+            p.arg for p in _PARAMS if p.on_form is True or (callable(p.on_form) and p.on_form(self))
+        }
+        return {
+            name: value for name, value in self.to_args().items() if name not in shown | {"sort"}
+        }
+
+    def advanced_labels(self) -> list[str]:
+        """The conditions the list form does not show (set by a dashboard link), in Chinese."""
+        labels = [c.label(self) for c in CONDITIONS if c.label is not None]
+        contributed = contributed_filters()
+        labels += [contributed[key].label for key in self.extra if key in contributed]
+        return [label for label in labels if label]
+
+
 def filter_clauses(f: ProjectFilter, today: date, stale_days: int) -> list[sa.ColumnElement]:
     """The WHERE conditions of a filter, without the permission scope: the list and the
     dashboard's figures use these same conditions, so their counts agree."""
-    clauses: list[sa.ColumnElement] = []
-    if f.q:
-        clauses.append(search_clause(f.q))
-    for column, value in (
-        (Project.stage, f.stage),
-        (Project.status, f.status),
-        (Project.carrier_id, f.carrier_id),
-        (Project.cluster_id, f.cluster_id),
-        (Project.channel_id, f.channel_id),
-        (Project.officer_id, f.officer_id),
-    ):
-        if value is not None:
-            clauses.append(column == value)
-    if f.is_key:
-        clauses.append(Project.is_key.is_(True))
-    if f.stale:
-        clauses.append(stale_clause(today, stale_days))
-    if f.pipeline:
-        clauses.append(Project.status.in_(PIPELINE_STATUSES))
-    clauses += _moment_between(Project.created_at, f.created_from, f.created_to)
-    for stage in f.moved_into:
-        clauses.append(moved_clause(stage, f.verification, f.moved_from, f.moved_to))
-    if not f.moved_into and f.verification is not None:
-        clauses.append(moved_clause(None, f.verification, f.moved_from, f.moved_to))
-    if f.planned is not None:
-        column = PLANNED_COLUMNS[f.planned]
-        clauses.append(column.is_not(None))
-        clauses += _date_between(column, f.planned_from, f.planned_to)
-    if f.overdue is not None:
-        clauses.append(overdue_clause(f.overdue, today))
-    if f.overdue_any:
-        clauses.append(sa.or_(*(overdue_clause(m, today) for m in OVERDUE_STAGES)))
-    if f.funded:
-        clauses.append(funded_clause(f.funded_from, f.funded_to))
-    if f.conflict:
-        clauses.append(open_conflict_clause())
-    clauses += [_list_filters[key].clause() for key in f.extra if key in _list_filters]
+    clauses = [clause for c in CONDITIONS for clause in c.clauses(f, today, stale_days)]
+    contributed = contributed_filters()
+    return clauses + [contributed[key].clause() for key in f.extra if key in contributed]
+
+
+# How each filter reads, writes, reads in words and selects --------------------------------
+
+
+class _Query:
+    """A query string: a werkzeug MultiDict or a plain dict, read leniently."""
+
+    def __init__(self, args) -> None:
+        self.args = args
+
+    def get(self, name: str) -> str:
+        value = self.args.get(name, "")
+        return value.strip() if isinstance(value, str) else ""
+
+    def getlist(self, name: str) -> list[str]:
+        if hasattr(self.args, "getlist"):
+            return self.args.getlist(name)
+        value = self.args.get(name)
+        return value if isinstance(value, list) else [value] if value else []
+
+
+def _text(query: _Query, arg: str) -> str:
+    return query.get(arg)[:SEARCH_MAX_CHARS]
+
+
+def _flag(query: _Query, arg: str) -> bool:
+    return query.get(arg) == "1"
+
+
+def _int(query: _Query, arg: str) -> int | None:
+    return parse_int(query.get(arg))
+
+
+def _date(query: _Query, arg: str) -> date | None:
+    try:
+        value = date.fromisoformat(query.get(arg)[:10])
+    except ValueError:
+        return None
+    return value if DATE_RANGE[0] <= value <= DATE_RANGE[1] else None
+
+
+def _named(kind, among=None) -> Callable[[_Query, str], Any]:
+    """A member of the enum `kind` by its name (one of `among`, if given)."""
+
+    def read(query: _Query, arg: str):
+        value = kind.from_name(query.get(arg))
+        return value if among is None or value in among else None
+
+    return read
+
+
+def _stages(query: _Query, arg: str) -> tuple[Stage, ...]:
+    """Stages by name, each once, in the order given."""
+    stages: list[Stage] = []
+    for name in query.getlist(arg):
+        stage = Stage.from_name(name)
+        if stage and stage not in stages:
+            stages.append(stage)
+    return tuple(stages)
+
+
+def _written(value: Any) -> Any:
+    """A field's value as a query string argument."""
+    if value is True:
+        return "1"
+    if isinstance(value, (Stage, Status, Verification)):
+        return value.name
+    if isinstance(value, tuple):
+        return [stage.name for stage in value]
+    return value.isoformat() if isinstance(value, date) else value
+
+
+@dataclass(frozen=True)
+class Param:
+    """One query string argument: the filter's field it fills, and how it is read. `on_form`:
+    the list's form has a field for it (always, or for some filters)."""
+
+    field: str
+    arg: str
+    read: Callable[[_Query, str], Any]
+    on_form: bool | Callable[[ProjectFilter], bool] = False
+
+
+Clauses = Callable[[ProjectFilter, date, int], list[sa.ColumnElement]]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One filter of the list: its arguments, its WHERE conditions (none when it is off) and,
+    for a filter the form does not show, its description in Chinese (None when it is off)."""
+
+    params: tuple[Param, ...]
+    clauses: Clauses
+    label: Callable[[ProjectFilter], str | None] | None = None
+
+
+def _equals(column, field: str) -> Clauses:
+    def clauses(f: ProjectFilter, _today: date, _stale_days: int) -> list[sa.ColumnElement]:
+        value = getattr(f, field)
+        return [] if value is None else [column == value]
+
     return clauses
+
+
+def _on_form_field(field: str, arg: str, read, column) -> Condition:
+    """A filter the form shows, that selects the projects whose `column` is its value."""
+    return Condition((Param(field, arg, read, on_form=True),), _equals(column, field))
+
+
+def _moved_clauses(f: ProjectFilter, _today: date, _stale_days: int) -> list[sa.ColumnElement]:
+    when = (f.verification, f.moved_from, f.moved_to)
+    if f.moved_into:
+        return [moved_clause(stage, *when) for stage in f.moved_into]
+    return [moved_clause(None, *when)] if f.verification is not None else []
+
+
+def _moved_label(f: ProjectFilter) -> str | None:
+    if not (f.moved_into or f.verification):
+        return None
+    state = f"{f.verification.label}的" if f.verification else ""
+    into = "、".join(s.label for s in f.moved_into) or "任一阶段"
+    when = _period(f.moved_from, f.moved_to)
+    return f"有{state}进入{into}的阶段变更" + (f"（{when}）" if when else "")
+
+
+def _planned_clauses(f: ProjectFilter, _today: date, _stale_days: int) -> list[sa.ColumnElement]:
+    if f.planned is None:
+        return []
+    column = PLANNED_COLUMNS[f.planned]
+    return [column.is_not(None), *_date_between(column, f.planned_from, f.planned_to)]
+
+
+def _planned_label(f: ProjectFilter) -> str | None:
+    if not f.planned:
+        return None
+    when = _period(f.planned_from, f.planned_to)
+    return f"计划{f.planned.label}日期" + (f"在{when}" if when else "已填写")
+
+
+def _funded_label(f: ProjectFilter) -> str | None:
+    if not f.funded:
+        return None
+    when = _period(f.funded_from, f.funded_to)
+    return "有计入统计的实际到位资金（签约已核实）" + (f"（{when}）" if when else "")
+
+
+def _pending_alone(f: ProjectFilter) -> bool:
+    """The form's box 仅待核实: moves waiting for verification, into any stage."""
+    return f.verification is Verification.PENDING and not f.moved_into
+
+
+# Every filter of the list, in the order of its arguments in a link and of its conditions.
+CONDITIONS: tuple[Condition, ...] = (
+    Condition(
+        (Param("q", "q", _text, on_form=True),),
+        lambda f, _today, _days: [search_clause(f.q)] if f.q else [],
+    ),
+    _on_form_field("stage", "stage", _named(Stage), Project.stage),
+    _on_form_field("status", "status", _named(Status), Project.status),
+    _on_form_field("carrier_id", "carrier", _int, Project.carrier_id),
+    _on_form_field("cluster_id", "cluster", _int, Project.cluster_id),
+    _on_form_field("channel_id", "channel", _int, Project.channel_id),
+    _on_form_field("officer_id", "officer", _int, Project.officer_id),
+    Condition(
+        (Param("is_key", "key", _flag, on_form=True),),
+        lambda f, _today, _days: [Project.is_key.is_(True)] if f.is_key else [],
+    ),
+    Condition(
+        (Param("stale", "stale", _flag, on_form=True),),
+        lambda f, today, days: [stale_clause(today, days)] if f.stale else [],
+    ),
+    Condition(
+        (Param("pipeline", "pipeline", _flag),),
+        lambda f, _today, _days: [Project.status.in_(PIPELINE_STATUSES)] if f.pipeline else [],
+        lambda f: "在库项目（正常、暂缓）" if f.pipeline else None,
+    ),
+    Condition(
+        (Param("created_from", "created_from", _date), Param("created_to", "created_to", _date)),
+        lambda f, _today, _days: _moment_between(Project.created_at, f.created_from, f.created_to),
+        lambda f: (
+            "登记于" + _period(f.created_from, f.created_to)
+            if f.created_from or f.created_to
+            else None
+        ),
+    ),
+    Condition(
+        (
+            Param("moved_into", "moved", _stages),
+            Param("verification", "verification", _named(Verification), on_form=_pending_alone),
+            Param("moved_from", "moved_from", _date),
+            Param("moved_to", "moved_to", _date),
+        ),
+        _moved_clauses,
+        _moved_label,
+    ),
+    Condition(
+        (
+            Param("planned", "planned", _named(Stage, among=PLANNED_COLUMNS)),
+            Param("planned_from", "planned_from", _date),
+            Param("planned_to", "planned_to", _date),
+        ),
+        _planned_clauses,
+        _planned_label,
+    ),
+    Condition(
+        (Param("overdue", "overdue", _named(Stage, among=OVERDUE_STAGES)),),
+        lambda f, today, _days: [] if f.overdue is None else [overdue_clause(f.overdue, today)],
+        lambda f: OVERDUE_LABELS[f.overdue] if f.overdue else None,
+    ),
+    Condition(
+        # The same argument as the one before: "1" for any milestone.
+        (Param("overdue_any", "overdue", _flag),),
+        lambda f, today, _days: (
+            [sa.or_(*(overdue_clause(m, today) for m in OVERDUE_STAGES))] if f.overdue_any else []
+        ),
+        lambda f: "计划节点逾期" if f.overdue_any else None,
+    ),
+    Condition(
+        (
+            Param("funded", "funded", _flag),
+            Param("funded_from", "funded_from", _date),
+            Param("funded_to", "funded_to", _date),
+        ),
+        lambda f, _today, _days: [funded_clause(f.funded_from, f.funded_to)] if f.funded else [],
+        _funded_label,
+    ),
+    Condition(
+        (Param("conflict", "conflict", _flag),),
+        lambda f, _today, _days: [open_conflict_clause()] if f.conflict else [],
+        lambda f: "存在未处理的跨载体冲突" if f.conflict else None,
+    ),
+)
+
+_DEFAULTS = {field.name: field.default for field in dataclasses.fields(ProjectFilter)}
+# Every argument, in that order.
+_PARAMS = tuple(param for condition in CONDITIONS for param in condition.params)
