@@ -1,7 +1,7 @@
 """The dashboard (统计): the pipeline in figures, within what the user may read.
 
 Every figure is a number of projects, and often a sum over them, defined by a `ProjectFilter`:
-the very conditions the project list applies (`crm.projects.services.filter_clauses`), so each
+the very conditions the project list applies (`crm.projects.filters.filter_clauses`), so each
 figure links to the list of exactly the projects behind it and the two counts agree. The
 figures are conditional aggregates (`SUM(CASE WHEN <filter> ...)`) over the projects in
 `project_scope(user)`: a fixed number of queries, whatever the number of projects.
@@ -21,38 +21,34 @@ Definitions (also shown on the page):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from functools import cached_property
-from typing import Any
 
 import sqlalchemy as sa
-from flask import url_for
 from sqlalchemy.orm import joinedload
 
 from crm.access import project_scope, scope_key
-from crm.audit.models import AuditEntry
 from crm.auth.models import User
 from crm.catalog.models import Carrier, Channel, Cluster
 from crm.core import local_now
+from crm.dashboard.cache import cached
+from crm.dashboard.figures import Aggregator, Figure, FundsReceived, Spec
 from crm.dashboard.filters import AWAITING_DECISION
+from crm.dashboard.queries import longest_overdue, overdue_projects, projects_by_id
 from crm.evaluation.models import Evaluation
 from crm.evaluation.services import decision_queue_query
 from crm.extensions import db
-from crm.lru import LRU
 from crm.projects.conflicts import conflicts_query, count_open_conflicts
 from crm.projects.filters import (
     DATE_RANGE,
     OVERDUE_LABELS,
     OVERDUE_STAGES,
-    PLANNED_COLUMNS,
     ProjectFilter,
-    filter_clauses,
     stale_clause,
 )
-from crm.projects.models import FundsRecord, Project, StageChange
+from crm.projects.models import Project, StageChange
 from crm.projects.stages import VERIFIED_STAGES, Stage, Status, Verification
 
 DEFINITIONS = {
@@ -66,164 +62,6 @@ DEFINITIONS = {
     "资金到位率": "资金到位率 = 已核实签约项目的实际到位资金合计 ÷ 其签约金额合计（全部年份）。",
     "performance": "绩效：按项目当前责任人和载体统计所选期间内的新增线索（登记的项目）、经核实的签约、开工、投产，签约金额和实际到位资金（签约已核实的项目）。",
 }
-
-
-@dataclass
-class Figure:
-    """A number of projects (and a sum over them, 万元), with the filter that lists them."""
-
-    count: int
-    filter: ProjectFilter
-    amount: Decimal | None = None
-
-    @property
-    def args(self) -> dict[str, Any]:
-        return self.filter.to_args()
-
-    @cached_property
-    def href(self) -> str:
-        """The link to the list of its projects: built once, the figure may be kept (a page
-        holds some 500 of them)."""
-        return url_for("projects.index", **self.args)
-
-
-@dataclass(frozen=True)
-class FundsReceived:
-    """A measure: the funds (实际到位资金) a project received between `start` and `end`."""
-
-    start: date | None = None
-    end: date | None = None
-
-    def _conditions(self) -> list[sa.ColumnElement]:
-        conditions = []
-        if self.start:
-            conditions.append(FundsRecord.received_on >= self.start)
-        if self.end:
-            conditions.append(FundsRecord.received_on <= self.end)
-        return conditions
-
-    def per_project(self) -> sa.Subquery:
-        """(project_id, amount) for every project that received funds: summed once."""
-        return (
-            sa.select(FundsRecord.project_id, sa.func.sum(FundsRecord.amount).label("amount"))
-            .where(*self._conditions())
-            .group_by(FundsRecord.project_id)
-            .subquery()
-        )
-
-    def correlated(self) -> sa.ColumnElement:
-        """The amount of the project of the enclosing query."""
-        return (
-            sa.select(sa.func.sum(FundsRecord.amount))
-            .where(FundsRecord.project_id == Project.id, *self._conditions())
-            .scalar_subquery()
-        )
-
-
-@dataclass(eq=False)
-class Spec:
-    """One figure to compute: its filter, and what to sum over its projects (or nothing)."""
-
-    key: Hashable
-    filter: ProjectFilter
-    measure: sa.ColumnElement | FundsReceived | None = None
-
-
-def _amount(value) -> Decimal:
-    return Decimal(str(value or 0)).quantize(Decimal("0.01"))
-
-
-def _on_other_tables(f: ProjectFilter) -> bool:
-    """The filter asks for rows of another table (a move, funds, a conflict, an evaluation)."""
-    return bool(f.moved_into or f.verification or f.funded or f.conflict or f.extra)
-
-
-class _Aggregator:
-    """Computes specs in a fixed number of queries (per grouping), whatever the data size.
-
-    Specs on the project's own columns are conditional aggregates (`SUM(CASE WHEN …)`) in one
-    scan of the projects. A spec that asks for rows of another table (moved into 签约 and
-    verified this year, funds received, …) matches few projects: it is a query of its own with
-    its conditions in the WHERE, so the database starts from those few (the `IN` list) instead
-    of testing every project against it (a second at 100,000 projects)."""
-
-    def __init__(self, user: User, today: date, stale_days: int):
-        self.user, self.today, self.stale_days = user, today, stale_days
-
-    def _conditions(self, spec: Spec) -> list[sa.ColumnElement]:
-        return filter_clauses(spec.filter, self.today, self.stale_days)
-
-    def _columns(self, specs: list[Spec]) -> list[sa.ColumnElement]:
-        columns = []
-        for spec in specs:
-            condition = sa.and_(sa.true(), *self._conditions(spec))
-            columns.append(sa.func.sum(sa.case((condition, 1), else_=0)))
-            measure = spec.measure
-            if isinstance(measure, FundsReceived):
-                measure = measure.correlated()
-            if measure is not None:
-                columns.append(sa.func.sum(sa.case((condition, measure))))
-        return columns
-
-    def _own_query(self, spec: Spec, *group: sa.ColumnElement) -> sa.Select:
-        """A spec on another table, in a query of its own: its conditions in the WHERE; funds
-        summed per project once and joined, not looked up project by project."""
-        query = sa.select(*group, sa.func.count()).select_from(Project)
-        if isinstance(spec.measure, FundsReceived):
-            funds = spec.measure.per_project()
-            query = query.outerjoin(funds, funds.c.project_id == Project.id)
-            query = query.add_columns(sa.func.sum(funds.c.amount))
-        elif spec.measure is not None:
-            query = query.add_columns(sa.func.sum(spec.measure))
-        query = query.where(project_scope(self.user), *self._conditions(spec))
-        return query.group_by(*group) if group else query
-
-    def _figures(self, specs: list[Spec], values, extra: dict[str, Any]) -> dict[Hashable, Figure]:
-        figures, values = {}, list(values)
-        for spec in specs:
-            count = int(values.pop(0) or 0)
-            amount = _amount(values.pop(0)) if spec.measure is not None else None
-            figures[spec.key] = Figure(count, replace(spec.filter, **extra), amount)
-        return figures
-
-    def totals(self, specs: list[Spec]) -> dict[Hashable, Figure]:
-        scan = [spec for spec in specs if not _on_other_tables(spec.filter)]
-        figures: dict[Hashable, Figure] = {}
-        if scan:
-            row = db.session.execute(
-                sa.select(*self._columns(scan)).select_from(Project).where(project_scope(self.user))
-            ).one()
-            figures.update(self._figures(scan, row, {}))
-        for spec in specs:
-            if _on_other_tables(spec.filter):
-                row = db.session.execute(self._own_query(spec)).one()
-                figures.update(self._figures([spec], row, {}))
-        return {spec.key: figures[spec.key] for spec in specs}
-
-    def grouped(self, specs: list[Spec], key: str) -> dict[Any, dict[Hashable, Figure]]:
-        """Figures per value of the project's column `key` (carrier_id, officer_id, …): grouped
-        on the projects table alone, the names are read by the caller."""
-        column = getattr(Project, key)
-        scan = [spec for spec in specs if not _on_other_tables(spec.filter)]
-        groups: dict[Any, dict[Hashable, Figure]] = {}
-        if scan:
-            for row in db.session.execute(
-                sa.select(column, *self._columns(scan))
-                .where(project_scope(self.user))
-                .group_by(column)
-            ):
-                groups[row[0]] = self._figures(scan, row[1:], {key: row[0]})
-        for spec in specs:
-            if not _on_other_tables(spec.filter):
-                continue
-            for row in db.session.execute(self._own_query(spec, column)):
-                groups.setdefault(row[0], {}).update(self._figures([spec], row[1:], {key: row[0]}))
-        for value, figures in groups.items():
-            for spec in specs:
-                if spec.key not in figures:
-                    zero = [0, None] if spec.measure is not None else [0]
-                    figures.update(self._figures([spec], zero, {key: value}))
-        return groups
 
 
 @dataclass
@@ -313,7 +151,7 @@ class Dashboard:
 
 @dataclass(frozen=True)
 class _Figures:
-    """The aggregates of a dashboard: what `_cached` keeps."""
+    """The aggregates of a dashboard: what `cached` keeps."""
 
     totals: dict[Hashable, Figure]
     rates: list[Rate]
@@ -322,37 +160,6 @@ class _Figures:
     overdue: list[tuple[int, str, date]]  # the longest overdue: project id, what, planned date
     stale: list[int]  # the projects followed up longest ago
     computed_at: datetime
-
-
-# The aggregates over every project in a scope take a second or more at 100,000 projects; the
-# page must answer in tens of milliseconds. So each process keeps the latest ones, per scope
-# and arguments, until the data changes. Every change to the data is audited in the
-# transaction that makes it (crm.audit.services.record), so the newest audit entry's id moves
-# with each one: it is part of the key. The age limit bounds what a change that is not seen
-# this way (two transactions committing in the reverse order of their audit ids on
-# PostgreSQL, a bulk load that writes no audit entry) can leave behind.
-_cache = LRU(64)
-
-
-def forget_figures() -> None:
-    """Empty this process's store of figures."""
-    _cache.clear()
-
-
-def change_marker() -> int:
-    """The id of the newest audit entry: it changes with every change to the data."""
-    return db.session.scalar(sa.select(sa.func.max(AuditEntry.id))) or 0
-
-
-def _cached(args: tuple, seconds: int, compute: Callable[[], _Figures]) -> _Figures:
-    if seconds <= 0:
-        return compute()
-    key = (db.engine.url.render_as_string(hide_password=True), change_marker(), *args)
-    figures = _cache.get(key)
-    if figures is None or figures.computed_at < local_now() - timedelta(seconds=seconds):
-        figures = compute()
-        _cache.put(key, figures)
-    return figures
 
 
 def year_bounds(year: int) -> tuple[date, date]:
@@ -378,7 +185,7 @@ def _figures(user: User, asked: _Asked) -> _Figures:
         # The aggregates are many cheap index look-ups, but their summed cost estimate makes
         # PostgreSQL compile them (JIT) first: over a second for nothing. Not for this request.
         db.session.execute(sa.text("SET LOCAL jit = off"))
-    agg = _Aggregator(user, today, stale_days)
+    agg = Aggregator(user, today, stale_days)
     jan1, dec31 = year_bounds(year)
     pipeline = ProjectFilter(pipeline=True)
     year_new = ProjectFilter(pipeline=True, created_from=jan1, created_to=dec31)
@@ -500,7 +307,7 @@ def _figures(user: User, asked: _Asked) -> _Figures:
         breakdowns,
         (perf_officers, perf_carriers, perf_total),
         # The two short lists sorted over thousands of projects are kept too, as ids.
-        _overdue(user, today, list_limit),
+        longest_overdue(user, today, list_limit),
         list(
             db.session.scalars(
                 sa.select(Project.id)
@@ -523,15 +330,15 @@ def build_dashboard(
     list_limit: int = 10,
     cache_seconds: int = 0,
 ) -> Dashboard:
-    """The dashboard of `user`. Its figures are kept for `cache_seconds` (see `_cached`); the
+    """The dashboard of `user`. Its figures are kept for `cache_seconds` (see `cached`); the
     short lists of what needs action are read anew every time."""
     asked = _Asked(today, stale_days, year, period_from, period_to, list_limit)
-    figures = _cached((scope_key(user), asked), cache_seconds, lambda: _figures(user, asked))
+    figures = cached((scope_key(user), asked), cache_seconds, lambda: _figures(user, asked))
     t, rates, breakdowns = figures.totals, figures.rates, figures.breakdowns
     perf_officers, perf_carriers, perf_total = figures.performance
 
-    stale_items = _projects_by_id(user, figures.stale)
-    overdue_items = _overdue_items(user, figures.overdue)
+    stale_items = projects_by_id(user, figures.stale)
+    overdue_items = overdue_projects(user, figures.overdue)
     decision_items = db.session.scalars(
         decision_queue_query().where(project_scope(user)).limit(list_limit)
     ).all()
@@ -587,7 +394,7 @@ def build_dashboard(
     return dashboard
 
 
-def _performance(agg: _Aggregator, start: date, end: date):
+def _performance(agg: Aggregator, start: date, end: date):
     moved = {"verification": Verification.VERIFIED, "moved_from": start, "moved_to": end}
     specs = [
         Spec("leads", ProjectFilter(created_from=start, created_to=end), Project.total_investment),
@@ -653,57 +460,6 @@ def _performance(agg: _Aggregator, start: date, end: date):
             },
         )
     return officer_rows, carrier_rows, total
-
-
-def _overdue(user: User, today: date, limit: int) -> list[tuple[int, str, date]]:
-    """The longest overdue projects: (project id, what is late, planned date)."""
-    late_on = sa.case(
-        *(
-            (Project.stage.in_(stages), PLANNED_COLUMNS[milestone])
-            for milestone, stages in OVERDUE_STAGES.items()
-        ),
-    )
-    projects = db.session.execute(
-        sa.select(Project.id, Project.stage, *PLANNED_COLUMNS.values())
-        .where(
-            project_scope(user),
-            *filter_clauses(ProjectFilter(overdue_any=True), today, 0),
-        )
-        .order_by(late_on, Project.id)
-        .limit(limit)
-    ).all()
-    items = []
-    for row in projects:
-        for milestone, stages in OVERDUE_STAGES.items():
-            if row.stage in stages:
-                items.append(
-                    (row.id, OVERDUE_LABELS[milestone], getattr(row, _planned_attr(milestone)))
-                )
-    return items
-
-
-def _projects_by_id(user: User, ids: list[int]) -> list[Project]:
-    """These projects, in this order, with their 载体 (those `user` may still read)."""
-    projects = {
-        p.id: p
-        for p in db.session.scalars(
-            sa.select(Project)
-            .where(project_scope(user), Project.id.in_(ids))
-            .options(joinedload(Project.carrier))
-        )
-    }
-    return [projects[i] for i in ids if i in projects]
-
-
-def _overdue_items(
-    user: User, overdue: list[tuple[int, str, date]]
-) -> list[tuple[Project, str, date]]:
-    projects = {p.id: p for p in _projects_by_id(user, [i for i, _what, _on in overdue])}
-    return [(projects[i], what, on) for i, what, on in overdue if i in projects]
-
-
-def _planned_attr(milestone: Stage) -> str:
-    return PLANNED_COLUMNS[milestone].key
 
 
 def _funnel_bars(funnel: list[tuple[Stage, Figure, Figure]]) -> list[Bar]:
