@@ -10,16 +10,20 @@ from sqlalchemy.orm import joinedload
 
 from crm.access import project_scope
 from crm.auth.models import User
+from crm.evaluation.models import Evaluation
+from crm.evaluation.services import decision_queue_query
 from crm.extensions import db
+from crm.projects.conflicts import conflicts_query
 from crm.projects.filters import (
     OVERDUE_LABELS,
     OVERDUE_STAGES,
     PLANNED_COLUMNS,
     ProjectFilter,
     filter_clauses,
+    stale_clause,
 )
-from crm.projects.models import Project
-from crm.projects.stages import Stage
+from crm.projects.models import Project, StageChange
+from crm.projects.stages import Stage, Verification
 
 
 def longest_overdue(user: User, today: date, limit: int) -> list[tuple[int, str, date]]:
@@ -71,3 +75,42 @@ def overdue_projects(
 
 def _planned_attr(milestone: Stage) -> str:
     return PLANNED_COLUMNS[milestone].key
+
+
+def stalest(user: User, today: date, stale_days: int, limit: int) -> list[int]:
+    """The ids of the stale projects followed up longest ago (never, first)."""
+    return list(
+        db.session.scalars(
+            sa.select(Project.id)
+            .where(project_scope(user), stale_clause(today, stale_days))
+            .order_by(Project.last_followup_on.asc().nulls_first(), Project.id)
+            .limit(limit)
+        )
+    )
+
+
+def awaiting_decision(user: User, limit: int) -> list[Evaluation]:
+    """The evaluations waiting for the leaders' decision, oldest first."""
+    return list(db.session.scalars(decision_queue_query().where(project_scope(user)).limit(limit)))
+
+
+def pending_moves(user: User, limit: int) -> list[StageChange]:
+    """The moves waiting for the task force's verification (待核实), oldest first."""
+    return list(
+        db.session.scalars(
+            sa.select(StageChange)
+            .join(Project, Project.id == StageChange.project_id)
+            .where(project_scope(user), StageChange.verification == Verification.PENDING)
+            .order_by(StageChange.changed_at, StageChange.id)
+            .options(
+                joinedload(StageChange.project).joinedload(Project.carrier),
+                joinedload(StageChange.changed_by),
+            )
+            .limit(limit)
+        )
+    )
+
+
+def open_conflicts(user: User, limit: int) -> list:
+    """The open cross-载体 conflicts the user may see."""
+    return list(db.session.scalars(conflicts_query(user).limit(limit)))

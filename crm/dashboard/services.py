@@ -25,28 +25,34 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import joinedload
 
-from crm.access import project_scope, scope_key
+from crm.access import scope_key
 from crm.auth.models import User
 from crm.catalog.models import Carrier, Channel, Cluster
 from crm.core import local_now
 from crm.dashboard.cache import cached
 from crm.dashboard.figures import Aggregator, Figure, FundsReceived, Spec
 from crm.dashboard.filters import AWAITING_DECISION
-from crm.dashboard.queries import longest_overdue, overdue_projects, projects_by_id
+from crm.dashboard.queries import (
+    awaiting_decision,
+    longest_overdue,
+    open_conflicts,
+    overdue_projects,
+    pending_moves,
+    projects_by_id,
+    stalest,
+)
 from crm.evaluation.models import Evaluation
-from crm.evaluation.services import decision_queue_query
 from crm.extensions import db
-from crm.projects.conflicts import conflicts_query, count_open_conflicts
+from crm.projects.conflicts import count_open_conflicts
 from crm.projects.filters import (
     DATE_RANGE,
     OVERDUE_LABELS,
     OVERDUE_STAGES,
     ProjectFilter,
-    stale_clause,
 )
 from crm.projects.models import Project, StageChange
 from crm.projects.stages import VERIFIED_STAGES, Stage, Status, Verification
@@ -178,67 +184,125 @@ class _Asked:
     list_limit: int
 
 
-def _figures(user: User, asked: _Asked) -> _Figures:
-    today, stale_days, year = asked.today, asked.stale_days, asked.year
-    period_from, period_to, list_limit = asked.period_from, asked.period_to, asked.list_limit
-    if db.session.get_bind().dialect.name == "postgresql":
-        # The aggregates are many cheap index look-ups, but their summed cost estimate makes
-        # PostgreSQL compile them (JIT) first: over a second for nothing. Not for this request.
-        db.session.execute(sa.text("SET LOCAL jit = off"))
-    agg = Aggregator(user, today, stale_days)
-    jan1, dec31 = year_bounds(year)
-    pipeline = ProjectFilter(pipeline=True)
-    year_new = ProjectFilter(pipeline=True, created_from=jan1, created_to=dec31)
-    investment = Project.total_investment
+@dataclass(frozen=True)
+class _Year:
+    """The filters the figures of one year are built from."""
 
-    def verified(stage: Stage, start=jan1, end=dec31, state=Verification.VERIFIED):
+    first: date
+    last: date
+
+    pipeline = ProjectFilter(pipeline=True)
+
+    @property
+    def new(self) -> ProjectFilter:
+        """在库 projects registered in the year."""
+        return ProjectFilter(pipeline=True, created_from=self.first, created_to=self.last)
+
+    def moved(self, stage: Stage, state: Verification = Verification.VERIFIED) -> ProjectFilter:
+        """Projects with a move into `stage` made in the year, in `state`."""
         return ProjectFilter(
-            moved_into=(stage,), verification=state, moved_from=start, moved_to=end
+            moved_into=(stage,), verification=state, moved_from=self.first, moved_to=self.last
         )
 
-    def result_measure(stage: Stage):
-        return Project.signed_amount if stage is Stage.SIGNED else investment
 
-    signed_ever = ProjectFilter(moved_into=(Stage.SIGNED,), verification=Verification.VERIFIED)
-    specs = [
-        *(Spec(("pipe", s), replace(pipeline, stage=s), investment) for s in Stage),
-        *(Spec(("new", s), replace(year_new, stage=s), investment) for s in Stage),
-        Spec("pipe", pipeline, investment),
-        Spec("new", year_new, investment),
+def _figures(user: User, asked: _Asked) -> _Figures:
+    """The aggregates of `user`'s dashboard (what `cached` keeps): the totals, the rates, the
+    breakdowns, the performance tables and the two short lists sorted over every project."""
+    _without_jit()
+    agg = Aggregator(user, asked.today, asked.stale_days)
+    year = _Year(*year_bounds(asked.year))
+    totals = agg.totals(_total_specs(year))
+    return _Figures(
+        totals,
+        _rates(totals),
+        _breakdowns(agg, year),
+        _performance(agg, asked.period_from, asked.period_to),
+        # The two short lists sorted over thousands of projects are kept too, as ids.
+        longest_overdue(user, asked.today, asked.list_limit),
+        stalest(user, asked.today, asked.stale_days, asked.list_limit),
+        local_now(),
+    )
+
+
+def _without_jit() -> None:
+    """The aggregates are many cheap index look-ups, but their summed cost estimate makes
+    PostgreSQL compile them (JIT) first: over a second for nothing. Not for this request."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(sa.text("SET LOCAL jit = off"))
+
+
+def _total_specs(year: _Year) -> list[Spec]:
+    """Every figure of the page over the user's whole scope."""
+    return [
+        *_pipeline_specs(year),
+        *_result_specs(year),
+        *_rate_specs(year),
+        *_action_specs(),
+    ]
+
+
+def _pipeline_specs(year: _Year) -> list[Spec]:
+    """在库 and 本年新登记, per stage and in all, with their investment; 终止 and 流失."""
+    investment = Project.total_investment
+    return [
+        *(Spec(("pipe", s), replace(year.pipeline, stage=s), investment) for s in Stage),
+        *(Spec(("new", s), replace(year.new, stage=s), investment) for s in Stage),
+        Spec("pipe", year.pipeline, investment),
+        Spec("new", year.new, investment),
         *(Spec(("closed", st), ProjectFilter(status=st)) for st in (Status.DROPPED, Status.LOST)),
-        *(Spec(("done", s), verified(s), result_measure(s)) for s in VERIFIED_STAGES),
+    ]
+
+
+def _result_measure(stage: Stage) -> sa.ColumnElement:
+    """What a result sums: the signed amount for 签约, the total investment after it."""
+    return Project.signed_amount if stage is Stage.SIGNED else Project.total_investment
+
+
+def _result_specs(year: _Year) -> list[Spec]:
+    """The year's verified results and those still 待核实; the funds in place."""
+    first, last = year.first, year.last
+    return [
+        *(Spec(("done", s), year.moved(s), _result_measure(s)) for s in VERIFIED_STAGES),
         *(
-            Spec(("wait", s), verified(s, state=Verification.PENDING), result_measure(s))
+            Spec(("wait", s), year.moved(s, Verification.PENDING), _result_measure(s))
             for s in VERIFIED_STAGES
         ),
         Spec(
             "funds_year",
-            ProjectFilter(funded=True, funded_from=jan1, funded_to=dec31),
-            FundsReceived(jan1, dec31),
+            ProjectFilter(funded=True, funded_from=first, funded_to=last),
+            FundsReceived(first, last),
         ),
         Spec("funds_all", ProjectFilter(funded=True), FundsReceived()),
-        # The rates.
+    ]
+
+
+def _rate_specs(year: _Year) -> list[Spec]:
+    """The numerators and denominators of the rates (see DEFINITIONS)."""
+    signed_ever = ProjectFilter(moved_into=(Stage.SIGNED,), verification=Verification.VERIFIED)
+    planned = {"planned_from": year.first, "planned_to": year.last}
+    return [
         Spec("signed_ever", signed_ever, Project.signed_amount),
         Spec("signed_started", replace(signed_ever, moved_into=(Stage.SIGNED, Stage.STARTED))),
         Spec("signed_funded", replace(signed_ever, funded=True), FundsReceived()),
         *(
-            Spec(("plan", s), ProjectFilter(planned=s, planned_from=jan1, planned_to=dec31))
+            Spec(("plan", s), ProjectFilter(planned=s, **planned))
             for s in (Stage.STARTED, Stage.PRODUCING)
         ),
         *(
             Spec(
                 ("plan_done", s),
                 ProjectFilter(
-                    planned=s,
-                    planned_from=jan1,
-                    planned_to=dec31,
-                    moved_into=(s,),
-                    verification=Verification.VERIFIED,
+                    planned=s, **planned, moved_into=(s,), verification=Verification.VERIFIED
                 ),
             )
             for s in (Stage.STARTED, Stage.PRODUCING)
         ),
-        # What needs action.
+    ]
+
+
+def _action_specs() -> list[Spec]:
+    """What needs action: stale, overdue, waiting for a decision or a verification, conflicts."""
+    return [
         Spec("stale", ProjectFilter(stale=True)),
         *(Spec(("overdue", m), ProjectFilter(overdue=m)) for m in OVERDUE_STAGES),
         Spec("overdue_any", ProjectFilter(overdue_any=True)),
@@ -246,9 +310,10 @@ def _figures(user: User, asked: _Asked) -> _Figures:
         Spec("pending", ProjectFilter(verification=Verification.PENDING)),
         Spec("conflicts", ProjectFilter(conflict=True)),
     ]
-    t = agg.totals(specs)
 
-    rates = [
+
+def _rates(t: dict[Hashable, Figure]) -> list[Rate]:
+    return [
         Rate("履约率", DEFINITIONS["履约率"], t["signed_started"], t["signed_ever"]),
         Rate(
             "开工率", DEFINITIONS["开工率"], t["plan_done", Stage.STARTED], t["plan", Stage.STARTED]
@@ -262,62 +327,46 @@ def _figures(user: User, asked: _Asked) -> _Figures:
         Rate("资金到位率", DEFINITIONS["资金到位率"], t["signed_funded"], t["signed_ever"], True),
     ]
 
-    breakdown_specs = [
-        *(Spec(("pipe", s), replace(pipeline, stage=s)) for s in Stage),
-        Spec("pipe", pipeline, investment),
-        Spec("new", year_new),
-        Spec("signed", verified(Stage.SIGNED)),
+
+# The breakdowns' titles, the catalogue each is by, and the project's column for it.
+BREAKDOWNS = (
+    ("载体", Carrier, "carrier_id"),
+    ("产业集群", Cluster, "cluster_id"),
+    ("招商渠道", Channel, "channel_id"),
+)
+
+
+def _breakdowns(agg: Aggregator, year: _Year) -> list[tuple[str, list[BreakdownRow]]]:
+    """在库 per stage, 本年新登记 and 本年签约, per 载体, cluster and channel."""
+    specs = [
+        *(Spec(("pipe", s), replace(year.pipeline, stage=s)) for s in Stage),
+        Spec("pipe", year.pipeline, Project.total_investment),
+        Spec("new", year.new),
+        Spec("signed", year.moved(Stage.SIGNED)),
     ]
-    breakdowns = []
-    for title, model, key in (
-        ("载体", Carrier, "carrier_id"),
-        ("产业集群", Cluster, "cluster_id"),
-        ("招商渠道", Channel, "channel_id"),
-    ):
-        figures = agg.grouped(breakdown_specs, key)
-        names = db.session.execute(
-            sa.select(model.id, model.name)
-            .where(model.id.in_([k for k in figures if k is not None]))
-            .order_by(model.sort_order, model.id)
-        ).all()
-        breakdowns.append(
-            (
-                title,
-                [
-                    BreakdownRow(
-                        name=name,
-                        stages=[figs["pipe", s] for s in Stage],
-                        total=figs["pipe"],
-                        year_new=figs["new"],
-                        year_signed=figs["signed"],
-                    )
-                    for id_, name in names
-                    if (figs := figures[id_])["pipe"].count
-                    or figs["new"].count
-                    or figs["signed"].count
-                ],
-            )
+    return [
+        (title, _breakdown_rows(model, agg.grouped(specs, key))) for title, model, key in BREAKDOWNS
+    ]
+
+
+def _breakdown_rows(model, figures: dict[Any, dict[Hashable, Figure]]) -> list[BreakdownRow]:
+    """A row per catalogue entry with projects, in the catalogue's order."""
+    names = db.session.execute(
+        sa.select(model.id, model.name)
+        .where(model.id.in_([k for k in figures if k is not None]))
+        .order_by(model.sort_order, model.id)
+    ).all()
+    return [
+        BreakdownRow(
+            name=name,
+            stages=[figs["pipe", s] for s in Stage],
+            total=figs["pipe"],
+            year_new=figs["new"],
+            year_signed=figs["signed"],
         )
-
-    perf_officers, perf_carriers, perf_total = _performance(agg, period_from, period_to)
-
-    return _Figures(
-        t,
-        rates,
-        breakdowns,
-        (perf_officers, perf_carriers, perf_total),
-        # The two short lists sorted over thousands of projects are kept too, as ids.
-        longest_overdue(user, today, list_limit),
-        list(
-            db.session.scalars(
-                sa.select(Project.id)
-                .where(project_scope(user), stale_clause(today, stale_days))
-                .order_by(Project.last_followup_on.asc().nulls_first(), Project.id)
-                .limit(list_limit)
-            )
-        ),
-        local_now(),
-    )
+        for id_, name in names
+        if (figs := figures[id_])["pipe"].count or figs["new"].count or figs["signed"].count
+    ]
 
 
 def build_dashboard(
@@ -339,22 +388,10 @@ def build_dashboard(
 
     stale_items = projects_by_id(user, figures.stale)
     overdue_items = overdue_projects(user, figures.overdue)
-    decision_items = db.session.scalars(
-        decision_queue_query().where(project_scope(user)).limit(list_limit)
-    ).all()
-    pending_items = db.session.scalars(
-        sa.select(StageChange)
-        .join(Project, Project.id == StageChange.project_id)
-        .where(project_scope(user), StageChange.verification == Verification.PENDING)
-        .order_by(StageChange.changed_at, StageChange.id)
-        .options(
-            joinedload(StageChange.project).joinedload(Project.carrier),
-            joinedload(StageChange.changed_by),
-        )
-        .limit(list_limit)
-    ).all()
+    decision_items = awaiting_decision(user, list_limit)
+    pending_items = pending_moves(user, list_limit)
     conflicts_open = count_open_conflicts(user)
-    conflict_items = db.session.scalars(conflicts_query(user).limit(list_limit)).all()
+    conflict_items = open_conflicts(user, list_limit)
 
     funnel = [(s, t["pipe", s], t["new", s]) for s in Stage]
     dashboard = Dashboard(
@@ -394,9 +431,36 @@ def build_dashboard(
     return dashboard
 
 
-def _performance(agg: Aggregator, start: date, end: date):
+def _performance(
+    agg: Aggregator, start: date, end: date
+) -> tuple[list[PerformanceRow], list[PerformanceRow], PerformanceRow | None]:
+    """The performance tables of the period: per officer, per 载体, and their total."""
+    specs = _performance_specs(start, end)
+    by_officer = agg.grouped(specs, "officer_id")
+    by_carrier = agg.grouped(specs, "carrier_id")
+    officer_rows = [
+        _performance_row(name, carrier, by_officer[user_id])
+        for user_id, name, carrier in db.session.execute(
+            sa.select(User.id, User.display_name, Carrier.name)
+            .join(Carrier, Carrier.id == User.carrier_id)
+            .where(User.id.in_([k for k in by_officer if k is not None]))
+            .order_by(Carrier.sort_order, User.display_name, User.id)
+        )
+    ]
+    carrier_rows = [
+        _performance_row(name, "", by_carrier[carrier_id])
+        for carrier_id, name in db.session.execute(
+            sa.select(Carrier.id, Carrier.name)
+            .where(Carrier.id.in_([k for k in by_carrier if k is not None]))
+            .order_by(Carrier.sort_order, Carrier.id)
+        )
+    ]
+    return officer_rows, carrier_rows, _total_row(specs, carrier_rows)
+
+
+def _performance_specs(start: date, end: date) -> list[Spec]:
     moved = {"verification": Verification.VERIFIED, "moved_from": start, "moved_to": end}
-    specs = [
+    return [
         Spec("leads", ProjectFilter(created_from=start, created_to=end), Project.total_investment),
         Spec("signed", ProjectFilter(moved_into=(Stage.SIGNED,), **moved), Project.signed_amount),
         Spec("started", ProjectFilter(moved_into=(Stage.STARTED,), **moved)),
@@ -407,59 +471,41 @@ def _performance(agg: Aggregator, start: date, end: date):
             FundsReceived(start, end),
         ),
     ]
-    by_officer = agg.grouped(specs, "officer_id")
-    by_carrier = agg.grouped(specs, "carrier_id")
-    officers = [
-        ((user_id, name, carrier), by_officer[user_id])
-        for user_id, name, carrier in db.session.execute(
-            sa.select(User.id, User.display_name, Carrier.name)
-            .join(Carrier, Carrier.id == User.carrier_id)
-            .where(User.id.in_([k for k in by_officer if k is not None]))
-            .order_by(Carrier.sort_order, User.display_name, User.id)
-        )
-    ]
-    carriers = [
-        ((carrier_id, name), by_carrier[carrier_id])
-        for carrier_id, name in db.session.execute(
-            sa.select(Carrier.id, Carrier.name)
-            .where(Carrier.id.in_([k for k in by_carrier if k is not None]))
-            .order_by(Carrier.sort_order, Carrier.id)
-        )
-    ]
 
-    def row(name: str, note: str, figs: dict[Hashable, Figure]) -> PerformanceRow:
-        return PerformanceRow(
-            name,
-            note,
-            figs["leads"],
-            figs["signed"],
-            figs["started"],
-            figs["producing"],
-            figs["funds"],
-        )
 
-    officer_rows = [row(g[1], g[2], figs) for g, figs in officers]
-    carrier_rows = [row(g[1], "", figs) for g, figs in carriers]
-    total = None
-    if carrier_rows:
-        total = row(
-            "合计",
-            "",
-            {
-                spec.key: Figure(
-                    sum(getattr(r, spec.key).count for r in carrier_rows),
-                    spec.filter,
-                    sum(
-                        (getattr(r, spec.key).amount or Decimal(0) for r in carrier_rows),
-                        Decimal(0),
-                    )
-                    if spec.measure is not None
-                    else None,
+def _performance_row(name: str, note: str, figs: dict[Hashable, Figure]) -> PerformanceRow:
+    return PerformanceRow(
+        name,
+        note,
+        figs["leads"],
+        figs["signed"],
+        figs["started"],
+        figs["producing"],
+        figs["funds"],
+    )
+
+
+def _total_row(specs: list[Spec], carrier_rows: list[PerformanceRow]) -> PerformanceRow | None:
+    """合计: the 载体 rows summed (every project has a 载体), linking to the period's list."""
+    if not carrier_rows:
+        return None
+    return _performance_row(
+        "合计",
+        "",
+        {
+            spec.key: Figure(
+                sum(getattr(r, spec.key).count for r in carrier_rows),
+                spec.filter,
+                sum(
+                    (getattr(r, spec.key).amount or Decimal(0) for r in carrier_rows),
+                    Decimal(0),
                 )
-                for spec in specs
-            },
-        )
-    return officer_rows, carrier_rows, total
+                if spec.measure is not None
+                else None,
+            )
+            for spec in specs
+        },
+    )
 
 
 def _funnel_bars(funnel: list[tuple[Stage, Figure, Figure]]) -> list[Bar]:
