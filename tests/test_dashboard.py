@@ -17,7 +17,7 @@ from crm.auth.models import Role, User
 from crm.core import local_today
 from crm.dashboard import cache, services
 from crm.dashboard.services import build_dashboard
-from crm.demo import load_demo
+from crm.devdata.demo import load_demo
 from crm.projects import lifecycle
 from crm.projects.lifecycle import change_status, move_stage, verify_move
 from crm.projects.models import FundsRecord, StageChange

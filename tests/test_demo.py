@@ -16,7 +16,7 @@ from crm.catalog.seed import CARRIERS, CHANNELS, CLUSTERS, TERMINATION_REASONS, 
 from crm.companies.credit_code import credit_code_error
 from crm.companies.models import Company, Contact, Origin
 from crm.core import local_today, utcnow
-from crm.demo import DEMO_PASSWORD, DEMO_USERS, load_demo
+from crm.devdata.demo import DEMO_PASSWORD, DEMO_USERS, load_demo
 from crm.evaluation.models import (
     ChecklistItem,
     Decision,

@@ -1,6 +1,6 @@
 """Synthetic data at a province's scale: `flask --app wsgi crm generate --projects N`.
 
-Unlike the demo (crm/demo.py), which goes through the services one project at a time, this
+Unlike the demo (crm/devdata/demo.py), which goes through the services one project at a time, this
 writes rows straight into the tables with bulk INSERTs (lists of dicts, in chunks), so that
 100,000 projects with about a million follow-ups take minutes. The rows are consistent with
 what the services would leave: the stage history leads up to the project's stage (moves into
