@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -179,6 +180,68 @@ def _ensure_users(rng: random.Random, carriers: list[int]) -> tuple[dict[int, li
     return officers, leader
 
 
+# The tables written, in the order of their INSERTs (a row's parents first).
+TABLES = {
+    "companies": Company,
+    "projects": Project,
+    "stage_changes": StageChange,
+    "status_changes": StatusChange,
+    "followups": FollowUp,
+    "element_needs": ElementNeed,
+    "funds_records": FundsRecord,
+    "evaluations": Evaluation,
+}
+# The order the counts are reported in.
+COUNTED = ["companies", "projects", "followups", "stage_changes", "status_changes",
+           "element_needs", "funds_records", "evaluations"]  # fmt: skip
+
+
+@dataclass
+class _World:
+    """What every project is drawn from: the generator, the catalogues, the accounts."""
+
+    rng: random.Random
+    cat: _Catalogues
+    officers: dict[int, list[int]]  # by 载体
+    verifier: int
+    followups: int  # about this many follow-ups per project
+    today: date = field(default_factory=local_today)
+
+    @property
+    def first_day(self) -> date:
+        return self.today - timedelta(days=3 * 365)
+
+
+@dataclass
+class _Drawn:
+    """One project's facts, drawn before its rows are written."""
+
+    project_id: int
+    company_id: int
+    company_name: str
+    carrier: int
+    officer: int
+    created_on: date
+    stage: Stage
+    status: Status
+    cluster: int
+    total: Decimal
+    land: Decimal | None
+    reached: dict[Stage, date]  # the day it moved into each stage up to its own
+    signed_amount: Decimal | None
+    days: list[date]  # of its follow-ups
+    next_action: str
+    due: date | None
+    updated_on: date
+    status_on: date | None
+    product: str
+    name: str
+
+    @property
+    def signed_on(self) -> date | None:
+        return self.reached.get(Stage.SIGNED)
+
+
 def generate(
     projects: int,
     seed: int = 1,
@@ -189,6 +252,30 @@ def generate(
     """Write `projects` synthetic projects with their companies and history; returns the
     number of rows written per table. Commits after every chunk (the caller need not).
     `analyze`: on PostgreSQL, VACUUM ANALYZE the database afterwards (the command does)."""
+    world = _prepare(seed, followups)
+    next_project = (db.session.scalar(sa.select(sa.func.max(Project.id))) or 0) + 1
+    next_company = (db.session.scalar(sa.select(sa.func.max(Company.id))) or 0) + 1
+    counts = dict.fromkeys(COUNTED, 0)
+    done = 0
+    while done < projects:
+        size = min(CHUNK, projects - done)
+        rows: dict[str, list[dict]] = {key: [] for key in counts}
+        for k in range(size):
+            _add_project(world, rows, next_project + done + k, next_company + done + k)
+        _insert(rows, counts)
+        done += size
+        if progress:
+            progress(done)
+    _after_explicit_ids()
+    if analyze and db.engine.dialect.name == "postgresql":
+        # Fresh statistics, and the visibility map that lets counts read the indexes alone.
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
+    return counts
+
+
+def _prepare(seed: int, followups: int) -> _World:
+    """The catalogues, the checklist and the accounts the projects need, committed."""
     rng = random.Random(seed)  # noqa: S311 - synthetic data, not secrets
     seed_catalogues()
     seed_default_template()
@@ -197,258 +284,306 @@ def generate(
     # The accounts draw from their own generator: the data is the same whether they exist or not.
     officers, verifier = _ensure_users(random.Random(seed - 1), cat.carriers)  # noqa: S311
     db.session.commit()
+    return _World(rng, cat, officers, verifier, followups)
 
-    today = local_today()
-    first_day = today - timedelta(days=3 * 365)
-    next_project = (db.session.scalar(sa.select(sa.func.max(Project.id))) or 0) + 1
-    next_company = (db.session.scalar(sa.select(sa.func.max(Company.id))) or 0) + 1
-    counts = dict.fromkeys(
-        ["companies", "projects", "followups", "stage_changes", "status_changes",
-         "element_needs", "funds_records", "evaluations"], 0)  # fmt: skip
-    stages, stage_weights = list(STAGE_WEIGHTS), list(STAGE_WEIGHTS.values())
-    statuses, status_weights = list(STATUS_WEIGHTS), list(STATUS_WEIGHTS.values())
 
-    done = 0
-    while done < projects:
-        size = min(CHUNK, projects - done)
-        rows: dict[str, list[dict]] = {key: [] for key in counts}
-        for _ in range(size):
-            company_id, project_id = next_company, next_project
-            next_company += 1
-            next_project += 1
-            company_name = (
-                rng.choice(PLACES)
-                + rng.choice(WORDS)
-                + rng.choice(WORDS)
-                + rng.choice(TRADES)
-                + rng.choice(FORMS)
-            )
-            origin = rng.choices(list(Origin), [45, 50, 5])[0]
-            created_on = _between(rng, first_day, today - timedelta(days=20))
-            carrier = rng.choice(cat.carriers)
-            officer = rng.choice(officers[carrier])
-            credit = None
-            if origin is not Origin.OVERSEAS:
-                body = "91" + rng.choice(REGIONS) + f"{company_id:09d}"
-                credit = body + check_character(body)
-            rows["companies"].append(
-                {
-                    "id": company_id,
-                    "name": company_name,
-                    "name_key": name_key(company_name),
-                    "credit_code": credit,
-                    "legal_representative": _person(rng),
-                    "registered_capital": _money(rng.uniform(500, 100000)),
-                    "origin": origin,
-                    "industry": rng.choice(TRADES),
-                    "registered_by_carrier_id": carrier,
-                    "created_by_id": officer,
-                    "created_at": _at(created_on - timedelta(days=rng.randint(1, 10)), 9),
-                    "updated_at": _at(created_on, 9),
-                    "is_deleted": False,
-                }
-            )
-            stage = rng.choices(stages, stage_weights)[0]
-            status = rng.choices(statuses, status_weights)[0]
-            cluster = rng.choice(cat.clusters)
-            total = _money(rng.lognormvariate(10, 1.0))
-            land = _money(float(total) / rng.uniform(150, 600)) if rng.random() < 0.8 else None
-            # The moves, evenly spread from creation to a little before today.
-            span = (today - created_on).days
-            moves = [created_on]
-            for _k in range(stage.order):
-                moves.append(moves[-1] + timedelta(days=rng.randint(1, max(1, span // 6))))
-            moves = [min(day, today) for day in moves]
-            reached = dict(zip(list(Stage)[: stage.order + 1], moves, strict=True))
-            signed_on = reached.get(Stage.SIGNED)
-            signed_amount = _money(float(total) * rng.uniform(0.8, 1.0)) if signed_on else None
-            n_followups = max(1, followups + rng.randint(-4, 4)) if followups else 0
-            days = sorted(_between(rng, created_on, today) for _ in range(n_followups))
-            next_action = rng.choice(NEXT_ACTIONS)
-            due = today + timedelta(days=rng.randint(-20, 40)) if next_action else None
-            updated_on = max([moves[-1], *days[-1:]])
-            status_on = _between(rng, moves[-1], today) if status is not Status.ACTIVE else None
-            product = rng.choice(PRODUCTS)
-            name = (
-                rng.choice(SCALES).format(n=rng.randint(1, 50))
-                + product
-                + rng.choice(KINDS_OF_WORK)
-            )
-            rows["projects"].append(
-                {
-                    "id": project_id,
-                    "name": name,
-                    "company_id": company_id,
-                    "search_text": search_text(name, company_name),
-                    "carrier_id": carrier,
-                    "cluster_id": cluster,
-                    "chain_id": rng.choice(cat.chains[cluster]) if cat.chains[cluster] else None,
-                    "channel_id": rng.choice(cat.channels),
-                    "officer_id": officer,
-                    "is_key": rng.random() < 0.1,
-                    "stage": stage,
-                    "status": status,
-                    "status_reason": "企业投资计划调整" if status is not Status.ACTIVE else "",
-                    "status_on": status_on,
-                    "lost_to": rng.choice(PLACES) if status is Status.LOST else "",
-                    "termination_reason_id": rng.choice(cat.reasons)
-                    if status is Status.DROPPED
-                    else None,
-                    "total_investment": total,
-                    "fixed_asset_investment": _money(float(total) * rng.uniform(0.6, 0.9)),
-                    "land_area": land,
-                    "expected_output": _money(float(total) * rng.uniform(0.8, 2.5)),
-                    "expected_tax": _money(float(total) * rng.uniform(0.03, 0.1)),
-                    "expected_jobs": rng.randint(20, 2000),
-                    "description": f"建设{product}生产车间、仓储及配套设施，购置自动化生产设备",
-                    "planned_signed_on": created_on + timedelta(days=rng.randint(60, 300)),
-                    "signed_on": signed_on,
-                    "signed_amount": signed_amount,
-                    "planned_started_on": created_on + timedelta(days=rng.randint(200, 500)),
-                    "started_on": reached.get(Stage.STARTED),
-                    "planned_producing_on": created_on + timedelta(days=rng.randint(400, 900)),
-                    "producing_on": reached.get(Stage.PRODUCING),
-                    "last_followup_on": days[-1] if days else None,
-                    "next_action": next_action,
-                    "next_action_due": due,
-                    "created_by_id": officer,
-                    "created_at": _at(created_on, 10),
-                    "updated_at": _at(updated_on, 17) + timedelta(seconds=rng.randint(0, 3599)),
-                    "version": 1 + stage.order,
-                    "is_deleted": False,
-                }
-            )
-            previous = None
-            for to_stage, day in reached.items():
-                verified = to_stage in VERIFIED_STAGES
-                rows["stage_changes"].append(
-                    {
-                        "project_id": project_id,
-                        "from_stage": previous,
-                        "to_stage": to_stage,
-                        "reason": "",
-                        "changed_by_id": officer,
-                        "changed_at": _at(day, 10 if previous is None else 15),
-                        "verification": Verification.VERIFIED if verified else None,
-                        "verified_by_id": verifier if verified else None,
-                        "verified_at": _at(min(day + timedelta(days=2), today), 9)
-                        if verified
-                        else None,
-                        "verification_note": "",
-                    }
-                )
-                previous = to_stage
-            if status is not Status.ACTIVE:
-                rows["status_changes"].append(
-                    {
-                        "project_id": project_id,
-                        "from_status": Status.ACTIVE,
-                        "to_status": status,
-                        "reason": "企业投资计划调整",
-                        "effective_on": status_on,
-                        "lost_to": rng.choice(PLACES) if status is Status.LOST else "",
-                        "termination_reason_id": rng.choice(cat.reasons)
-                        if status is Status.DROPPED
-                        else None,
-                        "changed_by_id": officer,
-                        "changed_at": _at(status_on, 16),
-                    }
-                )
-            for day in days:
-                action = rng.choice(NEXT_ACTIONS)
-                rows["followups"].append(
-                    {
-                        "project_id": project_id,
-                        "kind": rng.choice(list(FollowUpKind)),
-                        "happened_on": day,
-                        "summary": rng.choice(FOLLOWUP_SUMMARIES),
-                        "next_action": action,
-                        "next_action_due": day + timedelta(days=rng.randint(3, 30))
-                        if action
-                        else None,
-                        "created_by_id": officer,
-                        "created_at": _at(day, 18),
-                    }
-                )
-            if stage.order >= Stage.ATTRACTING.order:
-                secured = stage.order >= Stage.SIGNED.order
-                for kind in rng.sample(list(ElementKind), rng.randint(1, 3)):
-                    rows["element_needs"].append(
-                        {
-                            "project_id": project_id,
-                            "kind": kind,
-                            "quantity": _money(rng.uniform(10, 5000)),
-                            "unit": kind.default_unit,
-                            "status": ElementStatus.SECURED
-                            if secured
-                            else rng.choice([ElementStatus.RAISED, ElementStatus.CONSULTING]),
-                            "note": ELEMENT_NOTES[kind],
-                            "updated_at": _at(reached[Stage.ATTRACTING], 11),
-                        }
-                    )
-            if cat.template and (signed_on or (stage is Stage.ATTRACTING and rng.random() < 0.2)):
-                day = (signed_on or today) - timedelta(days=rng.randint(5, 20))
-                day = max(day, created_on)
-                passed = signed_on is not None
-                rows["evaluations"].append(
-                    {
-                        "project_id": project_id,
-                        "template_id": cat.template,
-                        "state": EvaluationState.PASSED if passed else EvaluationState.DRAFT,
-                        "started_by_id": officer,
-                        "created_at": _at(day, 9),
-                        "submitted_at": _at(day, 17) if passed else None,
-                        "submitted_by_id": officer if passed else None,
-                        "decided_at": _at(min(day + timedelta(days=3), today), 10)
-                        if passed
-                        else None,
-                    }
-                )
-            started_on = reached.get(Stage.STARTED)
-            if started_on:
-                count = rng.randint(2, 5)
-                share = rng.uniform(0.15, 0.9) / count
-                for _k in range(count):
-                    day = _between(rng, started_on, today)
-                    rows["funds_records"].append(
-                        {
-                            "project_id": project_id,
-                            "received_on": day,
-                            "amount": _money(float(signed_amount) * share),
-                            "note": rng.choice(FUNDS_NOTES),
-                            "created_by_id": officer,
-                            "created_at": _at(day, 16),
-                        }
-                    )
-        tables = {
-            "companies": Company,
-            "projects": Project,
-            "stage_changes": StageChange,
-            "status_changes": StatusChange,
-            "followups": FollowUp,
-            "element_needs": ElementNeed,
-            "funds_records": FundsRecord,
-            "evaluations": Evaluation,
+def _add_project(world: _World, rows: dict[str, list[dict]], project_id: int, company_id: int):
+    """One project, its company and its history, as rows. The draws are made in this order
+    whatever the rows: the same seed writes the same data."""
+    company, created_on = _company_row(world, company_id)
+    rows["companies"].append(company)
+    p = _draw(world, project_id, company, created_on)
+    rows["projects"].append(_project_row(world, p))
+    rows["stage_changes"] += _stage_change_rows(world, p)
+    rows["status_changes"] += _status_change_rows(world, p)
+    rows["followups"] += _followup_rows(world, p)
+    rows["element_needs"] += _element_rows(world, p)
+    rows["evaluations"] += _evaluation_rows(world, p)
+    rows["funds_records"] += _funds_rows(world, p)
+
+
+def _company_row(world: _World, company_id: int) -> tuple[dict, date]:
+    """A company's row, and the day its project is registered (a few days after it)."""
+    rng = world.rng
+    parts = (PLACES, WORDS, WORDS, TRADES, FORMS)
+    company_name = "".join(rng.choice(words) for words in parts)
+    origin = rng.choices(list(Origin), [45, 50, 5])[0]
+    created_on = _between(rng, world.first_day, world.today - timedelta(days=20))
+    carrier = rng.choice(world.cat.carriers)
+    officer = rng.choice(world.officers[carrier])
+    credit = None
+    if origin is not Origin.OVERSEAS:
+        body = "91" + rng.choice(REGIONS) + f"{company_id:09d}"
+        credit = body + check_character(body)
+    company = {
+        "id": company_id,
+        "name": company_name,
+        "name_key": name_key(company_name),
+        "credit_code": credit,
+        "legal_representative": _person(rng),
+        "registered_capital": _money(rng.uniform(500, 100000)),
+        "origin": origin,
+        "industry": rng.choice(TRADES),
+        "registered_by_carrier_id": carrier,
+        "created_by_id": officer,
+        "created_at": _at(created_on - timedelta(days=rng.randint(1, 10)), 9),
+        "updated_at": _at(created_on, 9),
+        "is_deleted": False,
+    }
+    return company, created_on
+
+
+def _draw(world: _World, project_id: int, company: dict, created_on: date) -> _Drawn:
+    """The project's stage, status, figures, dates and name."""
+    rng, today = world.rng, world.today
+    stage = rng.choices(list(STAGE_WEIGHTS), list(STAGE_WEIGHTS.values()))[0]
+    status = rng.choices(list(STATUS_WEIGHTS), list(STATUS_WEIGHTS.values()))[0]
+    cluster = rng.choice(world.cat.clusters)
+    total = _money(rng.lognormvariate(10, 1.0))
+    land = _money(float(total) / rng.uniform(150, 600)) if rng.random() < 0.8 else None
+    reached = _moves(rng, stage, created_on, today)
+    signed_on = reached.get(Stage.SIGNED)
+    signed_amount = _money(float(total) * rng.uniform(0.8, 1.0)) if signed_on else None
+    n_followups = max(1, world.followups + rng.randint(-4, 4)) if world.followups else 0
+    days = sorted(_between(rng, created_on, today) for _ in range(n_followups))
+    next_action = rng.choice(NEXT_ACTIONS)
+    due = today + timedelta(days=rng.randint(-20, 40)) if next_action else None
+    last_move = list(reached.values())[-1]
+    status_on = _between(rng, last_move, today) if status is not Status.ACTIVE else None
+    product = rng.choice(PRODUCTS)
+    name = rng.choice(SCALES).format(n=rng.randint(1, 50)) + product + rng.choice(KINDS_OF_WORK)
+    return _Drawn(
+        project_id=project_id,
+        company_id=company["id"],
+        company_name=company["name"],
+        carrier=company["registered_by_carrier_id"],
+        officer=company["created_by_id"],
+        created_on=created_on,
+        stage=stage,
+        status=status,
+        cluster=cluster,
+        total=total,
+        land=land,
+        reached=reached,
+        signed_amount=signed_amount,
+        days=days,
+        next_action=next_action,
+        due=due,
+        updated_on=max([last_move, *days[-1:]]),
+        status_on=status_on,
+        product=product,
+        name=name,
+    )
+
+
+def _moves(rng: random.Random, stage: Stage, created_on: date, today: date) -> dict[Stage, date]:
+    """The day of each move up to `stage`, evenly spread from creation to a little before
+    today."""
+    span = (today - created_on).days
+    moves = [created_on]
+    for _k in range(stage.order):
+        moves.append(moves[-1] + timedelta(days=rng.randint(1, max(1, span // 6))))
+    moves = [min(day, today) for day in moves]
+    return dict(zip(list(Stage)[: stage.order + 1], moves, strict=True))
+
+
+def _project_row(world: _World, p: _Drawn) -> dict:
+    rng, cat = world.rng, world.cat
+    total = float(p.total)
+    return {
+        "id": p.project_id,
+        "name": p.name,
+        "company_id": p.company_id,
+        "search_text": search_text(p.name, p.company_name),
+        "carrier_id": p.carrier,
+        "cluster_id": p.cluster,
+        "chain_id": rng.choice(cat.chains[p.cluster]) if cat.chains[p.cluster] else None,
+        "channel_id": rng.choice(cat.channels),
+        "officer_id": p.officer,
+        "is_key": rng.random() < 0.1,
+        "stage": p.stage,
+        "status": p.status,
+        "status_reason": "企业投资计划调整" if p.status is not Status.ACTIVE else "",
+        "status_on": p.status_on,
+        "lost_to": rng.choice(PLACES) if p.status is Status.LOST else "",
+        "termination_reason_id": rng.choice(cat.reasons) if p.status is Status.DROPPED else None,
+        "total_investment": p.total,
+        "fixed_asset_investment": _money(total * rng.uniform(0.6, 0.9)),
+        "land_area": p.land,
+        "expected_output": _money(total * rng.uniform(0.8, 2.5)),
+        "expected_tax": _money(total * rng.uniform(0.03, 0.1)),
+        "expected_jobs": rng.randint(20, 2000),
+        "description": f"建设{p.product}生产车间、仓储及配套设施，购置自动化生产设备",
+        "planned_signed_on": p.created_on + timedelta(days=rng.randint(60, 300)),
+        "signed_on": p.signed_on,
+        "signed_amount": p.signed_amount,
+        "planned_started_on": p.created_on + timedelta(days=rng.randint(200, 500)),
+        "started_on": p.reached.get(Stage.STARTED),
+        "planned_producing_on": p.created_on + timedelta(days=rng.randint(400, 900)),
+        "producing_on": p.reached.get(Stage.PRODUCING),
+        "last_followup_on": p.days[-1] if p.days else None,
+        "next_action": p.next_action,
+        "next_action_due": p.due,
+        "created_by_id": p.officer,
+        "created_at": _at(p.created_on, 10),
+        "updated_at": _at(p.updated_on, 17) + timedelta(seconds=rng.randint(0, 3599)),
+        "version": 1 + p.stage.order,
+        "is_deleted": False,
+    }
+
+
+def _stage_change_rows(world: _World, p: _Drawn) -> list[dict]:
+    """The stage history: moves into 签约, 开工 and 投产 verified."""
+    rows, previous = [], None
+    for to_stage, day in p.reached.items():
+        verified = to_stage in VERIFIED_STAGES
+        rows.append(
+            {
+                "project_id": p.project_id,
+                "from_stage": previous,
+                "to_stage": to_stage,
+                "reason": "",
+                "changed_by_id": p.officer,
+                "changed_at": _at(day, 10 if previous is None else 15),
+                "verification": Verification.VERIFIED if verified else None,
+                "verified_by_id": world.verifier if verified else None,
+                "verified_at": _at(min(day + timedelta(days=2), world.today), 9)
+                if verified
+                else None,
+                "verification_note": "",
+            }
+        )
+        previous = to_stage
+    return rows
+
+
+def _status_change_rows(world: _World, p: _Drawn) -> list[dict]:
+    if p.status is Status.ACTIVE:
+        return []
+    rng = world.rng
+    return [
+        {
+            "project_id": p.project_id,
+            "from_status": Status.ACTIVE,
+            "to_status": p.status,
+            "reason": "企业投资计划调整",
+            "effective_on": p.status_on,
+            "lost_to": rng.choice(PLACES) if p.status is Status.LOST else "",
+            "termination_reason_id": rng.choice(world.cat.reasons)
+            if p.status is Status.DROPPED
+            else None,
+            "changed_by_id": p.officer,
+            "changed_at": _at(p.status_on, 16),
         }
-        for key, model in tables.items():
-            if rows[key]:
-                db.session.execute(sa.insert(model.__table__), rows[key])
-                counts[key] += len(rows[key])
-        db.session.commit()
-        done += size
-        if progress:
-            progress(done)
-    if db.engine.dialect.name == "postgresql":  # explicit ids leave the sequences behind
-        # The two table names are this module's own constants, never input.
-        for table in ("companies", "projects"):
-            sql = (
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608 # nosec B608
-                f"(SELECT coalesce(max(id), 1) FROM {table}))"
-            )
-            db.session.execute(sa.text(sql))
-        db.session.commit()
-    if analyze and db.engine.dialect.name == "postgresql":
-        # Fresh statistics, and the visibility map that lets counts read the indexes alone.
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM ANALYZE")
-    return counts
+    ]
+
+
+def _followup_rows(world: _World, p: _Drawn) -> list[dict]:
+    rng, rows = world.rng, []
+    for day in p.days:
+        action = rng.choice(NEXT_ACTIONS)
+        rows.append(
+            {
+                "project_id": p.project_id,
+                "kind": rng.choice(list(FollowUpKind)),
+                "happened_on": day,
+                "summary": rng.choice(FOLLOWUP_SUMMARIES),
+                "next_action": action,
+                "next_action_due": day + timedelta(days=rng.randint(3, 30)) if action else None,
+                "created_by_id": p.officer,
+                "created_at": _at(day, 18),
+            }
+        )
+    return rows
+
+
+def _element_rows(world: _World, p: _Drawn) -> list[dict]:
+    """Element needs from 招引 on: secured (已保障) once signed."""
+    if p.stage.order < Stage.ATTRACTING.order:
+        return []
+    rng = world.rng
+    secured = p.stage.order >= Stage.SIGNED.order
+    return [
+        {
+            "project_id": p.project_id,
+            "kind": kind,
+            "quantity": _money(rng.uniform(10, 5000)),
+            "unit": kind.default_unit,
+            "status": ElementStatus.SECURED
+            if secured
+            else rng.choice([ElementStatus.RAISED, ElementStatus.CONSULTING]),
+            "note": ELEMENT_NOTES[kind],
+            "updated_at": _at(p.reached[Stage.ATTRACTING], 11),
+        }
+        for kind in rng.sample(list(ElementKind), rng.randint(1, 3))
+    ]
+
+
+def _evaluation_rows(world: _World, p: _Drawn) -> list[dict]:
+    """A passed evaluation before the signing; a draft for some projects under 招引."""
+    rng, signed_on = world.rng, p.signed_on
+    if not (
+        world.cat.template and (signed_on or (p.stage is Stage.ATTRACTING and rng.random() < 0.2))
+    ):
+        return []
+    day = max((signed_on or world.today) - timedelta(days=rng.randint(5, 20)), p.created_on)
+    passed = signed_on is not None
+    return [
+        {
+            "project_id": p.project_id,
+            "template_id": world.cat.template,
+            "state": EvaluationState.PASSED if passed else EvaluationState.DRAFT,
+            "started_by_id": p.officer,
+            "created_at": _at(day, 9),
+            "submitted_at": _at(day, 17) if passed else None,
+            "submitted_by_id": p.officer if passed else None,
+            "decided_at": _at(min(day + timedelta(days=3), world.today), 10) if passed else None,
+        }
+    ]
+
+
+def _funds_rows(world: _World, p: _Drawn) -> list[dict]:
+    """Funds received from the start of construction on."""
+    started_on = p.reached.get(Stage.STARTED)
+    if not started_on:
+        return []
+    rng = world.rng
+    count = rng.randint(2, 5)
+    share = rng.uniform(0.15, 0.9) / count
+    rows = []
+    for _k in range(count):
+        day = _between(rng, started_on, world.today)
+        rows.append(
+            {
+                "project_id": p.project_id,
+                "received_on": day,
+                "amount": _money(float(p.signed_amount) * share),
+                "note": rng.choice(FUNDS_NOTES),
+                "created_by_id": p.officer,
+                "created_at": _at(day, 16),
+            }
+        )
+    return rows
+
+
+def _insert(rows: dict[str, list[dict]], counts: dict[str, int]) -> None:
+    """One chunk's rows, table by table, then a commit."""
+    for key, model in TABLES.items():
+        if rows[key]:
+            db.session.execute(sa.insert(model.__table__), rows[key])
+            counts[key] += len(rows[key])
+    db.session.commit()
+
+
+def _after_explicit_ids() -> None:
+    """On PostgreSQL, explicit ids leave the sequences behind: move them past the rows."""
+    if db.engine.dialect.name != "postgresql":
+        return
+    # The two table names are this module's own constants, never input.
+    for table in ("companies", "projects"):
+        sql = (
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608 # nosec B608
+            f"(SELECT coalesce(max(id), 1) FROM {table}))"
+        )
+        db.session.execute(sa.text(sql))
+    db.session.commit()
