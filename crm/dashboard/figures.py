@@ -17,10 +17,7 @@ from flask import url_for
 from crm.access import project_scope
 from crm.auth.models import User
 from crm.extensions import db
-from crm.projects.filters import (
-    ProjectFilter,
-    filter_clauses,
-)
+from crm.projects.filters import ProjectFilter, date_between, filter_clauses
 from crm.projects.models import FundsRecord, Project
 
 
@@ -51,12 +48,7 @@ class FundsReceived:
     end: date | None = None
 
     def _conditions(self) -> list[sa.ColumnElement]:
-        conditions = []
-        if self.start:
-            conditions.append(FundsRecord.received_on >= self.start)
-        if self.end:
-            conditions.append(FundsRecord.received_on <= self.end)
-        return conditions
+        return date_between(FundsRecord.received_on, self.start, self.end)
 
     def per_project(self) -> sa.Subquery:
         """(project_id, amount) for every project that received funds: summed once."""

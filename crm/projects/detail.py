@@ -34,30 +34,28 @@ class TimelineEntry:
 def project_timeline(project: Project) -> list[TimelineEntry]:
     """Stage moves, status changes, follow-ups and hand-overs (流转), newest first, in four
     queries."""
-    stage_changes = db.session.scalars(
-        sa.select(StageChange)
-        .where(StageChange.project_id == project.id)
-        .options(joinedload(StageChange.changed_by), joinedload(StageChange.verified_by))
-    ).all()
-    status_changes = db.session.scalars(
-        sa.select(StatusChange)
-        .where(StatusChange.project_id == project.id)
-        .options(joinedload(StatusChange.changed_by), joinedload(StatusChange.termination_reason))
-    ).all()
-    followups = db.session.scalars(
-        sa.select(FollowUp)
-        .where(FollowUp.project_id == project.id)
-        .options(joinedload(FollowUp.created_by), selectinload(FollowUp.contacts))
-    ).all()
-    handovers = db.session.scalars(
-        sa.select(Handover)
-        .where(Handover.project_id == project.id)
-        .options(
-            joinedload(Handover.from_carrier),
-            joinedload(Handover.to_carrier),
-            joinedload(Handover.handed_by),
-        )
-    ).all()
+    stage_changes = _of_project(
+        StageChange,
+        project,
+        joinedload(StageChange.changed_by),
+        joinedload(StageChange.verified_by),
+    )
+    status_changes = _of_project(
+        StatusChange,
+        project,
+        joinedload(StatusChange.changed_by),
+        joinedload(StatusChange.termination_reason),
+    )
+    followups = _of_project(
+        FollowUp, project, joinedload(FollowUp.created_by), selectinload(FollowUp.contacts)
+    )
+    handovers = _of_project(
+        Handover,
+        project,
+        joinedload(Handover.from_carrier),
+        joinedload(Handover.to_carrier),
+        joinedload(Handover.handed_by),
+    )
     entries = (
         [TimelineEntry(c.changed_at, "stage", c) for c in stage_changes]
         + [TimelineEntry(h.handed_at, "handover", h) for h in handovers]
@@ -74,24 +72,19 @@ def project_timeline(project: Project) -> list[TimelineEntry]:
     return sorted(entries, key=lambda e: (e.at, e.item.id), reverse=True)
 
 
+def _of_project(model, project: Project, *options, order_by=()) -> list:
+    """The rows of `model` that belong to `project`, with `options` loaded, in `order_by`."""
+    query = sa.select(model).where(model.project_id == project.id)
+    return list(db.session.scalars(query.options(*options).order_by(*order_by)))
+
+
 def element_needs(project: Project) -> list[ElementNeed]:
-    return list(
-        db.session.scalars(
-            sa.select(ElementNeed)
-            .where(ElementNeed.project_id == project.id)
-            .order_by(ElementNeed.kind, ElementNeed.id)
-        )
-    )
+    return _of_project(ElementNeed, project, order_by=(ElementNeed.kind, ElementNeed.id))
 
 
 def funds_records(project: Project) -> list[FundsRecord]:
-    return list(
-        db.session.scalars(
-            sa.select(FundsRecord)
-            .where(FundsRecord.project_id == project.id)
-            .order_by(FundsRecord.received_on.desc(), FundsRecord.id.desc())
-        )
-    )
+    order = (FundsRecord.received_on.desc(), FundsRecord.id.desc())
+    return _of_project(FundsRecord, project, order_by=order)
 
 
 def funds_ratio(total: Decimal, project: Project) -> Decimal | None:

@@ -98,7 +98,8 @@ def _moment_between(column, start: date | None, end: date | None) -> list[sa.Col
     return conditions
 
 
-def _date_between(column, start: date | None, end: date | None) -> list[sa.ColumnElement]:
+def date_between(column, start: date | None, end: date | None) -> list[sa.ColumnElement]:
+    """`column` (a date) between `start` and `end`, both included (either may be None)."""
     conditions = []
     if start:
         conditions.append(column >= start)
@@ -139,7 +140,7 @@ def funded_clause(start: date | None = None, end: date | None = None) -> sa.Colu
     return sa.and_(
         Project.id.in_(
             sa.select(FundsRecord.project_id).where(
-                *_date_between(FundsRecord.received_on, start, end)
+                *date_between(FundsRecord.received_on, start, end)
             )
         ),
         moved_clause(Stage.SIGNED, Verification.VERIFIED),
@@ -403,7 +404,7 @@ def _planned_clauses(f: ProjectFilter, _today: date, _stale_days: int) -> list[s
     if f.planned is None:
         return []
     column = PLANNED_COLUMNS[f.planned]
-    return [column.is_not(None), *_date_between(column, f.planned_from, f.planned_to)]
+    return [column.is_not(None), *date_between(column, f.planned_from, f.planned_to)]
 
 
 def _planned_label(f: ProjectFilter) -> str | None:
@@ -418,6 +419,11 @@ def _funded_label(f: ProjectFilter) -> str | None:
         return None
     when = _period(f.funded_from, f.funded_to)
     return "有计入统计的实际到位资金（签约已核实）" + (f"（{when}）" if when else "")
+
+
+def _span(name: str) -> tuple[Param, Param]:
+    """The dates `{name}_from` and `{name}_to` (both included) a filter applies between."""
+    return Param(f"{name}_from", f"{name}_from", _date), Param(f"{name}_to", f"{name}_to", _date)
 
 
 def _pending_alone(f: ProjectFilter) -> bool:
@@ -451,7 +457,7 @@ CONDITIONS: tuple[Condition, ...] = (
         lambda f: "在库项目（正常、暂缓）" if f.pipeline else None,
     ),
     Condition(
-        (Param("created_from", "created_from", _date), Param("created_to", "created_to", _date)),
+        _span("created"),
         lambda f, _today, _days: _moment_between(Project.created_at, f.created_from, f.created_to),
         lambda f: (
             "登记于" + _period(f.created_from, f.created_to)
@@ -463,8 +469,7 @@ CONDITIONS: tuple[Condition, ...] = (
         (
             Param("moved_into", "moved", _stages),
             Param("verification", "verification", _named(Verification), on_form=_pending_alone),
-            Param("moved_from", "moved_from", _date),
-            Param("moved_to", "moved_to", _date),
+            *_span("moved"),
         ),
         _moved_clauses,
         _moved_label,
@@ -472,8 +477,7 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition(
         (
             Param("planned", "planned", _named(Stage, among=PLANNED_COLUMNS)),
-            Param("planned_from", "planned_from", _date),
-            Param("planned_to", "planned_to", _date),
+            *_span("planned"),
         ),
         _planned_clauses,
         _planned_label,
@@ -494,8 +498,7 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition(
         (
             Param("funded", "funded", _flag),
-            Param("funded_from", "funded_from", _date),
-            Param("funded_to", "funded_to", _date),
+            *_span("funded"),
         ),
         lambda f, _today, _days: [funded_clause(f.funded_from, f.funded_to)] if f.funded else [],
         _funded_label,
