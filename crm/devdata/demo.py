@@ -30,6 +30,32 @@ from crm.companies.credit_code import CHARSET, check_character
 from crm.companies.models import Company, Contact, Origin
 from crm.companies.services import add_contact, create_company
 from crm.core import LOCAL_TZ, local_today, utcnow
+from crm.devdata.demo_data import (
+    CHECKLIST_COMMENTS,
+    CHECKLIST_NOT_APPLICABLE,
+    COMPANIES,
+    DEMO_PASSWORD,
+    DEMO_USERS,
+    FOLLOWUP_COUNTS,
+    FOLLOWUPS,
+    FUNDS_NOTES,
+    GIVEN_NAMES,
+    MOSTLY_COMMENTS,
+    PHONE_PREFIXES,
+    POSITIONS,
+    PROJECTS,
+    REJECTED_VETO_COMMENT,
+    REJECTED_VETO_ITEM,
+    STAGE_GAPS,
+    SURNAMES,
+    VERIFY_NOTES,
+    A,
+    DemoProject,
+    K,
+    P,
+    S,
+    T,
+)
 from crm.evaluation.models import (
     Decision,
     DecisionOutcome,
@@ -61,391 +87,6 @@ from crm.projects.models import (
 from crm.projects.records import add_element_need, add_followup, add_funds
 from crm.projects.services import create_project
 from crm.projects.stages import Stage, Status, Verification
-
-DEMO_PASSWORD = "Demo@2026"
-
-# (username, display name, role, scope: the 载体 or cluster name, or 全市)
-DEMO_USERS: list[tuple[str, str, Role, str]] = [
-    ("admin", "孙立群", Role.ADMIN, "全市"),
-    ("leader", "王建华", Role.LEADER, "全市"),
-    ("officer_qc", "李文博", Role.OFFICER, "谯城区"),
-    ("officer_gx", "陈思雨", Role.OFFICER, "亳州高新区"),
-    ("officer_wy", "张振宇", Role.OFFICER, "涡阳县"),
-    ("officer_mc", "刘晓峰", Role.OFFICER, "蒙城县"),
-    ("officer_lx", "赵静怡", Role.OFFICER, "利辛县"),
-    ("officer_bw", "吴昊天", Role.OFFICER, "亳芜现代产业园区"),
-    ("taskforce_zy", "孟庆华", Role.TASKFORCE, "现代中医药"),
-    ("taskforce_xny", "何志刚", Role.TASKFORCE, "新能源"),
-]
-
-IN, OUT, ABROAD = Origin.IN_PROVINCE, Origin.OUT_OF_PROVINCE, Origin.OVERSEAS
-
-# The rejected demo evaluation fails this veto item (一票否决).
-REJECTED_VETO_ITEM = "产业政策与行业准入"
-REJECTED_VETO_COMMENT = (
-    "主要产品属于《产业结构调整指导目录》限制类，新增产能不符合行业准入条件，一票否决。"
-)
-
-# key: (name, short name, origin, 6-digit region code of the credit code or None, city,
-#       legal representative, registered capital in 万元, industry)
-COMPANIES: dict[str, tuple[str, str, Origin, str | None, str, str, int, str]] = {
-    "qiyun": ("亳州谯韵本草饮片有限公司", "谯韵本草", IN, "341602", "亳州", "李建国", 5000, "中药饮片加工"),
-    "huaxi": ("安徽华曦中药科技股份有限公司", "华曦中药", IN, "341600", "亳州", "王德明", 12000, "中成药制造"),
-    "jinlan": ("江苏金澜生物医药有限公司", "金澜生物", OUT, "320505", "苏州", "陈志远", 30000, "生物医药"),
-    "baicao": ("浙江百草源健康产业集团有限公司", "百草源集团", OUT, "330106", "杭州", "周文涛", 50000, "中医药大健康"),
-    "shennong": ("亳州神农谷农业科技有限公司", "神农谷农业", IN, "341623", "利辛", "刘长海", 2000, "中药材种植"),
-    "pubiao": ("上海谱标检测技术有限公司", "谱标检测", OUT, "310115", "上海", "邱立华", 3000, "检验检测"),
-    "hanhan": ("华瀚国际投资（香港）有限公司", "华瀚国际", ABROAD, None, "香港", "黄伟文", 50000, "投资管理"),
-    "woshui": ("安徽涡水酒业有限公司", "涡水酒业", IN, "341621", "涡阳", "张守仁", 8000, "白酒酿造"),
-    "yajing": ("深圳市雅晶包装科技有限公司", "雅晶包装", OUT, "440300", "深圳", "黄志豪", 6000, "酒类包装"),
-    "qiongzhi": ("山东琼芝保健酒业有限公司", "琼芝酒业", OUT, "370100", "济南", "孙立新", 10000, "保健酒"),
-    "heyuan": ("河南禾丰源食品股份有限公司", "禾丰源食品", OUT, "410100", "郑州", "郭宏伟", 20000, "农产品精深加工"),
-    "weijia": ("上海味嘉预制食品有限公司", "味嘉食品", OUT, "310115", "上海", "吴佳琪", 5000, "预制菜"),
-    "chuanwei": ("四川川味源食品有限公司", "川味源", OUT, "510100", "成都", "何勇", 8000, "调味品及预制菜"),
-    "shaoxiang": ("亳州芍香花草茶业有限公司", "芍香茶业", IN, "341602", "亳州", "赵秀兰", 1500, "花草茶"),
-    "yishan": ("安徽益膳堂食品科技有限公司", "益膳堂", IN, "340100", "合肥", "钟浩", 3000, "药食同源食品"),
-    "xinhe": ("安徽辛禾农业发展有限公司", "辛禾农业", IN, "341623", "利辛", "范春生", 6000, "畜禽屠宰及肉制品加工"),
-    "caodu": ("安徽曹都文旅发展有限公司", "曹都文旅", IN, "341600", "亳州", "杨光辉", 30000, "文化旅游"),
-    "songhe": ("北京松鹤康养投资有限公司", "松鹤康养", OUT, "110105", "北京", "马骏", 20000, "康养服务"),
-    "jingyao": ("江苏晶曜光伏科技有限公司", "晶曜光伏", OUT, "320412", "常州", "徐海峰", 80000, "光伏组件及电池片"),
-    "lingyuan": ("浙江锂源储能科技有限公司", "锂源储能", OUT, "330110", "杭州", "沈晓东", 50000, "储能系统"),
-    "hengli": ("深圳市恒锂新能源电池有限公司", "恒锂新能源", OUT, "440300", "深圳", "林振华", 60000, "锂离子电池"),
-    "fengqing": ("江苏风擎能源装备有限公司", "风擎能源", OUT, "320600", "南通", "朱国强", 40000, "风电装备"),
-    "guyang": ("江苏固阳光伏配件有限公司", "固阳光伏", OUT, "320400", "常州", "施建伟", 8000, "光伏支架及边框"),
-    "huarui": ("山东华锐新材料科技有限公司", "华锐新材料", OUT, "370300", "淄博", "韩立军", 25000, "化工新材料"),
-    "shengyuan": ("安徽生源生物基材料有限公司", "生源生物基", IN, "340100", "合肥", "方志诚", 15000, "生物基材料"),
-    "tongsheng": ("江西铜晟精密材料有限公司", "铜晟材料", OUT, "360100", "南昌", "罗永康", 18000, "铜合金材料"),
-    "chicheng": ("安徽驰骋新能源汽车有限公司", "驰骋汽车", IN, "340100", "合肥", "钱卫东", 100000, "新能源专用车"),
-    "hongchi": ("浙江宏驰汽车零部件有限公司", "宏驰零部件", OUT, "330300", "温州", "潘建华", 12000, "汽车零部件"),
-    "zhijia": ("苏州智驾汽车电子有限公司", "智驾电子", OUT, "320505", "苏州", "许晨", 8000, "汽车电子"),
-    "ruilian": ("芜湖瑞联汽车线束有限公司", "瑞联线束", IN, "340200", "芜湖", "葛志明", 6000, "汽车线束"),
-    "jingzhun": ("上海精准智能装备有限公司", "精准智能", OUT, "310115", "上海", "冯伟", 15000, "工业机器人"),
-    "fengnong": ("山东丰农机械装备有限公司", "丰农机械", OUT, "371300", "临沂", "董建军", 10000, "农机装备"),
-    "jingyuan": ("江苏净源环保装备有限公司", "净源环保", OUT, "320200", "无锡", "谢磊", 9000, "节能环保装备"),
-    "jingrui": ("芜湖精锐数控装备有限公司", "精锐数控", IN, "340200", "芜湖", "卢国栋", 10000, "精密传动部件"),
-    "franken": ("德国弗兰肯精密机械有限公司", "弗兰肯精机", ABROAD, None, "德国斯图加特", "Markus Keller", 30000, "数控机床"),
-    "jinxiu": ("浙江锦绣纺织科技有限公司", "锦绣纺织", OUT, "330600", "绍兴", "姚国平", 20000, "纺织面料"),
-    "huafu": ("福建华服制衣有限公司", "华服制衣", OUT, "350500", "泉州", "蔡建明", 6000, "服装制造"),
-    "mianxiang": ("江苏眠享家纺有限公司", "眠享家纺", OUT, "320600", "南通", "陆红", 5000, "家纺"),
-    "xinlian": ("深圳市芯联电子元器件有限公司", "芯联电子", OUT, "440300", "深圳", "邓志强", 12000, "电子元器件"),
-    "xindong": ("芜湖芯动微电子有限公司", "芯动微电子", IN, "340200", "芜湖", "戴文杰", 20000, "功率半导体"),
-    "yungu": ("亳州云谷数字科技有限公司", "云谷数字", IN, "341600", "亳州", "孔祥瑞", 2000, "软件和信息服务"),
-    "xingyun": ("北京智算星云科技有限公司", "智算星云", OUT, "110108", "北京", "曾凡宇", 50000, "算力服务"),
-    "ruize": ("上海瑞泽生物制药有限公司", "瑞泽生物", OUT, "310115", "上海", "高瑞", 30000, "生物制药"),
-    "kangrui": ("常州康睿医疗器械有限公司", "康睿医疗", OUT, "320400", "常州", "袁立", 6000, "医疗器械"),
-    "hengtai": ("新加坡恒泰生物科技私人有限公司", "恒泰生物", ABROAD, None, "新加坡", "陈伟明", 20000, "植物提取"),
-    "qingcheng": ("安徽氢程能源科技有限公司", "氢程能源", IN, "340100", "合肥", "傅强", 20000, "氢能装备"),
-    "lvyuan": ("亳州绿源生物质能源有限公司", "绿源能源", IN, "341623", "利辛", "程建平", 5000, "生物质发电"),
-    "hengxian": ("江苏恒纤高性能纤维有限公司", "恒纤纤维", OUT, "320500", "苏州", "彭伟", 30000, "碳纤维"),
-    "xicai": ("常州烯材科技有限公司", "烯材科技", OUT, "320400", "常州", "曹阳", 8000, "石墨烯材料"),
-    "yihang": ("深圳市翼航无人机科技有限公司", "翼航无人机", OUT, "440300", "深圳", "唐宇", 10000, "无人机制造"),
-    "xiangyun": ("安徽翔云低空运营有限公司", "翔云低空", IN, "341600", "亳州", "魏东", 5000, "低空运营"),
-    "tongyi": ("珠海通翼航空科技有限公司", "通翼航空", OUT, "440400", "珠海", "谭刚", 20000, "通用航空器"),
-    "zhiyu": ("合肥智语人工智能科技有限公司", "智语科技", IN, "340100", "合肥", "严明", 5000, "人工智能"),
-    "lingdong": ("杭州灵动机器人有限公司", "灵动机器人", OUT, "330108", "杭州", "邵杰", 8000, "智能机器人"),
-    "liangheng": ("合肥量衡精密测量科技有限公司", "量衡科技", IN, "340100", "合肥", "秦思远", 5000, "量子精密测量"),
-}  # fmt: skip
-
-QC, GX, WY, MC, LX, BW = "谯城区", "亳州高新区", "涡阳县", "蒙城县", "利辛县", "亳芜现代产业园区"
-P, A, S, K, T = Stage.PLANNED, Stage.ATTRACTING, Stage.SIGNED, Stage.STARTED, Stage.PRODUCING
-
-
-@dataclass
-class DemoProject:
-    company: str
-    name: str
-    carrier: str
-    cluster: str
-    chain: str
-    channel: str
-    stage: Stage
-    total: int  # 总投资, 万元
-    land: int | None  # 亩; None when the project uses existing buildings
-    content: str
-    key: bool = False
-    stale: bool = False  # no follow-up for over a month
-    hold: str = ""  # 暂缓, with this reason
-    resumed: tuple[str, str] | None = None  # 暂缓 then back to 正常: (hold reason, resume reason)
-    dropped: tuple[str, str] | None = None  # 终止: (catalogue reason, explanation)
-    lost: tuple[str, str] | None = None  # 流失: (where to, explanation)
-    detour: str = ""  # went back from 招引 to 谋划 once, with this reason
-    # An evaluation (measure 22) left at 招引: "draft", "submitted", "returned" or "rejected".
-    # Every project that reached 签约 went through a passed one and has its agreement on file.
-    evaluation: str = ""
-    opinion: str = ""  # the leaders' opinion on a returned or rejected evaluation
-    # 甄别: every move into 签约, 开工 or 投产 is verified by the task force (the admin where
-    # the cluster has none), except the last move of an `unverified` project (still 待核实)
-    # and of a `rejected` one (rejected with this reason: the project went back a stage).
-    unverified: bool = False
-    rejected: str = ""
-    handover: tuple[str, str, str] | None = None  # 流转: (to 载体, reason, 收益分享)
-
-
-_p = DemoProject
-
-
-PROJECTS: list[DemoProject] = [
-    # 谯城区
-    _p("qiyun", "年产5万吨中药饮片生产线项目", QC, "现代中医药", "中药饮片", "链式招商", T, 60000, 120,
-       "新建GMP标准厂房及净化车间4.2万平方米，购置切制、炒制、蒸煮、干燥等智能化饮片生产线12条", key=True),
-    _p("qiyun", "中药饮片智能仓储物流中心项目", QC, "现代中医药", "中药饮片", "以商招商", A, 25000, 60,
-       "建设中药饮片立体仓库、阴凉库及冷链仓储，配套追溯分拣中心，服务亳州中药材交易市场", stale=True),
-    _p("baicao", "中医药大健康产业园项目", QC, "现代中医药", "中医药大健康", "资本招商", S, 150000, 300,
-       "建设药食同源产品生产基地、中医药健康产品研发中心和体验展销中心", key=True, unverified=True),
-    _p("pubiao", "中药材检验检测公共服务平台项目", QC, "现代中医药", "中医药大健康", "专业招商（委托）",
-       P, 5000, 15, "建设中药材及饮片第三方检验检测实验室，开展农残、重金属及有效成分检测", stale=True),
-    _p("hanhan", "亳州中药材国际交易中心项目", QC, "现代中医药", "中医药大健康", "资本招商", A, 200000, 180,
-       "建设中药材国际交易大厅、仓储交割库及跨境电商服务中心", key=True,
-       lost=("广西玉林市", "对方给予交易中心运营补贴，土地价格更具优势")),
-    _p("qiongzhi", "年产2万千升保健酒项目", QC, "白酒及保健酒", "保健酒", "链式招商", K, 35000, 80,
-       "建设保健酒浸泡、调配、灌装车间及成品库，引进全自动灌装线4条"),
-    _p("yajing", "高端酒类包装材料生产项目", QC, "白酒及保健酒", "酒类包装及配套", "链式招商", S, 20000, 50,
-       "建设高档酒盒、酒瓶彩印及异形包装生产线，为本地酒企就近配套"),
-    _p("caodu", "亳州古城文化旅游综合体项目", QC, "文化旅游", "历史文化街区", "场景招商", A, 120000, 150,
-       "对古城片区进行保护性开发，建设非遗展示街区、中医药文化体验馆及精品民宿", key=True,
-       evaluation="submitted"),
-    _p("songhe", "中医药康养旅居小镇项目", QC, "文化旅游", "中医药康养旅游", "专业招商（委托）", P, 80000, 200,
-       "建设中医药康养中心、康养公寓及药用植物观光园",
-       hold="企业正在调整年度投资计划，项目推迟至明年再议"),
-    _p("shaoxiang", "芍花茶精深加工项目", QC, "高端绿色食品", "花草茶", "以商招商", K, 8000, 30,
-       "建设花草茶清洁化加工车间、袋泡茶及代用茶生产线"),
-    # 亳州高新区
-    _p("huaxi", "中成药智能制造基地项目", GX, "现代中医药", "中成药", "链式招商", T, 85000, 150,
-       "建设中成药前处理提取车间、固体制剂车间及智能立体库，年产片剂、胶囊、颗粒剂50亿粒(袋)", key=True),
-    _p("huaxi", "中药配方颗粒二期扩产项目", GX, "现代中医药", "中成药", "以商招商", P, 30000, None,
-       "在现有厂区内改扩建提取浓缩及配方颗粒生产线，新增品种300个", stale=True),
-    _p("jinlan", "中药创新药研发及产业化项目", GX, "生命科学", "生物医药", "专业招商（委托）", S, 60000, 100,
-       "建设中药创新药研发中心、中试平台及符合GMP要求的产业化车间", key=True),
-    _p("ruize", "抗体药物中试及产业化基地项目", GX, "生命科学", "生物医药", "资本招商", A, 100000, 150,
-       "建设抗体药物细胞培养、纯化及制剂车间，配套质量检验中心",
-       dropped=("资金链问题", "企业B轮融资未能落地，无力推进新基地建设")),
-    _p("kangrui", "高端医用耗材生产项目", GX, "生命科学", "医疗器械", "链式招商", K, 15000, 40,
-       "建设十万级洁净车间，生产一次性输注器械、医用敷料等产品"),
-    _p("hengtai", "植物提取物及天然药物研发生产项目", GX, "生命科学", "生物医药", "并购招商", A, 45000, 80,
-       "并购本地提取企业并扩建植物提取生产线，产品主要出口东南亚市场", stale=True),
-    _p("yungu", "中药材产业互联网平台项目", GX, "新一代信息技术", "软件和信息服务", "场景招商", K, 5000, None,
-       "建设中药材产业互联网平台，提供在线交易、质量追溯和供应链金融服务"),
-    _p("xingyun", "亳州智算中心项目", GX, "新一代信息技术", "算力及数据中心", "资本招商", S, 120000, 100,
-       "建设算力规模500P的智算中心及配套液冷机房，服务中医药大数据和工业互联网应用", key=True,
-       resumed=("企业融资方案调整，暂缓启动项目公司注册", "企业完成新一轮融资，项目恢复推进")),
-    _p("zhiyu", "中医药人工智能辅助诊疗平台项目", GX, "人工智能", "人工智能应用", "场景招商", P, 6000, None,
-       "依托本地中医院开展人工智能辅助辨证、处方推荐场景应用，建设区域研发中心"),
-    _p("liangheng", "量子精密测量仪器研发生产项目", GX, "量子信息", "量子精密测量", "专业招商（委托）", P, 20000, 30,
-       "建设量子磁力仪、量子重力仪研发中心及小批量生产线"),
-    _p("xinlian", "片式电感及射频元件生产项目", GX, "新一代信息技术", "电子元器件", "链式招商", A, 30000, 60,
-       "建设片式电感、射频滤波器生产线及可靠性实验室",
-       lost=("江苏省宿迁市", "宿迁提供定制厂房代建及三年租金减免")),
-    # 涡阳县
-    _p("woshui", "年产1万千升原酒酿造及技改项目", WY, "白酒及保健酒", "白酒酿造", "以商招商", T, 40000, 120,
-       "新建酿酒车间、陶坛酒库及智能化制曲车间，改造现有灌装线", unverified=True),
-    _p("hongchi", "汽车轮毂及底盘零部件生产项目", WY, "汽车及零部件", "汽车零部件", "链式招商", K, 50000, 150,
-       "建设铝合金轮毂低压铸造、旋压及机加工生产线，配套底盘结构件生产线", key=True),
-    _p("zhijia", "汽车电子控制器生产项目", WY, "汽车及零部件", "汽车电子", "链式招商", S, 20000, 50,
-       "建设车身控制器、电池管理系统控制板SMT贴片及总装测试线"),
-    _p("fengnong", "智能农机装备制造项目", WY, "高端装备制造", "农机装备", "并购招商", A, 30000, 100,
-       "建设大马力拖拉机、智能植保机械总装线及部件加工车间", stale=True, evaluation="draft"),
-    _p("jingzhun", "工业机器人及自动化产线项目", WY, "高端装备制造", "智能制造装备", "专业招商（委托）", A, 25000, 60,
-       "建设工业机器人本体及自动化集成产线生产基地",
-       dropped=("要素保障无法满足", "项目要求的双回路供电及专用变电站短期内无法配套")),
-    _p("franken", "精密数控机床生产项目", WY, "高端装备制造", "智能制造装备", "并购招商", P, 40000, 80,
-       "引进德方五轴数控机床技术，建设整机装配及关键部件加工基地"),
-    _p("huarui", "高性能工程塑料改性项目", WY, "新材料", "化工新材料", "链式招商", A, 35000, 90,
-       "建设改性聚酰胺、聚碳酸酯等工程塑料造粒生产线",
-       evaluation="rejected", opinion="项目能耗强度高，亩均税收低于园区准入标准，不予通过。",
-       dropped=("不符合产业政策", "经集体决策否决：项目能耗强度高、亩均税收低于园区准入标准")),
-    _p("tongsheng", "精密铜合金带材项目", WY, "新材料", "先进金属材料", "以商招商", T, 45000, 110,
-       "建设熔铸、热轧、冷轧及分切生产线，年产高精度铜合金带材3万吨"),
-    _p("heyuan", "年产30万吨优质专用面粉及制品项目", WY, "高端绿色食品", "农产品精深加工", "其他", S, 28000, 90,
-       "建设小麦清理、制粉车间及挂面、速冻面食生产线，配套10万吨粮食仓储", stale=True),
-    _p("jingyuan", "节能环保装备生产项目", WY, "高端装备制造", "节能环保装备", "以商招商", P, 12000, 40,
-       "建设污水处理成套设备、VOCs治理设备生产车间", stale=True),
-    # 蒙城县
-    _p("jingyao", "10GW光伏组件项目", MC, "新能源", "光伏", "链式招商", T, 300000, 400,
-       "建设10GW高效光伏组件智能化生产线及配套仓储物流设施", key=True),
-    _p("jingyao", "5GW N型TOPCon电池片项目", MC, "新能源", "光伏", "以商招商", K, 250000, 300,
-       "建设5GW N型TOPCon高效电池片生产线，与一期组件项目形成配套", key=True),
-    _p("hengli", "年产6GWh锂离子电池项目", MC, "新能源", "新能源电池", "资本招商", S, 200000, 350,
-       "建设磷酸铁锂储能电芯及动力电池PACK生产线", key=True, unverified=True),
-    _p("chicheng", "新能源专用车整车项目", MC, "汽车及零部件", "新能源整车", "资本招商", A, 150000, 500,
-       "建设冲压、焊装、涂装、总装四大工艺车间，年产新能源物流车、环卫车3万辆", key=True,
-       hold="新能源专用车生产准入资质申报尚未获批，企业暂缓投资决策"),
-    _p("hongchi", "汽车轻量化铝合金结构件项目", MC, "汽车及零部件", "汽车零部件", "链式招商", A, 40000, 120,
-       "建设高压铸造铝合金电池托盘、副车架等轻量化结构件生产线", evaluation="returned",
-       opinion="该企业已在涡阳县落地同类项目，请与涡阳县会商产能布局、避免重复招引后重新提交。"),
-    _p("shengyuan", "年产10万吨聚乳酸项目", MC, "新材料", "生物基材料", "专业招商（委托）", P, 180000, 260,
-       "以本地玉米、秸秆为原料，建设乳酸发酵、聚乳酸聚合及改性生产线", key=True),
-    _p("qingcheng", "碱性电解槽制造项目", MC, "低碳能源", "氢能", "场景招商", P, 50000, 80,
-       "建设碱性电解槽及制氢系统集成生产线，配套建设风光制氢示范场景"),
-    _p("fengqing", "风电塔筒及叶片生产项目", MC, "新能源", "风电装备", "链式招商", A, 60000, 150,
-       "建设风电塔筒、法兰及复合材料叶片生产线",
-       lost=("河南省商丘市", "企业选择在靠近整机厂的商丘布局")),
-    _p("lingyuan", "2GWh储能系统集成项目", MC, "新能源", "储能", "场景招商", K, 80000, 120,
-       "建设储能变流器、电池簇及集装箱式储能系统集成生产线",
-       rejected="现场核查：仅完成场地平整和围挡，主体工程尚未动工，不符合开工认定标准；实际开工后重新申报"),
-    _p("hengxian", "高性能碳纤维及复合材料项目", MC, "先进材料", "高性能纤维", "链式招商", P, 120000, 200,
-       "建设大丝束碳纤维原丝、碳化生产线及复合材料制品车间", stale=True,
-       handover=(BW, "项目用地及配套需求与亳芜现代产业园区先进材料产业布局更契合，经市级协调流转",
-                 "项目投产后前三年地方留成税收由蒙城县与亳芜现代产业园区按 4:6 分享")),
-    # 利辛县
-    _p("jinxiu", "高档纺织面料生产项目", LX, "轻纺服饰", "纺织面料", "链式招商", T, 50000, 150,
-       "建设喷气织机、剑杆织机织造车间，年产高档服装面料8000万米"),
-    _p("jinxiu", "高端面料印染配套项目", LX, "轻纺服饰", "纺织面料", "以商招商", P, 30000, 80,
-       "建设数码印花及染整生产线，为一期织造项目配套",
-       dropped=("环保或能耗不达标", "印染项目新增水污染物排放总量超出园区环境容量")),
-    _p("huafu", "年产1200万件服装生产项目", LX, "轻纺服饰", "服装制造", "以商招商", K, 15000, 60,
-       "建设智能吊挂生产线及服装设计打样中心，主要承接出口订单"),
-    _p("mianxiang", "功能性家纺产品生产项目", LX, "轻纺服饰", "家纺", "以商招商", A, 12000, 50,
-       "建设床品套件、功能性枕芯及被芯生产线",
-       hold="企业受外贸订单下滑影响，扩产计划推迟"),
-    _p("weijia", "预制菜中央厨房项目", LX, "高端绿色食品", "预制菜", "场景招商", S, 20000, 60,
-       "建设预制菜中央厨房、速冻库及冷链配送中心，供应长三角团餐市场"),
-    _p("chuanwei", "复合调味品及预制菜项目", LX, "高端绿色食品", "预制菜", "链式招商", A, 15000, 50,
-       "建设复合调味料及川味预制菜生产线", stale=True),
-    _p("yishan", "药食同源功能性食品生产项目", LX, "高端绿色食品", "功能性食品", "以商招商", A, 10000, 30,
-       "以亳州道地药材为原料，生产代餐粉、固体饮料等药食同源产品",
-       dropped=("其他", "企业被收购，新控股股东取消在亳投资计划")),
-    _p("shennong", "万亩中药材GAP种植示范基地项目", LX, "现代中医药", "中药材种植", "其他", K, 12000, 50,
-       "流转土地1万亩建设白芍、亳菊等道地药材GAP种植基地，配套建设产地加工中心"),
-    _p("lvyuan", "农林生物质热电联产项目", LX, "低碳能源", "生物质能", "其他", T, 35000, 80,
-       "建设2台130吨/小时生物质锅炉及30MW发电机组，为周边工业园区集中供热"),
-    _p("xinhe", "肉牛屠宰及精深加工项目", LX, "高端绿色食品", "农产品精深加工", "其他", P, 20000, 80,
-       "建设年屠宰10万头肉牛生产线及冷鲜肉、熟食制品加工车间", stale=True),
-    # 亳芜现代产业园区
-    _p("yihang", "工业级无人机研发生产基地项目", BW, "低空经济", "无人机制造", "链式招商", S, 30000, 60,
-       "建设工业级无人机研发中心、总装线及试飞场", key=True),
-    _p("xiangyun", "低空飞行服务站及运营中心项目", BW, "低空经济", "低空运营服务", "场景招商", A, 8000, 20,
-       "建设低空飞行服务站、无人机物流及农林植保运营中心",
-       detour="企业调整运营模式，需重新论证项目方案", evaluation="draft"),
-    _p("tongyi", "通用航空器总装项目", BW, "低空经济", "通用航空", "资本招商", P, 100000, 300,
-       "建设轻型通用飞机总装线、试飞跑道及维修保障中心", key=True),
-    _p("lingdong", "智能巡检机器人生产项目", BW, "人工智能", "智能机器人", "场景招商", A, 15000, 40,
-       "建设电力、管廊智能巡检机器人生产线及场景测试中心", stale=True),
-    _p("xicai", "石墨烯导热膜项目", BW, "先进材料", "石墨烯及碳材料", "专业招商（委托）", K, 25000, 50,
-       "建设石墨烯导热膜涂布、石墨化及压延生产线"),
-    _p("jingrui", "精密减速器生产项目", BW, "高端装备制造", "智能制造装备", "以商招商", T, 30000, 80,
-       "建设RV减速器、谐波减速器精密加工及装配生产线"),
-    _p("ruilian", "新能源汽车线束及连接器项目", BW, "汽车及零部件", "汽车电子", "链式招商", K, 18000, 50,
-       "建设高压线束、连接器注塑及装配生产线", unverified=True),
-    _p("guyang", "光伏支架及边框项目", BW, "新能源", "光伏", "链式招商", S, 16000, 50,
-       "建设光伏跟踪支架、铝合金边框生产线",
-       hold="企业融资安排调整，开工时间推迟"),
-    _p("xindong", "功率半导体封装测试项目", BW, "新一代信息技术", "电子元器件", "并购招商", A, 60000, 100,
-       "建设IGBT、SiC功率模块封装测试生产线", key=True, evaluation="submitted"),
-]  # fmt: skip
-
-# Days between entering a stage and the previous event, as (least, most).
-STAGE_GAPS: dict[Stage, tuple[int, int]] = {
-    Stage.ATTRACTING: (15, 90),
-    Stage.SIGNED: (30, 150),
-    Stage.STARTED: (20, 120),
-    Stage.PRODUCING: (120, 300),
-}
-
-# How many follow-ups a project has, by its stage: (least, most).
-FOLLOWUP_COUNTS: dict[Stage, tuple[int, int]] = {
-    Stage.PLANNED: (3, 5),
-    Stage.ATTRACTING: (3, 7),
-    Stage.SIGNED: (4, 8),
-    Stage.STARTED: (5, 10),
-    Stage.PRODUCING: (6, 10),
-}
-
-# Follow-up texts by the stage the project was in: (kind, summary, next action).
-FOLLOWUPS: dict[Stage, list[tuple[FollowUpKind, str, str]]] = {
-    Stage.PLANNED: [
-        (FollowUpKind.MEETING, "产业专班梳理{chain}产业链图谱，将{short}列为重点招引目标企业，明确由{officer}牵头对接。", "收集企业基本情况及投资意向"),
-        (FollowUpKind.CALL, "电话联系{short}{contact}，初步介绍{carrier}{chain}产业基础，企业表示近期有扩产计划，同意进一步沟通。", "约定时间赴{city}上门拜访"),
-        (FollowUpKind.MEETING, "召开项目谋划专题会，研究{short}项目可行性及{carrier}承接条件，初步明确拟选址片区。", "形成项目谋划报告报分管领导"),
-        (FollowUpKind.CALL, "通过行业协会了解{short}近三年经营情况，营收稳定增长，具备对外投资能力。", "整理企业画像及投资能力分析"),
-        (FollowUpKind.VISIT, "随市领导赴{city}开展小分队招商，与{short}{contact}会面，企业对亳州{cluster}产业基础有初步了解。", "寄送{carrier}招商推介材料"),
-    ],
-    Stage.ATTRACTING: [
-        (FollowUpKind.VISIT, "赴{city}拜访{short}，与{contact}座谈，介绍亳州区位交通、{chain}配套及招商政策，企业对在亳布局产能兴趣较大。", "邀请企业高层来亳实地考察"),
-        (FollowUpKind.VISIT, "{contact}一行来{carrier}实地考察拟选地块及周边配套，对交通条件和要素保障表示认可。", "提供地块规划条件及要素价格清单"),
-        (FollowUpKind.NEGOTIATION, "与{short}就投资规模、建设内容、用地需求进行第一轮洽谈，企业提出分期建设、一期先行租赁标准化厂房。", "研究企业提出的分期建设方案"),
-        (FollowUpKind.NEGOTIATION, "就投资协议主要条款进行磋商，双方在投资强度、达产税收及违约责任条款上基本达成一致。", "起草投资协议文本送司法局合法性审查"),
-        (FollowUpKind.MEETING, "产业专班召开项目研判会，对{short}项目的产业导向、亩均效益、能耗及环保指标进行论证。", "补充尽职调查材料"),
-        (FollowUpKind.CALL, "电话跟进企业内部决策进展，{contact}反馈项目已提交董事会审议。", "跟进董事会审议结果"),
-        (FollowUpKind.NEGOTIATION, "企业提出设备购置补贴及人才公寓配套诉求，已对照市级政策逐项答复。", "报请领导研究个性化支持条款"),
-    ],
-    Stage.SIGNED: [
-        (FollowUpKind.MEETING, "召开签约项目推进会，明确项目公司注册、立项备案、用地报批等前期手续责任分工。", "协助企业办理项目公司注册登记"),
-        (FollowUpKind.VISIT, "协助{short}完成项目公司注册及投资项目备案，启动环评、能评编制。", "跟进环评报告编制进度"),
-        (FollowUpKind.CALL, "与企业确认土地挂牌时间安排，{contact}表示首期资金已准备到位。", "协调自然资源部门确定挂牌时间"),
-        (FollowUpKind.MEETING, "组织发改、自然资源、生态环境等部门召开会商会，集中解决项目开工前审批事项。", "督促企业提交施工图审查材料"),
-    ],
-    Stage.STARTED: [
-        (FollowUpKind.VISIT, "现场查看项目建设进度，主体厂房钢结构吊装已完成约{pct}%。", "协调供电部门落实临时用电增容"),
-        (FollowUpKind.VISIT, "项目建设现场调度，企业反映施工用水接入滞后，已现场协调住建、水务部门。", "跟进施工用水接入"),
-        (FollowUpKind.MEETING, "参加{carrier}重点项目月度调度会，项目整体进度符合计划。", "督促企业报送本月固定资产投资数据"),
-        (FollowUpKind.CALL, "了解设备采购进度，主要生产设备已完成招标，预计下月陆续进场。", "协助企业申报设备购置补贴"),
-    ],
-    Stage.PRODUCING: [
-        (FollowUpKind.VISIT, "走访已投产企业，了解产能爬坡情况，当前产能利用率约{pct}%。", "协助企业对接本地上下游配套企业"),
-        (FollowUpKind.CALL, "企业反映技术工人招聘困难，已对接人社部门组织专场招聘会。", "跟进专场招聘会落实情况"),
-        (FollowUpKind.VISIT, "协助企业申报高新技术企业及省级专精特新企业。", "跟进申报材料提交"),
-        (FollowUpKind.MEETING, "召开企业服务专题会，解决企业提出的物流通道及员工通勤问题。", "督办相关部门答复"),
-        (FollowUpKind.NEGOTIATION, "与{contact}商谈二期扩产意向，企业计划追加投资扩建生产线。", "研究二期项目用地需求"),
-    ],
-}  # fmt: skip
-
-SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高梁郑谢宋唐许韩冯邓曹彭曾萧田董潘袁蔡蒋余"
-GIVEN_NAMES = [
-    "伟", "芳", "娜", "敏", "静", "磊", "强", "洋", "勇", "军", "杰", "涛", "明", "超", "霞",
-    "海波", "建华", "志强", "晓东", "文静", "丽娟", "俊杰", "雪梅", "国庆", "立新", "佳怡",
-    "宏伟", "春燕", "子涵", "浩然", "思远", "慧敏",
-]  # fmt: skip
-POSITIONS = [
-    "总经理",
-    "副总经理",
-    "投资发展部总监",
-    "项目经理",
-    "行政总监",
-    "财务总监",
-    "董事会秘书",
-]
-FUNDS_NOTES = [
-    "企业自有资金",
-    "银行项目贷款",
-    "股东增资款",
-    "设备购置款",
-    "产业基金出资",
-    "工程款支付",
-]
-VERIFY_NOTES: dict[Stage, list[str]] = {
-    Stage.SIGNED: ["已核对投资协议原件及集体决策纪要", "协议已经司法局合法性审查，核实无误"],
-    Stage.STARTED: [
-        "已现场核查，主体工程已开工",
-        "已核对施工许可证及现场照片",
-        "已现场核查，桩基施工中",
-    ],
-    Stage.PRODUCING: ["已现场核查，生产线已试生产", "已核对首批产品销售发票及排污许可证"],
-}
-PHONE_PREFIXES = ["135", "136", "137", "138", "139", "150", "151", "158", "186", "187", "189"]
-
-
-# Comments on checklist items of the default template; other items get a plain one.
-CHECKLIST_COMMENTS: dict[str, str] = {
-    "工商登记与股权结构": "已核查营业执照及公司章程，股权结构清晰，实际控制人明确。",
-    "近三年财务状况": "近三年经审计财务报表显示营收稳步增长，资产负债率处于合理区间。",
-    "信用与涉诉记录": "经查询信用中国、中国执行信息公开网，无失信被执行及重大诉讼记录。",
-    "符合“4+6+6”产业体系": "属于我市“4+6+6”产业体系重点发展领域。",
-    "符合载体主导产业": "与载体主导产业方向一致，可与园区现有企业形成配套。",
-    "用地规模与亩均投资强度是否达到标准": "亩均固定资产投资强度达到园区准入标准。",
-    "亩均税收与产出强度": "达产后亩均税收、亩均产值高于园区平均水平。",
-    "环评类别与污染物排放": "环评类别为报告表，主要污染物排放总量可在区域内平衡。",
-    "能耗与碳排放": "年综合能耗在节能审查权限内，单位产值能耗优于行业平均水平。",
-    "水电气热等要素保障": "载体供水、供电、供气能力可满足项目需求。",
-}
-CHECKLIST_NOT_APPLICABLE: dict[str, str] = {
-    "外商投资准入负面清单": "内资项目，不涉及外商投资准入负面清单。",
-}
-MOSTLY_COMMENTS = [
-    "基本符合，部分数据待企业补充证明材料。",
-    "基本符合，建议在协议中明确分期达产节点。",
-    "基本符合，需载体进一步核实相关测算。",
-    "基本符合，存在一定市场风险，建议设置对赌条款。",
-]
 
 
 @dataclass
@@ -670,16 +311,31 @@ class _DemoBuilder:
         }
 
     def create_project(self, spec: DemoProject) -> Project:
-        rng = self.rng
+        """One project through the services, its whole history, then its times moved back."""
         carrier = self.carriers[spec.carrier]
-        cluster = self.clusters[spec.cluster]
         officer = self.officers[carrier.id]
         timeline = self.timeline(spec)
         company = self.company_for(spec.company, officer, timeline.created_on)
+        values = self.project_values(spec, carrier, officer, timeline)
+        project = create_project(officer, company, values, stage=timeline.moves[0][1])
 
-        total = Decimal(spec.total)
+        # The lifecycle, in order; timestamps are moved back at the end.
+        history: list[tuple[object, str, datetime]] = []
+        self.move_through(spec, officer, project, timeline, history)
+        self.add_records(spec, officer, project, company, timeline, history)
+        for conflict in db.session.scalars(
+            sa.select(ProjectConflict).where(ProjectConflict.project_id == project.id)
+        ):
+            history.append((conflict, "detected_at", history[0][2]))
+        self.backdate_history(project, history)
+        return project
+
+    def project_values(self, spec: DemoProject, carrier, officer, timeline: _Timeline) -> dict:
+        """What the project form would be filled with."""
+        rng = self.rng
+        cluster = self.clusters[spec.cluster]
         output = _round(spec.total * rng.uniform(0.8, 1.8), 100)
-        values = {
+        return {
             "name": spec.name,
             "carrier_id": carrier.id,
             "cluster_id": cluster.id,
@@ -687,7 +343,7 @@ class _DemoBuilder:
             "channel_id": self.channels[spec.channel].id,
             "officer_id": officer.id,
             "is_key": spec.key,
-            "total_investment": total,
+            "total_investment": Decimal(spec.total),
             "fixed_asset_investment": _round(spec.total * rng.uniform(0.7, 0.92), 100),
             "land_area": Decimal(spec.land) if spec.land else None,
             "expected_output": output,
@@ -696,10 +352,10 @@ class _DemoBuilder:
             "description": spec.content + "。",
             **self.planned_dates(timeline),
         }
-        project = create_project(officer, company, values, stage=timeline.moves[0][1])
 
-        # The lifecycle, in order; timestamps are moved back at the end.
-        history: list[tuple[object, str, datetime]] = []
+    def move_through(self, spec, officer, project, timeline, history) -> None:
+        """The project's moves up to its stage (签约 prepared first), their checks (甄别), its
+        open evaluation and its status changes."""
         moves: list[tuple[StageChange, date]] = []
         first = db.session.scalar(
             sa.select(StageChange).where(StageChange.project_id == project.id)
@@ -709,7 +365,7 @@ class _DemoBuilder:
             fields = {}
             if to is S:
                 self.prepare_signing(spec, officer, project, timeline, on, history)
-                fields = {"signed_amount": total, "signed_on": on}
+                fields = {"signed_amount": Decimal(spec.total), "signed_on": on}
             elif to is K:
                 fields = {"started_on": on}
             elif to is T:
@@ -722,6 +378,9 @@ class _DemoBuilder:
             self.open_evaluation(spec, officer, project, timeline, history)
         self.change_statuses(spec, officer, project, timeline, history)
 
+    def add_records(self, spec, officer, project, company, timeline, history) -> None:
+        """Follow-ups, element needs (for some projects with land), funds, the hand-over."""
+        rng = self.rng
         self.add_followups(spec, officer, project, company, timeline, history)
         if spec.land and (project.stage.order >= 1 or rng.random() < 0.3) and rng.random() < 0.6:
             self.add_element_needs(spec, officer, project, timeline, history)
@@ -729,16 +388,13 @@ class _DemoBuilder:
             self.add_funds(officer, project, timeline, history)
         if spec.handover:
             self.hand_over(spec, project, timeline, history)
-        for conflict in db.session.scalars(
-            sa.select(ProjectConflict).where(ProjectConflict.project_id == project.id)
-        ):
-            history.append((conflict, "detected_at", history[0][2]))
 
+    def backdate_history(self, project: Project, history) -> None:
+        """Each history row to its moment; the project to its first and latest."""
         for row, attr, moment in history:
             self.backdate(row, attr, moment)
         self.backdate(project, "created_at", history[0][2])
         self.backdate(project, "updated_at", max(moment for _row, _attr, moment in history))
-        return project
 
     # 甄别 (verification) and 流转 (hand-over) ---------------------------------------------------
 
