@@ -61,6 +61,7 @@ def create_app(config: type[Config] | None = None) -> Flask:
     register_request_guards(app)
     register_blueprints(app)
     register_hooks(app)
+    register_list_filters(app)
     register_template_helpers(app)
     register_errorhandlers(app)
     register_commands(app)
@@ -182,6 +183,12 @@ def register_blueprints(app: Flask) -> None:
     features = (dashboard_bp, ledger_bp, conflicts_bp)  # issue 5: statistics and the ledger
     for bp in (*blueprints, reports_bp, admin_bp, *features):
         app.register_blueprint(bp)
+
+
+def register_list_filters(app: Flask) -> None:
+    from crm.dashboard.filters import register_list_filters
+
+    register_list_filters(app)
 
 
 def register_template_helpers(app: Flask) -> None:

@@ -127,13 +127,13 @@ def seed_command():
 @crm_cli.command("demo")
 def demo_command():
     """Load the demo data (idempotent) and print the demo accounts."""
-    from crm.demo import DEMO_PASSWORD, load_demo
+    from crm.devdata.demo import DEMO_PASSWORD, load_demo
 
     created = load_demo()
     db.session.commit()
     click.echo("演示数据已载入。" if created else "演示数据已存在，未重复载入。")
     click.echo(f"演示账号（密码均为 {DEMO_PASSWORD}）：")
-    from crm.demo import DEMO_USERS
+    from crm.devdata.demo import DEMO_USERS
 
     for username, display_name, role, scope in DEMO_USERS:
         click.echo(f"  {username:<14} {role.label:<5} {scope or '':<10} {display_name}")
@@ -150,7 +150,7 @@ def generate_command(count, seed, followups, analyze):
     """Fill the database with synthetic projects (bulk inserts; for benchmarks and trials)."""
     import time
 
-    from crm.generate import GENERATED_PASSWORD, generate
+    from crm.devdata.generate import GENERATED_PASSWORD, generate
 
     started = time.monotonic()
 

@@ -49,8 +49,8 @@ from crm.ledger.services import (
     plan_import,
     read_workbook,
 )
+from crm.projects.filters import ProjectFilter
 from crm.projects.models import Project
-from crm.projects.services import ProjectFilter
 
 NO_PASSWORD = "!"  # the bench users never sign in
 IMPORT = "upload to imported (read+preview+confirm)"

@@ -58,7 +58,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".bench"
 BIN = Path(sys.executable).parent
-PASSWORD = "Bench@2026"  # crm.generate.GENERATED_PASSWORD (not imported: see bare_app)
+PASSWORD = "Bench@2026"  # crm.devdata.generate.GENERATED_PASSWORD (not imported: see bare_app)
 LIST = "/projects/?" + urlencode({"stage": "ATTRACTING", "sort": "updated"})
 
 # Issue 7's targets (issue 4's, for the PDF, are scripts/bench_pdf.py's).

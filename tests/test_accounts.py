@@ -23,7 +23,7 @@ from crm.auth import services
 from crm.auth.models import LoginAttempt, PasswordHistory, User
 from crm.auth.passwords import breached_passwords, is_common
 from crm.auth.views import safe_next
-from crm.demo import DEMO_PASSWORD
+from crm.devdata.demo import DEMO_PASSWORD
 from crm.extensions import db, limiter
 from tests.conftest import PASSWORD, Client
 from tests.test_security import Clock

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from crm.audit.services import record
 from crm.auth.models import Role, User
 from crm.core import local_today
-from crm.dashboard import services
+from crm.dashboard import cache, services
 from crm.dashboard.services import build_dashboard
-from crm.demo import load_demo
+from crm.devdata.demo import load_demo
 from crm.projects import lifecycle
 from crm.projects.lifecycle import change_status, move_stage, verify_move
 from crm.projects.models import FundsRecord, StageChange
@@ -397,12 +397,12 @@ def test_odd_dashboard_periods_fall_back(world, login):
 @pytest.fixture
 def kept(monkeypatch):
     """build_dashboard(user) keeping its figures for five minutes, from an empty store."""
-    services.forget_figures()
+    cache.forget_figures()
     yield lambda user: build_dashboard(
         user, local_today(), 30, local_today().year, date(local_today().year, 1, 1),
         local_today(), cache_seconds=300,
     )  # fmt: skip
-    services.forget_figures()
+    cache.forget_figures()
 
 
 def test_the_figures_are_kept_until_an_audited_change(world, pipeline, kept, db_session):
@@ -432,13 +432,14 @@ def test_kept_figures_are_per_scope(world, pipeline, kept):
 def test_kept_figures_expire(world, pipeline, kept, monkeypatch):
     first = kept(world.leader)
     later = first.computed_at + timedelta(minutes=6)
-    monkeypatch.setattr(services, "local_now", lambda: later)
+    monkeypatch.setattr(cache, "local_now", lambda: later)  # the age of what is kept
+    monkeypatch.setattr(services, "local_now", lambda: later)  # when figures are computed
     assert kept(world.leader).computed_at == later  # computed anew
 
 
 def test_the_page_says_when_its_figures_were_computed(world, pipeline, login, app, monkeypatch):
     monkeypatch.setitem(app.config, "DASHBOARD_CACHE_SECONDS", 300)
-    services.forget_figures()
+    cache.forget_figures()
     html = text(login(world.leader).get("/dashboard/"))
-    services.forget_figures()
+    cache.forget_figures()
     assert re.search(r"数据截至 \d\d:\d\d:\d\d", html)

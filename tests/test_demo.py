@@ -16,7 +16,7 @@ from crm.catalog.seed import CARRIERS, CHANNELS, CLUSTERS, TERMINATION_REASONS, 
 from crm.companies.credit_code import credit_code_error
 from crm.companies.models import Company, Contact, Origin
 from crm.core import local_today, utcnow
-from crm.demo import DEMO_PASSWORD, DEMO_USERS, load_demo
+from crm.devdata.demo import DEMO_PASSWORD, DEMO_USERS, load_demo
 from crm.evaluation.models import (
     ChecklistItem,
     Decision,
@@ -27,6 +27,7 @@ from crm.evaluation.models import (
 )
 from crm.extensions import db
 from crm.files.models import DocumentKind, StoredFile
+from crm.projects.filters import stale_clause
 from crm.projects.models import (
     ConflictBasis,
     ElementNeed,
@@ -38,7 +39,6 @@ from crm.projects.models import (
     StageChange,
     StatusChange,
 )
-from crm.projects.services import stale_clause
 from crm.projects.stages import VERIFIED_STAGES, Stage, Status, Verification
 
 COUNTED = (

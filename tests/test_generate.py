@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from crm.devdata.generate import GENERATED_PASSWORD, generate
 from crm.evaluation.models import Evaluation
 from crm.extensions import db
-from crm.generate import GENERATED_PASSWORD, generate
 from crm.projects.models import FollowUp, FundsRecord, Project, StageChange
 from crm.projects.stages import Stage
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from crm.projects.services import SEARCH_MAX_CHARS
+from crm.projects.filters import SEARCH_MAX_CHARS
 from tests import factories
 from tests.conftest import PASSWORD, Client
 from tests.test_evaluation import committed_database, sessions_on

@@ -25,7 +25,8 @@ from crm.projects.models import (
     StageChange,
     StatusChange,
 )
-from crm.projects.services import add_followup, update_project
+from crm.projects.records import add_followup
+from crm.projects.services import update_project
 from crm.projects.stages import Stage, Status
 from tests import factories
 from tests.conftest import PASSWORD
@@ -1707,7 +1708,7 @@ def test_creating_and_editing_a_project_is_audited_with_the_changes(world, login
 def test_the_list_and_the_project_page_agree_on_stale(world, db_session):
     """The list marks 久未跟踪 in SQL (stale_clause), the project page in Python (is_stale):
     around the cut-off, for each status and with or without follow-ups, both say the same."""
-    from crm.projects.services import is_stale, stale_clause
+    from crm.projects.filters import is_stale, stale_clause
 
     days, now = 30, utcnow()
     cases = [

@@ -10,8 +10,9 @@ from werkzeug.datastructures import MultiDict
 
 from crm.core import local_today
 from crm.extensions import db
+from crm.projects.filters import ProjectFilter
+from crm.projects.listing import list_select
 from crm.projects.models import Project
-from crm.projects.services import ProjectFilter, list_select
 
 LIST_INDEXES = {
     "ix_projects_search_text",
@@ -111,7 +112,7 @@ def test_an_officers_home_page_reads_its_lists_in_index_order(world, db_session)
     index order: no sort of all the 载体's projects or moves (migration cffb03cd1124)."""
     if db.engine.dialect.name != "sqlite":
         pytest.skip("EXPLAIN QUERY PLAN is SQLite's")
-    from crm.projects.services import my_work
+    from crm.projects.worklist import my_work
 
     statements: list[tuple[str, object]] = []
 

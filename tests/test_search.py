@@ -8,8 +8,8 @@ import re
 import sqlalchemy as sa
 
 from crm.companies.services import update_company
+from crm.devdata.generate import generate
 from crm.extensions import db
-from crm.generate import generate
 from crm.projects.models import Project
 from crm.projects.search import search_text
 from tests import factories

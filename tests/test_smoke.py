@@ -20,12 +20,12 @@ def test_login_and_home(world, login):
 def test_a_write_that_races_on_sqlite_answers_503_in_chinese(app, world, login, monkeypatch):
     import sqlalchemy as sa
 
-    from crm.projects import services
+    from crm.projects import records
 
     def locked(*args, **kwargs):
         raise sa.exc.OperationalError("UPDATE", {}, Exception("database is locked"))
 
-    monkeypatch.setattr(services, "add_element_need", locked)
+    monkeypatch.setattr(records, "add_element_need", locked)
     monkeypatch.setattr("crm.projects.views.add_element_need", locked)
     client = login(world.officer_a)
     response = client.post(

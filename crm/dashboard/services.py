@@ -1,7 +1,7 @@
 """The dashboard (统计): the pipeline in figures, within what the user may read.
 
 Every figure is a number of projects, and often a sum over them, defined by a `ProjectFilter`:
-the very conditions the project list applies (`crm.projects.services.filter_clauses`), so each
+the very conditions the project list applies (`crm.projects.filters.filter_clauses`), so each
 figure links to the list of exactly the projects behind it and the two counts agree. The
 figures are conditional aggregates (`SUM(CASE WHEN <filter> ...)`) over the projects in
 `project_scope(user)`: a fixed number of queries, whatever the number of projects.
@@ -21,51 +21,42 @@ Definitions (also shown on the page):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
-from flask import url_for
-from sqlalchemy.orm import joinedload
 
-from crm.access import project_scope, scope_key
-from crm.audit.models import AuditEntry
+from crm.access import scope_key
 from crm.auth.models import User
 from crm.catalog.models import Carrier, Channel, Cluster
 from crm.core import local_now
-from crm.evaluation.models import Evaluation, EvaluationState
-from crm.evaluation.services import decision_queue_query
+from crm.dashboard.cache import cached
+from crm.dashboard.figures import Aggregator, Figure, FundsReceived, Spec
+from crm.dashboard.filters import AWAITING_DECISION
+from crm.dashboard.queries import (
+    awaiting_decision,
+    longest_overdue,
+    open_conflicts,
+    overdue_projects,
+    pending_moves,
+    projects_by_id,
+    stalest,
+)
+from crm.evaluation.models import Evaluation
 from crm.extensions import db
-from crm.lru import LRU
-from crm.projects.conflicts import conflicts_query, count_open_conflicts
-from crm.projects.models import FundsRecord, Project, StageChange
-from crm.projects.services import (
+from crm.projects.conflicts import count_open_conflicts
+from crm.projects.filters import (
     DATE_RANGE,
     OVERDUE_LABELS,
     OVERDUE_STAGES,
-    PLANNED_COLUMNS,
     ProjectFilter,
-    filter_clauses,
-    register_list_filter,
-    stale_clause,
 )
+from crm.projects.models import Project, StageChange
 from crm.projects.stages import VERIFIED_STAGES, Stage, Status, Verification
 from crm.templating import yi
-
-
-def _awaiting_decision() -> sa.ColumnElement[bool]:
-    return Project.id.in_(
-        sa.select(Evaluation.project_id).where(Evaluation.state == EvaluationState.SUBMITTED)
-    )
-
-
-# The list learns "?decision=1" (evaluations waiting for the leaders) from this package, so the
-# projects package never imports the evaluation package.
-register_list_filter("decision", "评估待决策", _awaiting_decision)
 
 DEFINITIONS = {
     "pipeline": "在库项目：状态为正常或暂缓（不含终止、流失）的项目，按当前阶段计。",
@@ -78,164 +69,6 @@ DEFINITIONS = {
     "资金到位率": "资金到位率 = 已核实签约项目的实际到位资金合计 ÷ 其签约金额合计（全部年份）。",
     "performance": "绩效：按项目当前责任人和载体统计所选期间内的新增线索（登记的项目）、经核实的签约、开工、投产，签约金额和实际到位资金（签约已核实的项目）。",
 }
-
-
-@dataclass
-class Figure:
-    """A number of projects (and a sum over them, 万元), with the filter that lists them."""
-
-    count: int
-    filter: ProjectFilter
-    amount: Decimal | None = None
-
-    @property
-    def args(self) -> dict[str, Any]:
-        return self.filter.to_args()
-
-    @cached_property
-    def href(self) -> str:
-        """The link to the list of its projects: built once, the figure may be kept (a page
-        holds some 500 of them)."""
-        return url_for("projects.index", **self.args)
-
-
-@dataclass(frozen=True)
-class FundsReceived:
-    """A measure: the funds (实际到位资金) a project received between `start` and `end`."""
-
-    start: date | None = None
-    end: date | None = None
-
-    def _conditions(self) -> list[sa.ColumnElement]:
-        conditions = []
-        if self.start:
-            conditions.append(FundsRecord.received_on >= self.start)
-        if self.end:
-            conditions.append(FundsRecord.received_on <= self.end)
-        return conditions
-
-    def per_project(self) -> sa.Subquery:
-        """(project_id, amount) for every project that received funds: summed once."""
-        return (
-            sa.select(FundsRecord.project_id, sa.func.sum(FundsRecord.amount).label("amount"))
-            .where(*self._conditions())
-            .group_by(FundsRecord.project_id)
-            .subquery()
-        )
-
-    def correlated(self) -> sa.ColumnElement:
-        """The amount of the project of the enclosing query."""
-        return (
-            sa.select(sa.func.sum(FundsRecord.amount))
-            .where(FundsRecord.project_id == Project.id, *self._conditions())
-            .scalar_subquery()
-        )
-
-
-@dataclass(eq=False)
-class Spec:
-    """One figure to compute: its filter, and what to sum over its projects (or nothing)."""
-
-    key: Hashable
-    filter: ProjectFilter
-    measure: sa.ColumnElement | FundsReceived | None = None
-
-
-def _amount(value) -> Decimal:
-    return Decimal(str(value or 0)).quantize(Decimal("0.01"))
-
-
-def _on_other_tables(f: ProjectFilter) -> bool:
-    """The filter asks for rows of another table (a move, funds, a conflict, an evaluation)."""
-    return bool(f.moved_into or f.verification or f.funded or f.conflict or f.extra)
-
-
-class _Aggregator:
-    """Computes specs in a fixed number of queries (per grouping), whatever the data size.
-
-    Specs on the project's own columns are conditional aggregates (`SUM(CASE WHEN …)`) in one
-    scan of the projects. A spec that asks for rows of another table (moved into 签约 and
-    verified this year, funds received, …) matches few projects: it is a query of its own with
-    its conditions in the WHERE, so the database starts from those few (the `IN` list) instead
-    of testing every project against it (a second at 100,000 projects)."""
-
-    def __init__(self, user: User, today: date, stale_days: int):
-        self.user, self.today, self.stale_days = user, today, stale_days
-
-    def _conditions(self, spec: Spec) -> list[sa.ColumnElement]:
-        return filter_clauses(spec.filter, self.today, self.stale_days)
-
-    def _columns(self, specs: list[Spec]) -> list[sa.ColumnElement]:
-        columns = []
-        for spec in specs:
-            condition = sa.and_(sa.true(), *self._conditions(spec))
-            columns.append(sa.func.sum(sa.case((condition, 1), else_=0)))
-            measure = spec.measure
-            if isinstance(measure, FundsReceived):
-                measure = measure.correlated()
-            if measure is not None:
-                columns.append(sa.func.sum(sa.case((condition, measure))))
-        return columns
-
-    def _own_query(self, spec: Spec, *group: sa.ColumnElement) -> sa.Select:
-        """A spec on another table, in a query of its own: its conditions in the WHERE; funds
-        summed per project once and joined, not looked up project by project."""
-        query = sa.select(*group, sa.func.count()).select_from(Project)
-        if isinstance(spec.measure, FundsReceived):
-            funds = spec.measure.per_project()
-            query = query.outerjoin(funds, funds.c.project_id == Project.id)
-            query = query.add_columns(sa.func.sum(funds.c.amount))
-        elif spec.measure is not None:
-            query = query.add_columns(sa.func.sum(spec.measure))
-        query = query.where(project_scope(self.user), *self._conditions(spec))
-        return query.group_by(*group) if group else query
-
-    def _figures(self, specs: list[Spec], values, extra: dict[str, Any]) -> dict[Hashable, Figure]:
-        figures, values = {}, list(values)
-        for spec in specs:
-            count = int(values.pop(0) or 0)
-            amount = _amount(values.pop(0)) if spec.measure is not None else None
-            figures[spec.key] = Figure(count, replace(spec.filter, **extra), amount)
-        return figures
-
-    def totals(self, specs: list[Spec]) -> dict[Hashable, Figure]:
-        scan = [spec for spec in specs if not _on_other_tables(spec.filter)]
-        figures: dict[Hashable, Figure] = {}
-        if scan:
-            row = db.session.execute(
-                sa.select(*self._columns(scan)).select_from(Project).where(project_scope(self.user))
-            ).one()
-            figures.update(self._figures(scan, row, {}))
-        for spec in specs:
-            if _on_other_tables(spec.filter):
-                row = db.session.execute(self._own_query(spec)).one()
-                figures.update(self._figures([spec], row, {}))
-        return {spec.key: figures[spec.key] for spec in specs}
-
-    def grouped(self, specs: list[Spec], key: str) -> dict[Any, dict[Hashable, Figure]]:
-        """Figures per value of the project's column `key` (carrier_id, officer_id, …): grouped
-        on the projects table alone, the names are read by the caller."""
-        column = getattr(Project, key)
-        scan = [spec for spec in specs if not _on_other_tables(spec.filter)]
-        groups: dict[Any, dict[Hashable, Figure]] = {}
-        if scan:
-            for row in db.session.execute(
-                sa.select(column, *self._columns(scan))
-                .where(project_scope(self.user))
-                .group_by(column)
-            ):
-                groups[row[0]] = self._figures(scan, row[1:], {key: row[0]})
-        for spec in specs:
-            if not _on_other_tables(spec.filter):
-                continue
-            for row in db.session.execute(self._own_query(spec, column)):
-                groups.setdefault(row[0], {}).update(self._figures([spec], row[1:], {key: row[0]}))
-        for value, figures in groups.items():
-            for spec in specs:
-                if spec.key not in figures:
-                    zero = [0, None] if spec.measure is not None else [0]
-                    figures.update(self._figures([spec], zero, {key: value}))
-        return groups
 
 
 @dataclass
@@ -325,7 +158,7 @@ class Dashboard:
 
 @dataclass(frozen=True)
 class _Figures:
-    """The aggregates of a dashboard: what `_cached` keeps."""
+    """The aggregates of a dashboard: what `cached` keeps."""
 
     totals: dict[Hashable, Figure]
     rates: list[Rate]
@@ -334,37 +167,6 @@ class _Figures:
     overdue: list[tuple[int, str, date]]  # the longest overdue: project id, what, planned date
     stale: list[int]  # the projects followed up longest ago
     computed_at: datetime
-
-
-# The aggregates over every project in a scope take a second or more at 100,000 projects; the
-# page must answer in tens of milliseconds. So each process keeps the latest ones, per scope
-# and arguments, until the data changes. Every change to the data is audited in the
-# transaction that makes it (crm.audit.services.record), so the newest audit entry's id moves
-# with each one: it is part of the key. The age limit bounds what a change that is not seen
-# this way (two transactions committing in the reverse order of their audit ids on
-# PostgreSQL, a bulk load that writes no audit entry) can leave behind.
-_cache = LRU(64)
-
-
-def forget_figures() -> None:
-    """Empty this process's store of figures."""
-    _cache.clear()
-
-
-def change_marker() -> int:
-    """The id of the newest audit entry: it changes with every change to the data."""
-    return db.session.scalar(sa.select(sa.func.max(AuditEntry.id))) or 0
-
-
-def _cached(args: tuple, seconds: int, compute: Callable[[], _Figures]) -> _Figures:
-    if seconds <= 0:
-        return compute()
-    key = (db.engine.url.render_as_string(hide_password=True), change_marker(), *args)
-    figures = _cache.get(key)
-    if figures is None or figures.computed_at < local_now() - timedelta(seconds=seconds):
-        figures = compute()
-        _cache.put(key, figures)
-    return figures
 
 
 def year_bounds(year: int) -> tuple[date, date]:
@@ -383,77 +185,136 @@ class _Asked:
     list_limit: int
 
 
-def _figures(user: User, asked: _Asked) -> _Figures:
-    today, stale_days, year = asked.today, asked.stale_days, asked.year
-    period_from, period_to, list_limit = asked.period_from, asked.period_to, asked.list_limit
-    if db.session.get_bind().dialect.name == "postgresql":
-        # The aggregates are many cheap index look-ups, but their summed cost estimate makes
-        # PostgreSQL compile them (JIT) first: over a second for nothing. Not for this request.
-        db.session.execute(sa.text("SET LOCAL jit = off"))
-    agg = _Aggregator(user, today, stale_days)
-    jan1, dec31 = year_bounds(year)
-    pipeline = ProjectFilter(pipeline=True)
-    year_new = ProjectFilter(pipeline=True, created_from=jan1, created_to=dec31)
-    investment = Project.total_investment
+@dataclass(frozen=True)
+class _Year:
+    """The filters the figures of one year are built from."""
 
-    def verified(stage: Stage, start=jan1, end=dec31, state=Verification.VERIFIED):
+    first: date
+    last: date
+
+    pipeline = ProjectFilter(pipeline=True)
+
+    @property
+    def new(self) -> ProjectFilter:
+        """在库 projects registered in the year."""
+        return ProjectFilter(pipeline=True, created_from=self.first, created_to=self.last)
+
+    def moved(self, stage: Stage, state: Verification = Verification.VERIFIED) -> ProjectFilter:
+        """Projects with a move into `stage` made in the year, in `state`."""
         return ProjectFilter(
-            moved_into=(stage,), verification=state, moved_from=start, moved_to=end
+            moved_into=(stage,), verification=state, moved_from=self.first, moved_to=self.last
         )
 
-    def result_measure(stage: Stage):
-        return Project.signed_amount if stage is Stage.SIGNED else investment
 
-    signed_ever = ProjectFilter(moved_into=(Stage.SIGNED,), verification=Verification.VERIFIED)
-    specs = [
-        *(Spec(("pipe", s), replace(pipeline, stage=s), investment) for s in Stage),
-        *(Spec(("new", s), replace(year_new, stage=s), investment) for s in Stage),
-        Spec("pipe", pipeline, investment),
-        Spec("new", year_new, investment),
+def _figures(user: User, asked: _Asked) -> _Figures:
+    """The aggregates of `user`'s dashboard (what `cached` keeps): the totals, the rates, the
+    breakdowns, the performance tables and the two short lists sorted over every project."""
+    _without_jit()
+    agg = Aggregator(user, asked.today, asked.stale_days)
+    year = _Year(*year_bounds(asked.year))
+    totals = agg.totals(_total_specs(year))
+    return _Figures(
+        totals,
+        _rates(totals),
+        _breakdowns(agg, year),
+        _performance(agg, asked.period_from, asked.period_to),
+        # The two short lists sorted over thousands of projects are kept too, as ids.
+        longest_overdue(user, asked.today, asked.list_limit),
+        stalest(user, asked.today, asked.stale_days, asked.list_limit),
+        local_now(),
+    )
+
+
+def _without_jit() -> None:
+    """The aggregates are many cheap index look-ups, but their summed cost estimate makes
+    PostgreSQL compile them (JIT) first: over a second for nothing. Not for this request."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(sa.text("SET LOCAL jit = off"))
+
+
+def _total_specs(year: _Year) -> list[Spec]:
+    """Every figure of the page over the user's whole scope."""
+    return [
+        *_pipeline_specs(year),
+        *_result_specs(year),
+        *_rate_specs(year),
+        *_action_specs(),
+    ]
+
+
+def _pipeline_specs(year: _Year) -> list[Spec]:
+    """在库 and 本年新登记, per stage and in all, with their investment; 终止 and 流失."""
+    investment = Project.total_investment
+    return [
+        *(Spec(("pipe", s), replace(year.pipeline, stage=s), investment) for s in Stage),
+        *(Spec(("new", s), replace(year.new, stage=s), investment) for s in Stage),
+        Spec("pipe", year.pipeline, investment),
+        Spec("new", year.new, investment),
         *(Spec(("closed", st), ProjectFilter(status=st)) for st in (Status.DROPPED, Status.LOST)),
-        *(Spec(("done", s), verified(s), result_measure(s)) for s in VERIFIED_STAGES),
+    ]
+
+
+def _result_measure(stage: Stage) -> sa.ColumnElement:
+    """What a result sums: the signed amount for 签约, the total investment after it."""
+    return Project.signed_amount if stage is Stage.SIGNED else Project.total_investment
+
+
+def _result_specs(year: _Year) -> list[Spec]:
+    """The year's verified results and those still 待核实; the funds in place."""
+    first, last = year.first, year.last
+    return [
+        *(Spec(("done", s), year.moved(s), _result_measure(s)) for s in VERIFIED_STAGES),
         *(
-            Spec(("wait", s), verified(s, state=Verification.PENDING), result_measure(s))
+            Spec(("wait", s), year.moved(s, Verification.PENDING), _result_measure(s))
             for s in VERIFIED_STAGES
         ),
         Spec(
             "funds_year",
-            ProjectFilter(funded=True, funded_from=jan1, funded_to=dec31),
-            FundsReceived(jan1, dec31),
+            ProjectFilter(funded=True, funded_from=first, funded_to=last),
+            FundsReceived(first, last),
         ),
         Spec("funds_all", ProjectFilter(funded=True), FundsReceived()),
-        # The rates.
+    ]
+
+
+def _rate_specs(year: _Year) -> list[Spec]:
+    """The numerators and denominators of the rates (see DEFINITIONS)."""
+    signed_ever = ProjectFilter(moved_into=(Stage.SIGNED,), verification=Verification.VERIFIED)
+    planned = {"planned_from": year.first, "planned_to": year.last}
+    return [
         Spec("signed_ever", signed_ever, Project.signed_amount),
         Spec("signed_started", replace(signed_ever, moved_into=(Stage.SIGNED, Stage.STARTED))),
         Spec("signed_funded", replace(signed_ever, funded=True), FundsReceived()),
         *(
-            Spec(("plan", s), ProjectFilter(planned=s, planned_from=jan1, planned_to=dec31))
+            Spec(("plan", s), ProjectFilter(planned=s, **planned))
             for s in (Stage.STARTED, Stage.PRODUCING)
         ),
         *(
             Spec(
                 ("plan_done", s),
                 ProjectFilter(
-                    planned=s,
-                    planned_from=jan1,
-                    planned_to=dec31,
-                    moved_into=(s,),
-                    verification=Verification.VERIFIED,
+                    planned=s, **planned, moved_into=(s,), verification=Verification.VERIFIED
                 ),
             )
             for s in (Stage.STARTED, Stage.PRODUCING)
         ),
-        # What needs action.
+    ]
+
+
+def _action_specs() -> list[Spec]:
+    """What needs action: stale, overdue, waiting for a decision or a verification, conflicts."""
+    return [
         Spec("stale", ProjectFilter(stale=True)),
         *(Spec(("overdue", m), ProjectFilter(overdue=m)) for m in OVERDUE_STAGES),
         Spec("overdue_any", ProjectFilter(overdue_any=True)),
-        Spec("decisions", ProjectFilter(extra=("decision",))),
+        Spec("decisions", ProjectFilter(extra=(AWAITING_DECISION.key,))),
         Spec("pending", ProjectFilter(verification=Verification.PENDING)),
         Spec("conflicts", ProjectFilter(conflict=True)),
     ]
-    t = agg.totals(specs)
 
-    rates = [
+
+def _rates(t: dict[Hashable, Figure]) -> list[Rate]:
+    return [
         Rate("履约率", DEFINITIONS["履约率"], t["signed_started"], t["signed_ever"]),
         Rate(
             "开工率", DEFINITIONS["开工率"], t["plan_done", Stage.STARTED], t["plan", Stage.STARTED]
@@ -467,62 +328,46 @@ def _figures(user: User, asked: _Asked) -> _Figures:
         Rate("资金到位率", DEFINITIONS["资金到位率"], t["signed_funded"], t["signed_ever"], True),
     ]
 
-    breakdown_specs = [
-        *(Spec(("pipe", s), replace(pipeline, stage=s)) for s in Stage),
-        Spec("pipe", pipeline, investment),
-        Spec("new", year_new),
-        Spec("signed", verified(Stage.SIGNED)),
+
+# The breakdowns' titles, the catalogue each is by, and the project's column for it.
+BREAKDOWNS = (
+    ("载体", Carrier, "carrier_id"),
+    ("产业集群", Cluster, "cluster_id"),
+    ("招商渠道", Channel, "channel_id"),
+)
+
+
+def _breakdowns(agg: Aggregator, year: _Year) -> list[tuple[str, list[BreakdownRow]]]:
+    """在库 per stage, 本年新登记 and 本年签约, per 载体, cluster and channel."""
+    specs = [
+        *(Spec(("pipe", s), replace(year.pipeline, stage=s)) for s in Stage),
+        Spec("pipe", year.pipeline, Project.total_investment),
+        Spec("new", year.new),
+        Spec("signed", year.moved(Stage.SIGNED)),
     ]
-    breakdowns = []
-    for title, model, key in (
-        ("载体", Carrier, "carrier_id"),
-        ("产业集群", Cluster, "cluster_id"),
-        ("招商渠道", Channel, "channel_id"),
-    ):
-        figures = agg.grouped(breakdown_specs, key)
-        names = db.session.execute(
-            sa.select(model.id, model.name)
-            .where(model.id.in_([k for k in figures if k is not None]))
-            .order_by(model.sort_order, model.id)
-        ).all()
-        breakdowns.append(
-            (
-                title,
-                [
-                    BreakdownRow(
-                        name=name,
-                        stages=[figs["pipe", s] for s in Stage],
-                        total=figs["pipe"],
-                        year_new=figs["new"],
-                        year_signed=figs["signed"],
-                    )
-                    for id_, name in names
-                    if (figs := figures[id_])["pipe"].count
-                    or figs["new"].count
-                    or figs["signed"].count
-                ],
-            )
+    return [
+        (title, _breakdown_rows(model, agg.grouped(specs, key))) for title, model, key in BREAKDOWNS
+    ]
+
+
+def _breakdown_rows(model, figures: dict[Any, dict[Hashable, Figure]]) -> list[BreakdownRow]:
+    """A row per catalogue entry with projects, in the catalogue's order."""
+    names = db.session.execute(
+        sa.select(model.id, model.name)
+        .where(model.id.in_([k for k in figures if k is not None]))
+        .order_by(model.sort_order, model.id)
+    ).all()
+    return [
+        BreakdownRow(
+            name=name,
+            stages=[figs["pipe", s] for s in Stage],
+            total=figs["pipe"],
+            year_new=figs["new"],
+            year_signed=figs["signed"],
         )
-
-    perf_officers, perf_carriers, perf_total = _performance(agg, period_from, period_to)
-
-    return _Figures(
-        t,
-        rates,
-        breakdowns,
-        (perf_officers, perf_carriers, perf_total),
-        # The two short lists sorted over thousands of projects are kept too, as ids.
-        _overdue(user, today, list_limit),
-        list(
-            db.session.scalars(
-                sa.select(Project.id)
-                .where(project_scope(user), stale_clause(today, stale_days))
-                .order_by(Project.last_followup_on.asc().nulls_first(), Project.id)
-                .limit(list_limit)
-            )
-        ),
-        local_now(),
-    )
+        for id_, name in names
+        if (figs := figures[id_])["pipe"].count or figs["new"].count or figs["signed"].count
+    ]
 
 
 def build_dashboard(
@@ -535,31 +380,19 @@ def build_dashboard(
     list_limit: int = 10,
     cache_seconds: int = 0,
 ) -> Dashboard:
-    """The dashboard of `user`. Its figures are kept for `cache_seconds` (see `_cached`); the
+    """The dashboard of `user`. Its figures are kept for `cache_seconds` (see `cached`); the
     short lists of what needs action are read anew every time."""
     asked = _Asked(today, stale_days, year, period_from, period_to, list_limit)
-    figures = _cached((scope_key(user), asked), cache_seconds, lambda: _figures(user, asked))
+    figures = cached((scope_key(user), asked), cache_seconds, lambda: _figures(user, asked))
     t, rates, breakdowns = figures.totals, figures.rates, figures.breakdowns
     perf_officers, perf_carriers, perf_total = figures.performance
 
-    stale_items = _projects_by_id(user, figures.stale)
-    overdue_items = _overdue_items(user, figures.overdue)
-    decision_items = db.session.scalars(
-        decision_queue_query().where(project_scope(user)).limit(list_limit)
-    ).all()
-    pending_items = db.session.scalars(
-        sa.select(StageChange)
-        .join(Project, Project.id == StageChange.project_id)
-        .where(project_scope(user), StageChange.verification == Verification.PENDING)
-        .order_by(StageChange.changed_at, StageChange.id)
-        .options(
-            joinedload(StageChange.project).joinedload(Project.carrier),
-            joinedload(StageChange.changed_by),
-        )
-        .limit(list_limit)
-    ).all()
+    stale_items = projects_by_id(user, figures.stale)
+    overdue_items = overdue_projects(user, figures.overdue)
+    decision_items = awaiting_decision(user, list_limit)
+    pending_items = pending_moves(user, list_limit)
     conflicts_open = count_open_conflicts(user)
-    conflict_items = db.session.scalars(conflicts_query(user).limit(list_limit)).all()
+    conflict_items = open_conflicts(user, list_limit)
 
     funnel = [(s, t["pipe", s], t["new", s]) for s in Stage]
     dashboard = Dashboard(
@@ -599,9 +432,36 @@ def build_dashboard(
     return dashboard
 
 
-def _performance(agg: _Aggregator, start: date, end: date):
+def _performance(
+    agg: Aggregator, start: date, end: date
+) -> tuple[list[PerformanceRow], list[PerformanceRow], PerformanceRow | None]:
+    """The performance tables of the period: per officer, per 载体, and their total."""
+    specs = _performance_specs(start, end)
+    by_officer = agg.grouped(specs, "officer_id")
+    by_carrier = agg.grouped(specs, "carrier_id")
+    officer_rows = [
+        _performance_row(name, carrier, by_officer[user_id])
+        for user_id, name, carrier in db.session.execute(
+            sa.select(User.id, User.display_name, Carrier.name)
+            .join(Carrier, Carrier.id == User.carrier_id)
+            .where(User.id.in_([k for k in by_officer if k is not None]))
+            .order_by(Carrier.sort_order, User.display_name, User.id)
+        )
+    ]
+    carrier_rows = [
+        _performance_row(name, "", by_carrier[carrier_id])
+        for carrier_id, name in db.session.execute(
+            sa.select(Carrier.id, Carrier.name)
+            .where(Carrier.id.in_([k for k in by_carrier if k is not None]))
+            .order_by(Carrier.sort_order, Carrier.id)
+        )
+    ]
+    return officer_rows, carrier_rows, _total_row(specs, carrier_rows)
+
+
+def _performance_specs(start: date, end: date) -> list[Spec]:
     moved = {"verification": Verification.VERIFIED, "moved_from": start, "moved_to": end}
-    specs = [
+    return [
         Spec("leads", ProjectFilter(created_from=start, created_to=end), Project.total_investment),
         Spec("signed", ProjectFilter(moved_into=(Stage.SIGNED,), **moved), Project.signed_amount),
         Spec("started", ProjectFilter(moved_into=(Stage.STARTED,), **moved)),
@@ -612,110 +472,41 @@ def _performance(agg: _Aggregator, start: date, end: date):
             FundsReceived(start, end),
         ),
     ]
-    by_officer = agg.grouped(specs, "officer_id")
-    by_carrier = agg.grouped(specs, "carrier_id")
-    officers = [
-        ((user_id, name, carrier), by_officer[user_id])
-        for user_id, name, carrier in db.session.execute(
-            sa.select(User.id, User.display_name, Carrier.name)
-            .join(Carrier, Carrier.id == User.carrier_id)
-            .where(User.id.in_([k for k in by_officer if k is not None]))
-            .order_by(Carrier.sort_order, User.display_name, User.id)
-        )
-    ]
-    carriers = [
-        ((carrier_id, name), by_carrier[carrier_id])
-        for carrier_id, name in db.session.execute(
-            sa.select(Carrier.id, Carrier.name)
-            .where(Carrier.id.in_([k for k in by_carrier if k is not None]))
-            .order_by(Carrier.sort_order, Carrier.id)
-        )
-    ]
-
-    def row(name: str, note: str, figs: dict[Hashable, Figure]) -> PerformanceRow:
-        return PerformanceRow(
-            name,
-            note,
-            figs["leads"],
-            figs["signed"],
-            figs["started"],
-            figs["producing"],
-            figs["funds"],
-        )
-
-    officer_rows = [row(g[1], g[2], figs) for g, figs in officers]
-    carrier_rows = [row(g[1], "", figs) for g, figs in carriers]
-    total = None
-    if carrier_rows:
-        total = row(
-            "合计",
-            "",
-            {
-                spec.key: Figure(
-                    sum(getattr(r, spec.key).count for r in carrier_rows),
-                    spec.filter,
-                    sum(
-                        (getattr(r, spec.key).amount or Decimal(0) for r in carrier_rows),
-                        Decimal(0),
-                    )
-                    if spec.measure is not None
-                    else None,
-                )
-                for spec in specs
-            },
-        )
-    return officer_rows, carrier_rows, total
 
 
-def _overdue(user: User, today: date, limit: int) -> list[tuple[int, str, date]]:
-    """The longest overdue projects: (project id, what is late, planned date)."""
-    late_on = sa.case(
-        *(
-            (Project.stage.in_(stages), PLANNED_COLUMNS[milestone])
-            for milestone, stages in OVERDUE_STAGES.items()
-        ),
+def _performance_row(name: str, note: str, figs: dict[Hashable, Figure]) -> PerformanceRow:
+    return PerformanceRow(
+        name,
+        note,
+        figs["leads"],
+        figs["signed"],
+        figs["started"],
+        figs["producing"],
+        figs["funds"],
     )
-    projects = db.session.execute(
-        sa.select(Project.id, Project.stage, *PLANNED_COLUMNS.values())
-        .where(
-            project_scope(user),
-            *filter_clauses(ProjectFilter(overdue_any=True), today, 0),
-        )
-        .order_by(late_on, Project.id)
-        .limit(limit)
-    ).all()
-    items = []
-    for row in projects:
-        for milestone, stages in OVERDUE_STAGES.items():
-            if row.stage in stages:
-                items.append(
-                    (row.id, OVERDUE_LABELS[milestone], getattr(row, _planned_attr(milestone)))
+
+
+def _total_row(specs: list[Spec], carrier_rows: list[PerformanceRow]) -> PerformanceRow | None:
+    """合计: the 载体 rows summed (every project has a 载体), linking to the period's list."""
+    if not carrier_rows:
+        return None
+    return _performance_row(
+        "合计",
+        "",
+        {
+            spec.key: Figure(
+                sum(getattr(r, spec.key).count for r in carrier_rows),
+                spec.filter,
+                sum(
+                    (getattr(r, spec.key).amount or Decimal(0) for r in carrier_rows),
+                    Decimal(0),
                 )
-    return items
-
-
-def _projects_by_id(user: User, ids: list[int]) -> list[Project]:
-    """These projects, in this order, with their 载体 (those `user` may still read)."""
-    projects = {
-        p.id: p
-        for p in db.session.scalars(
-            sa.select(Project)
-            .where(project_scope(user), Project.id.in_(ids))
-            .options(joinedload(Project.carrier))
-        )
-    }
-    return [projects[i] for i in ids if i in projects]
-
-
-def _overdue_items(
-    user: User, overdue: list[tuple[int, str, date]]
-) -> list[tuple[Project, str, date]]:
-    projects = {p.id: p for p in _projects_by_id(user, [i for i, _what, _on in overdue])}
-    return [(projects[i], what, on) for i, what, on in overdue if i in projects]
-
-
-def _planned_attr(milestone: Stage) -> str:
-    return PLANNED_COLUMNS[milestone].key
+                if spec.measure is not None
+                else None,
+            )
+            for spec in specs
+        },
+    )
 
 
 def _funnel_bars(funnel: list[tuple[Stage, Figure, Figure]]) -> list[Bar]:

@@ -61,6 +61,8 @@ from crm.ledger.columns import (
     header_key,
 )
 from crm.projects.conflicts import COURTING_STATUSES
+from crm.projects.filters import ProjectFilter
+from crm.projects.listing import project_list_query
 from crm.projects.models import (
     ConflictBasis,
     FundsRecord,
@@ -69,12 +71,7 @@ from crm.projects.models import (
     StageChange,
 )
 from crm.projects.search import search_text
-from crm.projects.services import (
-    INITIAL_STAGES,
-    ProjectFilter,
-    planned_date_errors,
-    project_list_query,
-)
+from crm.projects.services import INITIAL_STAGES, planned_date_errors
 from crm.projects.stages import STAGE_REQUIRED_FIELDS, Stage, Status
 
 MAX_ROWS = 20000

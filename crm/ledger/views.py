@@ -36,7 +36,7 @@ from crm.ledger.services import (
     save_upload,
     template_workbook,
 )
-from crm.projects.services import ProjectFilter
+from crm.projects.filters import ProjectFilter
 
 bp = Blueprint("ledger", __name__, url_prefix="/ledger")
 

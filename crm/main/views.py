@@ -14,7 +14,7 @@ from crm.core import local_today
 from crm.extensions import db
 from crm.hooks import installed
 from crm.projects.conflicts import recent_handovers
-from crm.projects.services import my_work
+from crm.projects.worklist import my_work
 
 bp = Blueprint("main", __name__)
 

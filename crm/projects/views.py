@@ -28,6 +28,8 @@ from crm.extensions import db
 from crm.forms import NONE_CHOICE, save_form, select_choices
 from crm.projects import conflicts as conflict_service
 from crm.projects import lifecycle
+from crm.projects.detail import element_needs, funds_ratio, funds_records, project_timeline
+from crm.projects.filters import SEARCH_MAX_CHARS, SORTS, ProjectFilter, is_stale
 from crm.projects.forms import (
     ElementNeedForm,
     ElementStatusForm,
@@ -41,6 +43,7 @@ from crm.projects.forms import (
     StatusForm,
     VerifyForm,
 )
+from crm.projects.listing import assignable_officers, list_choices, project_page
 from crm.projects.models import (
     ElementKind,
     ElementNeed,
@@ -51,25 +54,11 @@ from crm.projects.models import (
     StageChange,
 )
 from crm.projects.panels import panels_for
+from crm.projects.records import add_element_need, add_followup, add_funds, update_element_need
 from crm.projects.services import (
     PROJECT_FIELDS,
-    SEARCH_MAX_CHARS,
-    SORTS,
     CourtingUnconfirmed,
-    ProjectFilter,
-    add_element_need,
-    add_followup,
-    add_funds,
-    assignable_officers,
     create_project,
-    element_needs,
-    funds_ratio,
-    funds_records,
-    is_stale,
-    list_choices,
-    project_page,
-    project_timeline,
-    update_element_need,
     update_project,
 )
 from crm.projects.stages import (

@@ -23,8 +23,8 @@ from crm.evaluation.services import decisions_of, latest_evaluation, load_answer
 from crm.extensions import db
 from crm.files.models import DocumentKind, StoredFile
 from crm.files.services import store_file
+from crm.projects.detail import element_needs, funds_ratio, funds_records
 from crm.projects.models import FollowUp, Project, StageChange
-from crm.projects.services import element_needs, funds_ratio, funds_records
 from crm.reports.renderer import render_pdf
 
 # The dossier is a summary for a meeting, not the record: the largest permitted input (27
