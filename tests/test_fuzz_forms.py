@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from crm.audit.models import AuditEntry
 from crm.evaluation.services import load_answers, start_evaluation
 from crm.extensions import db
+from crm.projects.filters import SEARCH_MAX_CHARS
 from crm.projects.models import ElementKind, ElementNeed
-from crm.projects.services import SEARCH_MAX_CHARS
 from tests import factories
 from tests.conftest import PASSWORD
 from tests.evaluation_factories import attracting, default_template, submitted_evaluation
