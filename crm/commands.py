@@ -79,7 +79,7 @@ def _user_named(username: str):
 @click.argument("username")
 def unlock_user_command(username):
     """Lift the user's sign-in lock and forget the failures counted against it (audited)."""
-    from crm.auth.services import unlock_user
+    from crm.auth.signin import unlock_user
 
     user = _user_named(username)
     changes = unlock_user(None, user)

@@ -37,7 +37,8 @@ from crm.audit.services import (
     record,
 )
 from crm.auth.models import Role, User
-from crm.auth.services import create_user, is_locked, update_user
+from crm.auth.services import create_user, update_user
+from crm.auth.signin import is_locked
 from crm.auth.views import start_session
 from crm.catalog.forms import FORMS, NONE_CHOICE, optional_id, select_choices
 from crm.catalog.models import Carrier, CatalogEntry, Chain, Cluster

@@ -79,7 +79,7 @@ class User(UserMixin, db.Model):
 
 class LoginAttempt(db.Model):
     """One sign-in attempt (登录尝试) with the client address it came from: the failures drive
-    the lockout (crm/auth/services.py, `authenticate`), the successes say which addresses an
+    the lockout (crm/auth/signin.py, `authenticate`), the successes say which addresses an
     account is known to sign in from. Kept in the database, so every worker and every host sees
     the same counts; old rows are pruned as new ones come in."""
 

@@ -30,7 +30,7 @@ from sqlalchemy.orm import joinedload
 
 from crm import core, transaction
 from crm.audit.services import record_separately
-from crm.auth import services
+from crm.auth import services, signin
 from crm.auth.forms import ChangePasswordForm, LoginForm, LogoutForm
 from crm.auth.models import User
 from crm.core import parse_int
@@ -154,8 +154,8 @@ def login():
     if form.validate_on_submit():
         address = request.remote_addr or ""
         try:
-            user = services.authenticate(form.username.data, form.password.data, address)
-        except services.TooManyAttempts as refused:
+            user = signin.authenticate(form.username.data, form.password.data, address)
+        except signin.TooManyAttempts as refused:
             transaction.keep()  # the audit entry
             form.password.errors.append(refused.message)
             return render_template("auth/login.html", form=form), 429
