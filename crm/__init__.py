@@ -175,8 +175,8 @@ def register_blueprints(app: Flask) -> None:
     from crm.files.views import bp as files_bp
     from crm.ledger.views import bp as ledger_bp
     from crm.main.views import bp as main_bp
+    from crm.projects.conflict_views import bp as conflicts_bp
     from crm.projects.views import bp as projects_bp
-    from crm.projects.views import conflicts_bp
     from crm.reports.views import bp as reports_bp
 
     blueprints = (main_bp, auth_bp, projects_bp, companies_bp, files_bp, evaluation_bp)

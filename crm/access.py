@@ -176,6 +176,15 @@ def readable_project(user: User, project_id: sa.ColumnElement[int]) -> sa.Column
     return sa.exists().where(Project.id == project_id, project_scope(user))
 
 
+def readable_project_ids(user: User, ids: set[int]) -> set[int]:
+    """Which of the projects `ids` `user` may read (one query; none for no ids)."""
+    if not ids:
+        return set()
+    return set(
+        db.session.scalars(sa.select(Project.id).where(Project.id.in_(ids), project_scope(user)))
+    )
+
+
 def company_scope(user: User) -> sa.ColumnElement[bool]:
     """Companies `user` may read: those behind a readable project, or registered by its 载体."""
     alive = Company.is_deleted.is_(False)

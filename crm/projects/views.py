@@ -17,7 +17,6 @@ from crm.access import (
     load_company_by_code,
     load_project,
     own_carrier_id,
-    project_scope,
 )
 from crm.auth.models import Role, User
 from crm.catalog.models import Carrier, Chain, Channel, Cluster, TerminationReason
@@ -38,7 +37,6 @@ from crm.projects.forms import (
     HandoverForm,
     ProjectForm,
     RejectForm,
-    ResolveConflictForm,
     StageForm,
     StatusForm,
     VerifyForm,
@@ -50,7 +48,6 @@ from crm.projects.models import (
     ElementStatus,
     FollowUpKind,
     Project,
-    ProjectConflict,
     StageChange,
 )
 from crm.projects.panels import panels_for
@@ -70,7 +67,6 @@ from crm.projects.stages import (
 )
 
 bp = Blueprint("projects", __name__, url_prefix="/projects")
-conflicts_bp = Blueprint("conflicts", __name__, url_prefix="/conflicts")
 
 
 def _active(model) -> list[sa.Row]:
@@ -594,67 +590,3 @@ def new_funds(project_id: int):
         ),
         "已记录到位资金",
     )
-
-
-# Cross-载体 conflicts (跨载体冲突) -------------------------------------------------------------
-
-
-@conflicts_bp.route("/")
-@login_required
-def conflicts():
-    return _render_conflicts()
-
-
-def _render_conflicts(status: int = 200, failed: tuple[int, ResolveConflictForm] | None = None):
-    open_conflicts = db.session.scalars(conflict_service.conflicts_query(current_user)).all()
-    resolved = db.session.scalars(
-        conflict_service.conflicts_query(current_user, open_only=False).limit(20)
-    ).all()
-    forms = {
-        c.id: ResolveConflictForm(formdata=None, prefix=f"c{c.id}")
-        for c in open_conflicts
-        if conflict_service.can_resolve(current_user, c)
-    }
-    if failed is not None:
-        forms[failed[0]] = failed[1]
-    return render_template(
-        "projects/conflicts.html",
-        open_conflicts=open_conflicts,
-        resolved=resolved,
-        forms=forms,
-        readable=_readable_ids([*open_conflicts, *resolved]),
-    ), status
-
-
-def _readable_ids(conflicts: list[ProjectConflict]) -> set[int]:
-    ids = {pid for c in conflicts for pid in (c.project_id, c.other_project_id)}
-    if not ids:
-        return set()
-    return set(
-        db.session.scalars(
-            sa.select(Project.id).where(Project.id.in_(ids), project_scope(current_user))
-        )
-    )
-
-
-@conflicts_bp.route("/<int:conflict_id>/resolve", methods=["POST"])
-@login_required
-def resolve(conflict_id: int):
-    conflict = conflict_service.readable_conflict(current_user, conflict_id)
-    if conflict is None:
-        abort(404)
-    if not conflict_service.can_resolve(current_user, conflict):
-        abort(403)
-    form = ResolveConflictForm(prefix=f"c{conflict.id}")
-    saved, outcome = save_form(
-        form,
-        lambda: conflict_service.resolve_conflict(current_user, conflict, form.note.data or ""),
-        not_at_fields=AlreadyDecided,
-    )
-    if saved:
-        flash("已标记为已处理", "success")
-        return redirect(url_for("conflicts.conflicts"))
-    if isinstance(outcome, AlreadyDecided):  # settled by someone else first
-        flash(outcome.message, "error")
-        return _render_conflicts(409)
-    return _render_conflicts(400, (conflict.id, form))
