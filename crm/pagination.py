@@ -10,7 +10,7 @@ the caller says the conditions cannot use an ordered index (a text search, `one_
 then a single scan yields both the page's ids and the total (`count(*) OVER ()`).
 
 The statements are built once per `key`, which names everything they depend on (the caller's
-filter and scope), and kept for the next page asked with that key (`crm.statements`).
+filter and scope), and kept for the next page asked with that key (`crm.speedups`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from flask_sqlalchemy.pagination import Pagination
 
 from crm.extensions import db
-from crm.statements import kept
+from crm.speedups import kept
 
 
 class _Statements(NamedTuple):

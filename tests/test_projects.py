@@ -332,7 +332,7 @@ def test_each_row_links_to_its_project(world, login):
 
 
 def test_users_of_other_scopes_asking_the_same_page_see_their_own(world, login):
-    """The list's statements are kept per scope and filter (crm/statements.py): the same URL
+    """The list's statements are kept per scope and filter (crm/speedups.py): the same URL
     asked in turn by users of different scopes answers each with their own projects."""
     url = "/projects/?stage=PLANNED&sort=updated"
     for _ in range(2):

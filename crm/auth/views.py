@@ -36,7 +36,7 @@ from crm.auth.models import User
 from crm.core import parse_int
 from crm.extensions import db, limiter, login_manager
 from crm.forms import save_form
-from crm.statements import kept
+from crm.speedups import kept
 
 bp = Blueprint("auth", __name__)
 

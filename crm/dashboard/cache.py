@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
 import sqlalchemy as sa
+from cachetools import LRUCache
 
 from crm.audit.models import AuditEntry
 from crm.core import local_now
 from crm.extensions import db
-from crm.lru import LRU
 
 # The aggregates over every project in a scope take a second or more at 100,000 projects; the
 # page must answer in tens of milliseconds. So each process keeps the latest ones, per scope
@@ -20,12 +21,14 @@ from crm.lru import LRU
 # with each one: it is part of the key. The age limit bounds what a change that is not seen
 # this way (two transactions committing in the reverse order of their audit ids on
 # PostgreSQL, a bulk load that writes no audit entry) can leave behind.
-_cache = LRU(64)
+_cache: LRUCache = LRUCache(maxsize=64)
+_cache_lock = threading.Lock()
 
 
 def forget_figures() -> None:
     """Empty this process's store of figures."""
-    _cache.clear()
+    with _cache_lock:
+        _cache.clear()
 
 
 def change_marker() -> int:
@@ -45,8 +48,10 @@ def cached(args: tuple, seconds: int, compute: Callable[[], K]) -> K:
     if seconds <= 0:
         return compute()
     key = (db.engine.url.render_as_string(hide_password=True), change_marker(), *args)
-    figures = _cache.get(key)
+    with _cache_lock:
+        figures = _cache.get(key)
     if figures is None or figures.computed_at < local_now() - timedelta(seconds=seconds):
         figures = compute()
-        _cache.put(key, figures)
+        with _cache_lock:
+            _cache[key] = figures
     return figures

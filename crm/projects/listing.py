@@ -1,6 +1,6 @@
 """The project list: its filter choices, its query and its pages.
 
-The list page is the busiest page of the app: its statements are kept (`crm.statements.kept`)
+The list page is the busiest page of the app: its statements are kept (`crm.speedups.kept`)
 and a page is read as plain rows (`_page_rows`), not ORM objects."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from crm.extensions import db
 from crm.pagination import IdFirstPagination
 from crm.projects.filters import SORTS, ProjectFilter, filter_clauses, stale_clause
 from crm.projects.models import Project
-from crm.statements import kept
+from crm.speedups import kept, plain_rows
 
 
 class Choice(NamedTuple):
@@ -139,8 +139,7 @@ def _page_rows(ids: list[int], today: date, stale_days: int) -> list[tuple]:
     select, row = kept(
         ("page_rows", today, stale_days), lambda: _page_rows_select(today, stale_days)
     )
-    # On the session's connection: plain rows need none of the ORM's result handling.
-    return [row(*values) for values in db.session.connection().execute(select, {"ids": ids})]
+    return plain_rows(select, {"ids": ids}, row)
 
 
 def _page_rows_select(today: date, stale_days: int) -> tuple[sa.Select, type]:
