@@ -58,7 +58,8 @@ from crm.projects.models import (
     ProjectConflict,
     StageChange,
 )
-from crm.projects.services import add_element_need, add_followup, add_funds, create_project
+from crm.projects.registration import create_project
+from crm.projects.services import add_element_need, add_followup, add_funds
 from crm.projects.stages import Stage, Status, Verification
 
 DEMO_PASSWORD = "Demo@2026"

@@ -20,13 +20,15 @@ from openpyxl.utils import get_column_letter
 from crm.audit.models import AuditEntry
 from crm.companies.models import Company
 from crm.core import ServiceError
-from crm.ledger import services as ledger_services
+from crm.ledger import apply as ledger_apply
+from crm.ledger.apply import apply_import
 from crm.ledger.columns import COLUMNS
-from crm.ledger.services import plan_import, read_workbook
+from crm.ledger.plan import plan_import
+from crm.ledger.reading import read_workbook
 from crm.projects import lifecycle
 from crm.projects.lifecycle import move_stage
 from crm.projects.models import ConflictBasis, Project, ProjectConflict, StageChange
-from crm.projects.services import update_project
+from crm.projects.registration import update_project
 from crm.projects.stages import Stage
 from tests import factories
 from tests.factories import today
@@ -619,7 +621,7 @@ def test_a_refused_import_keeps_nothing_and_may_be_confirmed_again(
         raise ServiceError("台账导入暂不可用")
 
     with monkeypatch.context() as patched:
-        patched.setattr(ledger_services, "record", refuse)
+        patched.setattr(ledger_apply, "record", refuse)
         response = client.post(url, data={"confirm": "y"})
     assert response.status_code == 400
     assert "台账导入暂不可用" in text(response)
@@ -718,8 +720,6 @@ def test_an_import_runs_the_same_statements_for_20_and_200_rows(world, db_sessio
     def run(first: int, n: int) -> int:
         rows = read_workbook(io.BytesIO(xlsx([new_row(world, i) for i in range(first, first + n)])))
         with count_queries() as counter:
-            from crm.ledger.services import apply_import
-
             plan = plan_import(world.officer_a, rows)
             assert plan.ok, plan.errors[:3]
             apply_import(world.officer_a, plan, "x.xlsx")
@@ -991,7 +991,6 @@ def test_an_upload_is_read_outside_any_transaction(world, login, db_session, mon
 def test_an_update_over_a_project_changed_during_the_import_writes_nothing(world, db_session):
     """The bulk update is guarded by each project's version, as the project form is."""
     from crm.core import ConflictError
-    from crm.ledger.services import apply_import
 
     rows = read_workbook(io.BytesIO(xlsx([new_row(world, 1)])))
     apply_import(world.officer_a, plan_import(world.officer_a, rows), "x.xlsx")

@@ -25,7 +25,8 @@ from crm.projects.models import (
     StageChange,
     StatusChange,
 )
-from crm.projects.services import add_followup, update_project
+from crm.projects.registration import update_project
+from crm.projects.services import add_followup
 from crm.projects.stages import Stage, Status
 from tests import factories
 from tests.conftest import PASSWORD

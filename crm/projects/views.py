@@ -50,17 +50,20 @@ from crm.projects.models import (
     StageChange,
 )
 from crm.projects.panels import panels_for
-from crm.projects.services import (
+from crm.projects.registration import (
     PROJECT_FIELDS,
+    CourtingUnconfirmed,
+    create_project,
+    update_project,
+)
+from crm.projects.services import (
     SEARCH_MAX_CHARS,
     SORTS,
-    CourtingUnconfirmed,
     ProjectFilter,
     add_element_need,
     add_followup,
     add_funds,
     assignable_officers,
-    create_project,
     element_needs,
     funds_ratio,
     funds_records,
@@ -69,7 +72,6 @@ from crm.projects.services import (
     project_page,
     project_timeline,
     update_element_need,
-    update_project,
 )
 from crm.projects.stages import (
     STAGE_REQUIRED_FIELDS,

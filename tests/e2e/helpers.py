@@ -103,7 +103,8 @@ def seed_usability(password: str) -> None:
     from crm.evaluation.services import start_evaluation
     from crm.extensions import db
     from crm.projects.models import ElementKind, ElementStatus, FollowUpKind
-    from crm.projects.services import add_element_need, add_followup, create_project
+    from crm.projects.registration import create_project
+    from crm.projects.services import add_element_need, add_followup
     from crm.projects.stages import Stage
 
     def one(model, name):
