@@ -13,14 +13,12 @@ from crm.auth.models import Role, User
 from crm.catalog.models import Carrier, Chain, Channel, Cluster
 from crm.companies.credit_code import normalize
 from crm.companies.models import Company
-from crm.companies.services import LikelyMatch, likely_matches_bulk
 from crm.extensions import db
 from crm.ledger.cells import (
     cell_decimal,
     cell_text,
 )
 from crm.ledger.reading import RawRow
-from crm.projects.conflicts import CourtingLookup
 from crm.projects.models import (
     Project,
 )
@@ -103,29 +101,4 @@ class FileLookups:
             self.chains.values(),
             [officer for officers in self.officers.values() for officer in officers],
             [*self.carriers.values(), *([user.carrier] if user.carrier else [])],
-        )
-        # The companies the file names that are not registered: those they may be (shown
-        # in the preview), and who courts them, or the registered ones (the conflict rule).
-        found = {c.id: c for c in self.by_code.values()} | {
-            c.id: c for cs in self.by_name.values() for c in cs
-        }
-        unknown = sorted(
-            {
-                (name, code)
-                for name, code in (
-                    (
-                        cell_text(r.cells.get("company_name")),
-                        normalize(cell_text(r.cells.get("credit_code"))),
-                    )
-                    for r in rows
-                )
-                if name
-                and (code not in self.by_code if code else len(self.by_name.get(name, [])) != 1)
-            }
-        )
-        self.likely: dict[tuple[str, str], list[LikelyMatch]] = dict(
-            zip(unknown, likely_matches_bulk(unknown), strict=True)
-        )
-        self.courting = CourtingLookup(
-            [*found.values(), *(Company(name=name) for name in {n for n, _c in unknown})]
         )

@@ -17,7 +17,7 @@ from crm.auth.models import Role, User
 from crm.catalog.models import Carrier, Chain, Channel, Cluster
 from crm.companies.credit_code import credit_code_error, normalize
 from crm.companies.models import Company
-from crm.companies.services import company_identity, name_key
+from crm.companies.services import company_identity, likely_matches_bulk, name_key
 from crm.core import LOCAL_TZ
 from crm.ledger.cells import (
     BOOLEANS,
@@ -40,7 +40,7 @@ from crm.ledger.columns import (
 )
 from crm.ledger.lookups import FileLookups
 from crm.ledger.reading import RawRow
-from crm.projects.conflicts import Courting
+from crm.projects.conflicts import Courting, CourtingLookup
 from crm.projects.models import (
     Project,
 )
@@ -147,6 +147,7 @@ def plan_import(user: User, rows: list[RawRow]) -> ImportPlan:
     lookups = FileLookups(user, rows)
     seen: dict[tuple, int] = {}
     plans = [_plan_row(user, raw, lookups, seen) for raw in rows]
+    _plan_new_projects([p for p in plans if p.action == "create"])
     return ImportPlan(plans)
 
 
@@ -228,7 +229,7 @@ def _plan_row(user: User, raw: RawRow, lk: FileLookups, seen: dict[tuple, int]) 
     if project is not None:
         _plan_update(plan, raw, project, refs)
     else:
-        _plan_create(plan, lk, refs.carrier, code)
+        plan.action = "create"
     return plan
 
 
@@ -474,16 +475,6 @@ def _plan_company(
             "credit_code": code or None,
             "origin": origin,
         }
-        if matches := lk.likely.get((plan.company_name, code), []):
-            names = "、".join(
-                f"{m.company.name}（{m.company.credit_code or '无统一社会信用代码'}，"
-                f"相似度 {m.score:g}）"
-                for m in matches
-            )
-            plan.warnings.append(
-                f"企业库中有相近的企业：{names}。如为同一企业，请在文件中填写库中的企业名称"
-                "或统一社会信用代码；否则将登记为新企业"
-            )
     elif company is not None and plan.company_name and company.name != plan.company_name:
         plan.warnings.append(f"企业名称与库中登记的“{company.name}”不一致，以库中为准")
     plan.company = company
@@ -504,15 +495,36 @@ def _check_values(
             plan.error(column, message)
 
 
-def _plan_create(plan: RowPlan, lk: FileLookups, carrier: Carrier, code: str) -> None:
-    """A new project: flagged when other 载体 court its company (the conflict rule of the
-    form, `crm.projects.conflicts`)."""
-    plan.action = "create"
-    company = plan.company or Company(name=plan.company_name, credit_code=code or None)
-    plan.courting = lk.courting.of(company, carrier.id)
-    if plan.courting:
-        names = "、".join(f"{c.project.carrier.name}（{c.project.name}）" for c in plan.courting)
-        plan.warnings.append(f"其他载体正在跟进该企业：{names}；导入后登记为跨载体冲突")
+def _plan_new_projects(creates: list[RowPlan]) -> None:
+    """What the new projects of a file are told, looked up at once for all of them: the
+    registered companies each new company may be (so the user can name that one instead),
+    and the projects of other 载体 courting each company (the conflict rule of the form,
+    `crm.projects.conflicts`: flagged when imported)."""
+    new = [r for r in creates if r.new_company is not None]
+    wanted = [(r.new_company["name"], r.new_company["credit_code"]) for r in new]
+    for row, matches in zip(new, likely_matches_bulk(wanted), strict=True):
+        if matches:
+            names = "、".join(
+                f"{m.company.name}（{m.company.credit_code or '无统一社会信用代码'}，"
+                f"相似度 {m.score:g}）"
+                for m in matches
+            )
+            row.warnings.append(
+                f"企业库中有相近的企业：{names}。如为同一企业，请在文件中填写库中的企业名称"
+                "或统一社会信用代码；否则将登记为新企业"
+            )
+    companies = [r.company or Company(**_company_fields(r.new_company)) for r in creates]
+    courting = CourtingLookup(companies)
+    for row, company in zip(creates, companies, strict=True):
+        row.courting = courting.of(company, row.values["carrier_id"])
+        if row.courting:
+            names = "、".join(f"{c.project.carrier.name}（{c.project.name}）" for c in row.courting)
+            row.warnings.append(f"其他载体正在跟进该企业：{names}；导入后登记为跨载体冲突")
+
+
+def _company_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """A company to register as the courting rule sees it (not added to the session)."""
+    return {"name": values["name"], "credit_code": values["credit_code"]}
 
 
 def _plan_update(plan: RowPlan, raw: RawRow, project: Project, refs: _Refs) -> None:
