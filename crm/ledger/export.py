@@ -185,21 +185,7 @@ def export_workbook(
     book.protect(snapshot)
     snapshot.very_hidden()
 
-    local = now.astimezone(LOCAL_TZ)
-    rows = [
-        ("导出时间", local.strftime("%Y-%m-%d %H:%M:%S") + "（北京时间）"),
-        ("导出人", f"{user.display_name}（{user.username}，{user.role.label}）"),
-        ("数据范围", user.scope_label),
-        ("项目数", str(len(projects))),
-        *describe_filter(f),
-        ("说明", "金额单位为万元；灰色表头的列为系统数据，导入时忽略。"),
-        (
-            "数据版本",
-            "“数据版本”列记录导出时每个项目的版本（已锁定，请勿修改）。再次导入时，导出后在系统中"
-            "被他人修改过的项目显示为冲突（导出时 / 现在 / 文件中三个值），逐行勾选后才会更新。"
-            "工作表保护没有密码：需要删除行时，可在“审阅”中撤销工作表保护。",
-        ),
-    ]
+    rows = _info_rows(user, f, len(projects), now)
     for row, (label, value) in enumerate(rows):
         write(info, row, 0, label)
         write(info, row, 1, value)
@@ -213,6 +199,25 @@ def export_workbook(
         object_type="ledger",
     )
     return data, len(projects)
+
+
+def _info_rows(user: User, f: ProjectFilter, count: int, now: datetime) -> list[tuple[str, str]]:
+    """The export's second sheet: when, who, what scope and filter, and how to read it."""
+    local = now.astimezone(LOCAL_TZ)
+    return [
+        ("导出时间", local.strftime("%Y-%m-%d %H:%M:%S") + "（北京时间）"),
+        ("导出人", f"{user.display_name}（{user.username}，{user.role.label}）"),
+        ("数据范围", user.scope_label),
+        ("项目数", str(count)),
+        *describe_filter(f),
+        ("说明", "金额单位为万元；灰色表头的列为系统数据，导入时忽略。"),
+        (
+            "数据版本",
+            "“数据版本”列记录导出时每个项目的版本（已锁定，请勿修改）。再次导入时，导出后在系统中"
+            "被他人修改过的项目显示为冲突（导出时 / 现在 / 文件中三个值），逐行勾选后才会更新。"
+            "工作表保护没有密码：需要删除行时，可在“审阅”中撤销工作表保护。",
+        ),
+    ]
 
 
 def export_filename(now: datetime) -> str:

@@ -43,6 +43,12 @@ class FileLookups:
 
     def __init__(self, user: User, rows: list[RawRow]):
         self.user = user
+        self._load_catalogues(user)
+        self._load_companies(rows)
+        self._load_projects(user, rows)
+
+    def _load_catalogues(self, user: User) -> None:
+        """The active 载体, clusters, chains, channels and officers, by what a row names."""
         self.carriers = {c.name: c for c in active_entries(Carrier)}
         self.clusters = {c.name: c for c in active_entries(Cluster)}
         self.channels = {c.name: c for c in active_entries(Channel)}
@@ -55,7 +61,15 @@ class FileLookups:
             sa.select(User).where(User.role == Role.OFFICER, User.is_active.is_(True))
         ):
             self.officers[officer.carrier_id].append(officer)
+        # The same, for the rules of a project's values (crm.projects.registration).
+        self.project_lookups = ProjectLookups.preload(
+            self.chains.values(),
+            [officer for officers in self.officers.values() for officer in officers],
+            [*self.carriers.values(), *([user.carrier] if user.carrier else [])],
+        )
 
+    def _load_companies(self, rows: list[RawRow]) -> None:
+        """The registered companies the rows name, by credit code and by exact name."""
         codes = {normalize(cell_text(r.cells.get("credit_code"))) for r in rows} - {""}
         names = {cell_text(r.cells.get("company_name")) for r in rows} - {""}
         self.by_code: dict[str, Company] = {}
@@ -75,6 +89,9 @@ class FileLookups:
             ):
                 self.by_name[company.name].append(company)
 
+    def _load_projects(self, user: User, rows: list[RawRow]) -> None:
+        """The projects `user` may read that the rows name: by 项目编号, and by company and
+        project name."""
         ids = set()
         for r in rows:
             try:
@@ -96,9 +113,3 @@ class FileLookups:
                 sa.select(Project).where(Project.company_id.in_(chunk), project_scope(user))
             ):
                 self.by_company[project.company_id, project.name].append(project)
-
-        self.project_lookups = ProjectLookups.preload(
-            self.chains.values(),
-            [officer for officers in self.officers.values() for officer in officers],
-            [*self.carriers.values(), *([user.carrier] if user.carrier else [])],
-        )

@@ -46,6 +46,8 @@ from crm.projects.models import (
 )
 from crm.projects.registration import (
     INITIAL_STAGES,
+    PLANNED_DATES,
+    PROJECT_FIGURES,
     clean_project_values,
     project_value_errors,
 )
@@ -401,15 +403,6 @@ def _read_lifecycle(row: _Row, project: Project | None) -> Stage:
     return project.stage
 
 
-FIGURES = (
-    "total_investment",
-    "fixed_asset_investment",
-    "land_area",
-    "expected_output",
-    "expected_tax",
-    "expected_jobs",
-)
-PLANNED_DATES = ("planned_signed_on", "planned_started_on", "planned_producing_on")
 _UNITS = {"money": "单位：万元", "area": "单位：亩", "int": "整数"}
 _LIMITS = {"money": MAX_MONEY, "area": MAX_AREA, "int": Decimal(MAX_JOBS)}
 
@@ -418,7 +411,7 @@ def _read_figures(row: _Row) -> dict[str, Any]:
     """The amounts, area and jobs of a row: numbers within the form's limits (None: empty
     or wrong)."""
     plan, numbers = row.plan, {}
-    for key in FIGURES:
+    for key in PROJECT_FIGURES:
         column = BY_KEY[key]
         value = row.cells.get(key)
         numbers[key] = None

@@ -42,6 +42,16 @@ from crm.projects.models import Project, StageChange
 from crm.projects.search import search_text
 from crm.projects.stages import MILESTONES, Stage, Status
 
+# A project's figures (万元, 亩, jobs) and planned dates, among the fields below.
+PROJECT_FIGURES = (
+    "total_investment",
+    "fixed_asset_investment",
+    "land_area",
+    "expected_output",
+    "expected_tax",
+    "expected_jobs",
+)
+PLANNED_DATES = ("planned_signed_on", "planned_started_on", "planned_producing_on")
 # Fields the project form edits; stage and status move only through the lifecycle module.
 PROJECT_FIELDS = (
     "name",
@@ -51,16 +61,9 @@ PROJECT_FIELDS = (
     "channel_id",
     "officer_id",
     "is_key",
-    "total_investment",
-    "fixed_asset_investment",
-    "land_area",
-    "expected_output",
-    "expected_tax",
-    "expected_jobs",
+    *PROJECT_FIGURES,
     "description",
-    "planned_signed_on",
-    "planned_started_on",
-    "planned_producing_on",
+    *PLANNED_DATES,
 )
 # Stages a project may be registered in; later ones are reached through the lifecycle.
 INITIAL_STAGES = (Stage.PLANNED, Stage.ATTRACTING)
