@@ -42,13 +42,11 @@ from crm.catalog.seed import seed_catalogues
 from crm.companies.credit_code import check_character
 from crm.core import local_today
 from crm.extensions import db
+from crm.ledger.apply import apply_import
 from crm.ledger.columns import COLUMNS
-from crm.ledger.services import (
-    apply_import,
-    export_workbook,
-    plan_import,
-    read_workbook,
-)
+from crm.ledger.export import export_workbook
+from crm.ledger.plan import plan_import
+from crm.ledger.reading import read_workbook
 from crm.projects.filters import ProjectFilter
 from crm.projects.models import Project
 

@@ -310,7 +310,7 @@ def test_the_export_entry_describes_the_search_in_words(world, login):
 # ---- every code the program can write has a label -------------------------------------------
 
 CRM = Path(crm.__file__).resolve().parent
-RECORDERS = {"record", "record_separately"}
+RECORDERS = {"record", "record_separately", "record_bulk"}
 
 
 def _call_name(node: ast.Call) -> str | None:

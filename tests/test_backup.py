@@ -21,8 +21,8 @@ from crm.auth.models import User
 from crm.catalog.models import Carrier, Cluster
 from crm.extensions import db
 from crm.files.services import file_path
-from crm.ledger.services import RawRow
-from crm.ledger.services import save_upload as keep_ledger_upload
+from crm.ledger.reading import RawRow
+from crm.ledger.uploads import save_upload as keep_ledger_upload
 from crm.projects.lifecycle import move_stage
 from crm.projects.models import FollowUp, Project
 from crm.projects.stages import Stage

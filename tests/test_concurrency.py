@@ -23,7 +23,7 @@ from crm.decisions import AlreadyDecided
 from crm.evaluation.models import Decision, Evaluation, EvaluationState
 from crm.extensions import db
 from crm.projects import lifecycle
-from crm.projects import services as project_services
+from crm.projects import registration as project_registration
 from crm.projects.models import Project, StageChange
 from crm.projects.stages import Stage, Verification
 from tests import factories
@@ -412,7 +412,7 @@ def test_a_failing_project_registration_leaves_nothing(world, login, db_session,
     monkeypatch.setitem(app.config, "PROPAGATE_EXCEPTIONS", False)
     client = login(world.officer_a)
     url = f"/projects/new?company={world.project_a.company_id}"
-    monkeypatch.setattr(project_services, "record", _fail)
+    monkeypatch.setattr(project_registration, "record_bulk", _fail)
     before = _snapshot()
 
     assert client.post(url, data=project_form(world, name="注入故障项目")).status_code == 500

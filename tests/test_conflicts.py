@@ -13,7 +13,7 @@ from crm.companies.models import Company
 from crm.companies.services import name_key
 from crm.projects.conflicts import courting_projects, record_conflicts
 from crm.projects.models import ConflictBasis, FollowUp, Handover, Project, ProjectConflict
-from crm.projects.services import CourtingUnconfirmed, create_project
+from crm.projects.registration import CourtingUnconfirmed, create_project
 from crm.projects.stages import Stage, Status
 from tests import factories
 from tests.test_projects import project_form

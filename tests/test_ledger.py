@@ -19,14 +19,17 @@ from openpyxl.utils import get_column_letter
 
 from crm.audit.models import AuditEntry
 from crm.companies.models import Company
+from crm.companies.names import name_key
 from crm.core import ServiceError
-from crm.ledger import services as ledger_services
+from crm.ledger import apply as ledger_apply
+from crm.ledger.apply import apply_import
 from crm.ledger.columns import COLUMNS
-from crm.ledger.services import plan_import, read_workbook
+from crm.ledger.plan import plan_import
+from crm.ledger.reading import read_workbook
 from crm.projects import lifecycle
 from crm.projects.lifecycle import move_stage
 from crm.projects.models import ConflictBasis, Project, ProjectConflict, StageChange
-from crm.projects.services import update_project
+from crm.projects.registration import update_project
 from crm.projects.stages import Stage
 from tests import factories
 from tests.factories import today
@@ -562,6 +565,99 @@ def test_an_import_flags_companies_courted_by_another_carrier(world, login, db_s
     assert count(db_session, Company) == 2  # the company is reused, not duplicated
 
 
+def test_an_imported_conflict_is_audited_like_one_registered_at_the_form(world, login, db_session):
+    """The ledger registers a conflict through the projects' service: the same
+    conflict_detected entry as the project form writes (none was written before)."""
+    courted = world.project_b.company
+    client = login(world.officer_a)
+    row = new_row(
+        world, 1, 企业名称=courted.name, 统一社会信用代码=courted.credit_code, 企业来源地=""
+    )
+    assert import_file(client, xlsx([row])).status_code == 302
+    (conflict,) = db_session.scalars(sa.select(ProjectConflict)).all()
+    (entry,) = db_session.scalars(
+        sa.select(AuditEntry).where(AuditEntry.action == "conflict_detected")
+    ).all()
+    assert (entry.object_type, entry.object_id, entry.user_id) == (
+        "project_conflicts",
+        conflict.id,
+        world.officer_a.id,
+    )
+    assert entry.summary == (
+        f"导入项目1（{world.carrier_a.name}）与{world.carrier_b.name}的“{world.project_b.name}”："
+        "统一社会信用代码相同"
+    )
+    # The history and the audit of the new project, as the form writes them.
+    project = conflict.project
+    (first,) = db_session.scalars(
+        sa.select(StageChange).where(StageChange.project_id == project.id)
+    ).all()
+    assert (first.from_stage, first.to_stage, first.changed_by_id) == (
+        None,
+        Stage.ATTRACTING,
+        world.officer_a.id,
+    )
+    assert db_session.scalar(
+        sa.select(sa.func.count()).where(
+            AuditEntry.action == "project_created", AuditEntry.object_id == project.id
+        )
+    )
+
+
+def _courted_elsewhere(world, name: str, code: str | None) -> Project:
+    company = factories.company(name=name, code=code, name_key=name_key(name))
+    return factories.project(
+        world.carrier_b, world.cluster_y, world.officer_b, world.channel, company
+    )
+
+
+def test_an_import_applies_the_place_rule_of_the_form(world, login, db_session):
+    """The same name key in another city is another company: no conflict, as at the form."""
+    _courted_elsewhere(world, "亳州市人民医院", None)
+    client = login(world.officer_a)
+    row = new_row(world, 1, 企业名称="蚌埠市人民医院", 统一社会信用代码=None)
+    url, html = preview(client, xlsx([row]))
+    assert "其他载体正在跟进该企业" not in html
+    assert client.post(url, data={"confirm": "y"}).status_code == 302
+    assert db_session.scalars(sa.select(ProjectConflict)).all() == []
+
+
+def test_an_import_applies_the_different_codes_rule_of_the_form(world, login, db_session):
+    """Two valid, different credit codes are two legal persons, however alike the names."""
+    _courted_elsewhere(world, "亳州华佗药业有限公司", factories.credit_code(444001))
+    client = login(world.officer_a)
+    row = new_row(
+        world, 1, 企业名称="华佗药业股份有限公司", 统一社会信用代码=factories.credit_code(444002)
+    )
+    url, html = preview(client, xlsx([row]))
+    assert "其他载体正在跟进该企业" not in html
+    assert client.post(url, data={"confirm": "y"}).status_code == 302
+    assert db_session.scalars(sa.select(ProjectConflict)).all() == []
+    # Without a code in the file the name decides, as at the form.
+    row = new_row(world, 2, 企业名称="华佗药业集团有限公司", 统一社会信用代码=None)
+    _url, html = preview(client, xlsx([row]))
+    assert "其他载体正在跟进该企业" in html
+
+
+def test_the_preview_lists_the_likely_matches_of_a_new_company(world, login, db_session):
+    """A company the file registers anew is shown with the registered companies it may be
+    (name, credit code, similarity), so the user can name the existing one instead."""
+    code = factories.credit_code(555001)
+    name = "亳州华润康达中药饮片有限公司"
+    factories.company(name=name, code=code, name_key=name_key(name))
+    client = login(world.officer_a)
+    row = new_row(world, 1, 企业名称="亳州华润康达中药饮片厂有限公司", 统一社会信用代码=None)
+    _url, html = preview(client, xlsx([row]))
+    match = re.search(r"企业库中有相近的企业：([^<]*)", html)
+    assert match, html[:3000]
+    assert "亳州华润康达中药饮片有限公司" in match.group(1) and code in match.group(1)
+    assert re.search(r"相似度 \d", match.group(1))
+    # A company the file names exactly is no new company: no such warning.
+    row = new_row(world, 2, 企业名称="亳州华润康达中药饮片有限公司", 统一社会信用代码=code)
+    _url, html = preview(client, xlsx([row]))
+    assert "企业库中有相近的企业" not in html
+
+
 # Import: bad rows -----------------------------------------------------------------------------
 
 
@@ -619,7 +715,7 @@ def test_a_refused_import_keeps_nothing_and_may_be_confirmed_again(
         raise ServiceError("台账导入暂不可用")
 
     with monkeypatch.context() as patched:
-        patched.setattr(ledger_services, "record", refuse)
+        patched.setattr(ledger_apply, "record", refuse)
         response = client.post(url, data={"confirm": "y"})
     assert response.status_code == 400
     assert "台账导入暂不可用" in text(response)
@@ -718,8 +814,6 @@ def test_an_import_runs_the_same_statements_for_20_and_200_rows(world, db_sessio
     def run(first: int, n: int) -> int:
         rows = read_workbook(io.BytesIO(xlsx([new_row(world, i) for i in range(first, first + n)])))
         with count_queries() as counter:
-            from crm.ledger.services import apply_import
-
             plan = plan_import(world.officer_a, rows)
             assert plan.ok, plan.errors[:3]
             apply_import(world.officer_a, plan, "x.xlsx")
@@ -991,7 +1085,6 @@ def test_an_upload_is_read_outside_any_transaction(world, login, db_session, mon
 def test_an_update_over_a_project_changed_during_the_import_writes_nothing(world, db_session):
     """The bulk update is guarded by each project's version, as the project form is."""
     from crm.core import ConflictError
-    from crm.ledger.services import apply_import
 
     rows = read_workbook(io.BytesIO(xlsx([new_row(world, 1)])))
     apply_import(world.officer_a, plan_import(world.officer_a, rows), "x.xlsx")

@@ -26,7 +26,7 @@ from crm.projects.models import (
     StatusChange,
 )
 from crm.projects.records import add_followup
-from crm.projects.services import update_project
+from crm.projects.registration import update_project
 from crm.projects.stages import Stage, Status
 from tests import factories
 from tests.conftest import PASSWORD

@@ -8,7 +8,7 @@ import csv
 import enum
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -25,7 +25,7 @@ from crm.audit.labels import (
 )
 from crm.audit.models import AuditEntry
 from crm.auth.models import User
-from crm.core import LOCAL_TZ
+from crm.core import LOCAL_TZ, utcnow
 from crm.extensions import db
 
 
@@ -81,6 +81,35 @@ def record(
     )
     db.session.add(entry)
     return entry
+
+
+def record_bulk(
+    user,
+    action: str,
+    entries: Iterable[tuple[int, str, dict[str, Any]]],
+    *,
+    object_type: str,
+    at: datetime | None = None,
+) -> int:
+    """`record` for many objects in one statement: (object id, summary, changes) each, as
+    `record` would write them (summaries cut to 500 characters, the diff already plain).
+    For the bulk writers (the ledger import); returns the number of entries written."""
+    at = at or utcnow()
+    rows = [
+        {
+            "user_id": getattr(user, "id", None),
+            "action": action,
+            "object_type": object_type,
+            "object_id": object_id,
+            "summary": summary[:500],
+            "changes": changes,
+            "created_at": at,
+        }
+        for object_id, summary, changes in entries
+    ]
+    if rows:
+        db.session.execute(sa.insert(AuditEntry), rows)
+    return len(rows)
 
 
 def record_separately(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 from rapidfuzz import fuzz
 
@@ -99,6 +100,7 @@ def _strip_legal_forms(text: str) -> str:
     return text
 
 
+@lru_cache(maxsize=2**15)  # a ledger import asks for the same names several times
 def split_name(name: str) -> NameParts:
     text = re.sub(r"\s+", "", unicodedata.normalize("NFKC", name or "").lower())
     regions: list[str] = []

@@ -60,7 +60,7 @@ from crm.projects.models import (
     ProjectConflict,
     StageChange,
 )
-from crm.projects.services import create_project
+from crm.projects.registration import create_project
 from crm.projects.stages import Stage, Status, Verification
 
 

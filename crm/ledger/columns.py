@@ -12,6 +12,7 @@ AREA_FORMAT = "#,##0.00"
 INT_FORMAT = "0"
 DATE_FORMAT = "yyyy-mm-dd"
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
+SNAPSHOT_SHEET = "导出时的值"  # the export's very hidden copy of what each row was
 
 
 @dataclass(frozen=True)

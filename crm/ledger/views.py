@@ -22,20 +22,14 @@ from crm import transaction
 from crm.access import can_import_projects
 from crm.core import ServiceError, content_disposition, local_today, utcnow
 from crm.forms import save_form
+from crm.ledger.apply import apply_import
+from crm.ledger.book import XLSX_MIMETYPE
+from crm.ledger.export import export_filename, export_workbook
 from crm.ledger.forms import ConfirmForm, UploadForm
-from crm.ledger.services import (
-    XLSX_MIMETYPE,
-    WorkbookTooLarge,
-    apply_import,
-    discard_upload,
-    export_filename,
-    export_workbook,
-    load_upload,
-    plan_import,
-    read_workbook,
-    save_upload,
-    template_workbook,
-)
+from crm.ledger.plan import plan_import
+from crm.ledger.reading import WorkbookTooLarge, read_workbook
+from crm.ledger.template import template_workbook
+from crm.ledger.uploads import discard_upload, load_upload, save_upload
 from crm.projects.filters import ProjectFilter
 
 bp = Blueprint("ledger", __name__, url_prefix="/ledger")

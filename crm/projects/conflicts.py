@@ -11,14 +11,16 @@ both carry different credit codes (two legal persons).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
 from crm.access import Action, can, own_carrier_id, project_scope, readable_project
-from crm.audit.services import apply_changes, record
+from crm.audit.services import apply_changes, record, record_bulk
 from crm.auth.models import Role, User
 from crm.catalog.models import Carrier
 from crm.companies.models import Company
@@ -45,37 +47,87 @@ def courting_projects(
 ) -> list[Courting]:
     """Projects of other 载体 courting `company` (by the same record or the same normalised
     name): an indexed lookup on the stored key, then the regions compared."""
-    parts = split_name(company.name)
-    same = [Project.company_id == company.id] if company.id else []
-    if parts.key:
-        same.append(Company.name_key == parts.key)
-    if not same:
-        return []
-    rows = db.session.execute(
-        sa.select(Project, Company)
-        .join(Company, Company.id == Project.company_id)
-        .where(
-            sa.or_(*same),
-            Project.is_deleted.is_(False),
-            Project.status.in_(COURTING_STATUSES),
-            Project.carrier_id != (carrier_id or 0),
-            Project.id.not_in(list(exclude)) if exclude else sa.true(),
-        )
-        .options(joinedload(Project.carrier), joinedload(Project.officer))
-        .order_by(Project.id)
-    ).all()
-    found = []
-    for project, other in rows:
-        if company.id and other.id == company.id:
-            basis = ConflictBasis.CREDIT_CODE if company.credit_code else ConflictBasis.NAME
-        elif company.credit_code and other.credit_code:
-            continue  # two registrations, two legal persons, however alike their names
-        elif same_company_name(parts, split_name(other.name)):
-            basis = ConflictBasis.NAME
-        else:
-            continue  # the same key in another place: 亳州市人民医院 is not 蚌埠市人民医院
-        found.append(Courting(project, basis))
-    return found
+    return CourtingLookup([company]).of(company, carrier_id, exclude)
+
+
+_CHUNK = 2000  # ids or keys per IN (…) list
+
+
+class CourtingLookup:
+    """Who courts a set of companies, read in a few indexed queries for all of them (the
+    ledger import asks for a whole file at once), then asked company by company (`of`).
+
+    A company may be new (no id yet): it is looked up by its name alone."""
+
+    def __init__(self, companies: Iterable[Company]):
+        companies = list(companies)
+        ids = sorted({c.id for c in companies if c.id})
+        keys = sorted({split_name(c.name).key for c in companies} - {""})
+        self._by_company: dict[int, list[tuple[Project, Company]]] = defaultdict(list)
+        self._by_key: dict[str, list[tuple[Project, Company]]] = defaultdict(list)
+        seen: set[int] = set()
+        conditions = [
+            Project.company_id.in_(ids[i : i + _CHUNK]) for i in range(0, len(ids), _CHUNK)
+        ]
+        conditions += [
+            Company.name_key.in_(keys[i : i + _CHUNK]) for i in range(0, len(keys), _CHUNK)
+        ]
+        for condition in conditions:
+            for project, other in db.session.execute(
+                sa.select(Project, Company)
+                .join(Company, Company.id == Project.company_id)
+                .where(
+                    condition,
+                    Project.is_deleted.is_(False),
+                    Project.status.in_(COURTING_STATUSES),
+                )
+                .options(joinedload(Project.carrier), joinedload(Project.officer))
+            ).tuples():
+                if project.id in seen:
+                    continue
+                seen.add(project.id)
+                self._by_company[other.id].append((project, other))
+                if other.name_key:
+                    self._by_key[other.name_key].append((project, other))
+
+    def of(
+        self, company: Company, carrier_id: int | None, exclude: Iterable[int] = ()
+    ) -> list[Courting]:
+        """Projects of other 载体 than `carrier_id` courting `company`, oldest first."""
+        parts = split_name(company.name)
+        excluded = set(exclude)
+        rows = {
+            project.id: (project, other)
+            for project, other in [
+                *(self._by_company.get(company.id, []) if company.id else []),
+                *(self._by_key.get(parts.key, []) if parts.key else []),
+            ]
+            if project.carrier_id != (carrier_id or 0) and project.id not in excluded
+        }
+        found = []
+        for project_id in sorted(rows):
+            project, other = rows[project_id]
+            if company.id and other.id == company.id:
+                basis = ConflictBasis.CREDIT_CODE if company.credit_code else ConflictBasis.NAME
+            elif company.credit_code and other.credit_code:
+                continue  # two registrations, two legal persons, however alike their names
+            elif same_company_name(parts, split_name(other.name)):
+                basis = ConflictBasis.NAME
+            else:
+                continue  # the same key in another place: 亳州市人民医院 is not 蚌埠市人民医院
+            found.append(Courting(project, basis))
+        return found
+
+
+@dataclass
+class CourtedProject:
+    """A project whose company other 载体 court: what its conflicts and their audit entries
+    say of it (a project just inserted in bulk has no object loaded)."""
+
+    id: int
+    name: str
+    carrier_name: str
+    courting: list[Courting]
 
 
 def record_conflicts(user: User | None, project: Project) -> list[ProjectConflict]:
@@ -84,44 +136,84 @@ def record_conflicts(user: User | None, project: Project) -> list[ProjectConflic
     found = courting_projects(company, project.carrier_id, exclude=[project.id])
     if not found:
         return []
-    known = _known_pairs([project.id])
-    added: list[tuple[ProjectConflict, Courting]] = []
-    for courting in found:
-        pair = frozenset((project.id, courting.project.id))
-        if pair in known:
-            continue
-        known.add(pair)
-        conflict = ProjectConflict(
-            project_id=project.id, other_project_id=courting.project.id, basis=courting.basis
+    carrier = project.carrier or db.session.get(Carrier, project.carrier_id)
+    ids = record_conflicts_bulk(
+        user, [CourtedProject(project.id, project.name, carrier.name if carrier else "", found)]
+    )
+    if not ids:
+        return []
+    return list(
+        db.session.scalars(
+            sa.select(ProjectConflict)
+            .where(ProjectConflict.id.in_(ids))
+            .order_by(ProjectConflict.id)
         )
-        db.session.add(conflict)
-        added.append((conflict, courting))
-    if added:
-        db.session.flush()
-        for conflict, courting in added:
-            record(
-                user,
-                "conflict_detected",
-                conflict,
-                summary=(
-                    f"{project.name}（{project.carrier.name if project.carrier else ''}）与"
-                    f"{courting.project.carrier.name}的“{courting.project.name}”："
-                    f"{conflict.basis.label}"
-                ),
-            )
-    return [conflict for conflict, _courting in added]
+    )
+
+
+def record_conflicts_bulk(
+    user: User | None, courted: list[CourtedProject], at: datetime | None = None
+) -> list[int]:
+    """Flag the conflicts of many projects in one statement, each pair once (a pair already
+    flagged, or met twice here, is skipped), each audited as `conflict_detected`; the ids."""
+    courted = [c for c in courted if c.courting]
+    if not courted:
+        return []
+    at = at or utcnow()
+    known = _known_pairs([c.id for c in courted])
+    added: list[tuple[CourtedProject, Courting]] = []
+    for project in courted:
+        for courting in project.courting:
+            pair = frozenset((project.id, courting.project.id))
+            if pair not in known:
+                known.add(pair)
+                added.append((project, courting))
+    if not added:
+        return []
+    # RETURNING in any order (SQLite cannot batch an ordered one): matched back by the pair.
+    returned = db.session.execute(
+        sa.insert(ProjectConflict).returning(
+            ProjectConflict.id, ProjectConflict.project_id, ProjectConflict.other_project_id
+        ),
+        [
+            {
+                "project_id": project.id,
+                "other_project_id": courting.project.id,
+                "basis": courting.basis,
+                "detected_at": at,
+            }
+            for project, courting in added
+        ],
+    ).all()
+    ids = {(pid, other): cid for cid, pid, other in returned}
+    entries = [
+        (
+            ids[project.id, courting.project.id],
+            f"{project.name}（{project.carrier_name}）与"
+            f"{courting.project.carrier.name}的“{courting.project.name}”："
+            f"{courting.basis.label}",
+            {},
+        )
+        for project, courting in added
+    ]
+    record_bulk(user, "conflict_detected", entries, object_type="project_conflicts", at=at)
+    return [entry[0] for entry in entries]
 
 
 def _known_pairs(project_ids: list[int]) -> set[frozenset[int]]:
-    rows = db.session.execute(
-        sa.select(ProjectConflict.project_id, ProjectConflict.other_project_id).where(
-            sa.or_(
-                ProjectConflict.project_id.in_(project_ids),
-                ProjectConflict.other_project_id.in_(project_ids),
+    pairs: set[frozenset[int]] = set()
+    for i in range(0, len(project_ids), _CHUNK):
+        chunk = project_ids[i : i + _CHUNK]
+        rows = db.session.execute(
+            sa.select(ProjectConflict.project_id, ProjectConflict.other_project_id).where(
+                sa.or_(
+                    ProjectConflict.project_id.in_(chunk),
+                    ProjectConflict.other_project_id.in_(chunk),
+                )
             )
-        )
-    ).all()
-    return {frozenset(row) for row in rows}
+        ).all()
+        pairs.update(frozenset(row) for row in rows)
+    return pairs
 
 
 def _touches_readable(user: User) -> sa.ColumnElement[bool]:

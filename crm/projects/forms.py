@@ -29,7 +29,7 @@ from crm.core import local_today
 from crm.forms import NONE_CHOICE, DecimalField, Form, OptionalSelectField, select_choices, strip
 from crm.projects.lifecycle import STATUS_MOVES
 from crm.projects.models import ElementKind, ElementStatus, FollowUpKind
-from crm.projects.services import INITIAL_STAGES
+from crm.projects.registration import INITIAL_STAGES
 from crm.projects.stages import Status
 
 MAX_MONEY = Decimal("100000000")  # 万元: 1 万亿, beyond any single project

@@ -52,7 +52,7 @@ from crm.projects.models import (
 )
 from crm.projects.panels import panels_for
 from crm.projects.records import add_element_need, add_followup, add_funds, update_element_need
-from crm.projects.services import (
+from crm.projects.registration import (
     PROJECT_FIELDS,
     CourtingUnconfirmed,
     create_project,

@@ -104,7 +104,7 @@ def seed_usability(password: str) -> None:
     from crm.extensions import db
     from crm.projects.models import ElementKind, ElementStatus, FollowUpKind
     from crm.projects.records import add_element_need, add_followup
-    from crm.projects.services import create_project
+    from crm.projects.registration import create_project
     from crm.projects.stages import Stage
 
     def one(model, name):
