@@ -31,7 +31,7 @@ from crm.companies.models import Company
 from crm.evaluation.models import Evaluation
 from crm.extensions import db
 from crm.files.models import StoredFile
-from crm.projects.models import Project
+from crm.projects.models import Project, ProjectConflict
 
 
 class Action(enum.Enum):
@@ -285,6 +285,33 @@ def load_file(
         action,
         StoredFile.is_deleted.is_(removed) if removed is not None else sa.true(),
     )
+
+
+def conflict_scope(user: User) -> sa.ColumnElement[bool]:
+    """Cross-载体 conflicts `user` may read: those involving a project it may read (conflicts
+    are few: checked one by one)."""
+    return sa.or_(
+        readable_project(user, ProjectConflict.project_id),
+        readable_project(user, ProjectConflict.other_project_id),
+    )
+
+
+def can_resolve_conflict(user: User, conflict: ProjectConflict) -> bool:
+    return can(user, Action.RESOLVE_CONFLICT, conflict.project) or can(
+        user, Action.RESOLVE_CONFLICT, conflict.other_project
+    )
+
+
+def load_conflict(user: User, conflict_id: int) -> ProjectConflict:
+    """A conflict, open or settled, that `user` may settle: 404 if unreadable, 403 if not."""
+    conflict = db.session.scalar(
+        sa.select(ProjectConflict).where(ProjectConflict.id == conflict_id, conflict_scope(user))
+    )
+    if conflict is None:
+        abort(404)
+    if not can_resolve_conflict(user, conflict):
+        abort(403)
+    return conflict
 
 
 def load_company(user: User, company_id: int, edit: bool = False) -> Company:

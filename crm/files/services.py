@@ -229,15 +229,7 @@ def archive_file(user: User, stored: StoredFile) -> None:
     db.session.get(Project, stored.project_id, with_for_update=True, populate_existing=True)
     if blocker := removal_blocker(stored):
         raise ServiceError(blocker)
-    stored.is_deleted = True
-    project = db.session.get(Project, stored.project_id)
-    record(
-        user,
-        "file_archived",
-        stored,
-        summary=f"{project.name}：{stored.kind.label} {stored.original_name}",
-        changes={"is_deleted": [False, True]},
-    )
+    _set_removed(user, stored, True)
 
 
 def is_signing_basis(stored: StoredFile, project: Project) -> bool:
@@ -249,14 +241,19 @@ def restore_file(user: User, stored: StoredFile) -> None:
     """Bring a removed document back to the project page (admins, `Action.RESTORE_DOCUMENTS`)."""
     if not stored.is_deleted:
         raise ServiceError("该文件未被移除，无需恢复")
-    stored.is_deleted = False
+    _set_removed(user, stored, False)
+
+
+def _set_removed(user: User, stored: StoredFile, removed: bool) -> None:
+    """Remove (archive) or restore a document, and audit it."""
+    stored.is_deleted = removed
     project = db.session.get(Project, stored.project_id)
     record(
         user,
-        "file_restored",
+        "file_archived" if removed else "file_restored",
         stored,
         summary=f"{project.name}：{stored.kind.label} {stored.original_name}",
-        changes={"is_deleted": [True, False]},
+        changes={"is_deleted": [not removed, removed]},
     )
 
 

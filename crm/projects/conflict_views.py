@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
-from crm.access import readable_project_ids
+from crm.access import can_resolve_conflict, load_conflict, readable_project_ids
 from crm.decisions import AlreadyDecided
 from crm.extensions import db
 from crm.forms import save_form
@@ -29,7 +29,7 @@ def _render_conflicts(status: int = 200, failed: tuple[int, ResolveConflictForm]
     forms = {
         c.id: ResolveConflictForm(formdata=None, prefix=f"c{c.id}")
         for c in open_conflicts
-        if conflict_service.can_resolve(current_user, c)
+        if can_resolve_conflict(current_user, c)
     }
     if failed is not None:
         forms[failed[0]] = failed[1]
@@ -52,11 +52,7 @@ def _render_conflicts(status: int = 200, failed: tuple[int, ResolveConflictForm]
 @bp.route("/<int:conflict_id>/resolve", methods=["POST"])
 @login_required
 def resolve(conflict_id: int):
-    conflict = conflict_service.readable_conflict(current_user, conflict_id)
-    if conflict is None:
-        abort(404)
-    if not conflict_service.can_resolve(current_user, conflict):
-        abort(403)
+    conflict = load_conflict(current_user, conflict_id)
     form = ResolveConflictForm(prefix=f"c{conflict.id}")
     saved, outcome = save_form(
         form,

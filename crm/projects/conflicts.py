@@ -19,7 +19,14 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
-from crm.access import Action, can, own_carrier_id, project_scope, readable_project
+from crm.access import (
+    Action,
+    can,
+    can_resolve_conflict,
+    conflict_scope,
+    own_carrier_id,
+    project_scope,
+)
 from crm.audit.services import apply_changes, record, record_bulk
 from crm.auth.models import Role, User
 from crm.catalog.models import Carrier
@@ -216,19 +223,11 @@ def _known_pairs(project_ids: list[int]) -> set[frozenset[int]]:
     return pairs
 
 
-def _touches_readable(user: User) -> sa.ColumnElement[bool]:
-    """The conflict involves a project `user` may read (conflicts are few: checked one by one)."""
-    return sa.or_(
-        readable_project(user, ProjectConflict.project_id),
-        readable_project(user, ProjectConflict.other_project_id),
-    )
-
-
 def conflicts_query(user: User, open_only: bool = True) -> sa.Select:
     """Conflicts touching a project `user` may read, oldest first."""
     query = (
         sa.select(ProjectConflict)
-        .where(_touches_readable(user))
+        .where(conflict_scope(user))
         .options(
             joinedload(ProjectConflict.project).joinedload(Project.carrier),
             joinedload(ProjectConflict.project).joinedload(Project.company),
@@ -250,7 +249,7 @@ def count_open_conflicts(user: User) -> int:
     return (
         db.session.scalar(
             sa.select(sa.func.count(ProjectConflict.id)).where(
-                ProjectConflict.resolved_at.is_(None), _touches_readable(user)
+                ProjectConflict.resolved_at.is_(None), conflict_scope(user)
             )
         )
         or 0
@@ -278,19 +277,6 @@ def project_conflicts(project: Project) -> list[ProjectConflict]:
     )
 
 
-def can_resolve(user: User, conflict: ProjectConflict) -> bool:
-    return can(user, Action.RESOLVE_CONFLICT, conflict.project) or can(
-        user, Action.RESOLVE_CONFLICT, conflict.other_project
-    )
-
-
-def readable_conflict(user: User, conflict_id: int) -> ProjectConflict | None:
-    """A conflict, open or settled, touching a project `user` may read."""
-    return db.session.scalar(
-        sa.select(ProjectConflict).where(ProjectConflict.id == conflict_id, _touches_readable(user))
-    )
-
-
 def _settle(user: User, conflict: ProjectConflict, note: str) -> bool:
     """Mark `conflict` settled with `note`, unless it was settled meanwhile (`change_once`)."""
     return change_once(
@@ -304,7 +290,7 @@ def resolve_conflict(user: User, conflict: ProjectConflict, note: str) -> Projec
     """Settle a conflict with the outcome of the coordination: one settlement wins, a second
     one (even at the same moment) is refused with AlreadyDecided and its note is not kept."""
     note = note.strip()
-    if not can_resolve(user, conflict):
+    if not can_resolve_conflict(user, conflict):
         raise ServiceError("只有产业专班和领导可以处理跨载体冲突")
     if conflict.resolved_at is not None:
         raise AlreadyDecided("该冲突已处理")

@@ -265,15 +265,6 @@ def _actual_date_errors(project: Project, values: dict[str, Any]) -> dict[str, s
     return errors
 
 
-def record_initial_stage(user: User, project: Project) -> StageChange:
-    """The first history row of a new project."""
-    change = StageChange(
-        project_id=project.id, from_stage=None, to_stage=project.stage, changed_by_id=user.id
-    )
-    db.session.add(change)
-    return change
-
-
 def change_status(
     user: User,
     project: Project,
