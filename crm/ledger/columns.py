@@ -13,6 +13,7 @@ INT_FORMAT = "0"
 DATE_FORMAT = "yyyy-mm-dd"
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
 SNAPSHOT_SHEET = "导出时的值"  # the export's very hidden copy of what each row was
+SNAPSHOT_ID, SNAPSHOT_VALUES = "项目编号", "导出时的值（JSON）"  # its two columns
 
 
 @dataclass(frozen=True)

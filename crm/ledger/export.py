@@ -7,6 +7,7 @@ show a conflict's three values."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -19,10 +20,7 @@ from crm.catalog.models import Carrier, Channel, Cluster
 from crm.core import LOCAL_TZ, utcnow
 from crm.extensions import db
 from crm.ledger.book import Book
-from crm.ledger.columns import (
-    COLUMNS,
-    SNAPSHOT_SHEET,
-)
+from crm.ledger.columns import COLUMNS, SNAPSHOT_ID, SNAPSHOT_SHEET, SNAPSHOT_VALUES
 from crm.ledger.lookups import chunks
 from crm.projects.filters import ProjectFilter
 from crm.projects.listing import project_list_query
@@ -166,18 +164,21 @@ def export_workbook(
     ws.freeze_panes(1, 0)
     book.header(ws, COLUMNS)
     info = book.sheet("导出信息", [14, 60])
-    kept = [c for c in COLUMNS if c.imported or c.key == "version"]
-    snapshot = book.sheet(SNAPSHOT_SHEET, [c.width for c in kept])
-    book.header(snapshot, kept)
-    kept_formats = [(c.key, book.number_format(c.number_format)) for c in kept]
+    # The snapshot is one JSON text a row (id, then the row): a cell per value doubled the
+    # export's cells and its time (make bench: 9,801 rows 3.4 → 5.7 s; one cell: back to ~4 s).
+    snapshot = book.sheet(SNAPSHOT_SHEET, [10, 100])
+    snapshot.write_string(0, 0, SNAPSHOT_ID)
+    snapshot.write_string(0, 1, SNAPSHOT_VALUES)
+    kept = [c.key for c in COLUMNS if c.imported or c.key == "version"]
     cells = [(column.key, fmt) for column, fmt in zip(COLUMNS, formats, strict=True)]
     write = book.write
     for row, project in enumerate(projects, 1):
         values = _row_values(project, funds, checks)
         for col, (key, fmt) in enumerate(cells):
             write(ws, row, col, values[key], fmt)
-        for col, (key, fmt) in enumerate(kept_formats):
-            write(snapshot, row, col, values[key], fmt)
+        snapshot.write_number(row, 0, project.id)
+        as_exported = {key: values[key] for key in kept if values[key] not in (None, "")}
+        snapshot.write_string(row, 1, json.dumps(as_exported, ensure_ascii=False, default=str))
     ws.autofilter(0, 0, len(projects), len(COLUMNS) - 1)
     book.protect(ws)
     book.protect(snapshot)

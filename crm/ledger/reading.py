@@ -3,6 +3,7 @@ file is not a decompression bomb; nothing here touches the database."""
 
 from __future__ import annotations
 
+import json
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -122,11 +123,7 @@ def read_workbook(stream) -> list[RawRow]:
         if not rows:
             raise ServiceError("文件中没有数据行")
         if SNAPSHOT_SHEET in wb.sheetnames:
-            exported = {
-                str(r.cells["id"]): r.cells
-                for r in _read_rows(wb[SNAPSHOT_SHEET], required=False)
-                if "id" in r.cells
-            }
+            exported = _read_snapshot(wb[SNAPSHOT_SHEET])
             for row in rows:
                 row.exported = exported.get(str(row.cells.get("id")))
         return rows
@@ -136,6 +133,25 @@ def read_workbook(stream) -> list[RawRow]:
         raise ServiceError("文件内容无法读取，请重新导出或从模板填写后再上传") from exc
     finally:
         wb.close()
+
+
+def _read_snapshot(ws) -> dict[str, dict[str, Any]]:
+    """The export's hidden sheet: each project's id and its row as exported (JSON), read up to
+    the rows' limit; a damaged cell is skipped (its row then has no third value to show)."""
+    exported: dict[str, dict[str, Any]] = {}
+    for counted, row in enumerate(ws.iter_rows(min_row=2, max_col=2, values_only=True), 2):
+        if counted > MAX_SHEET_ROWS + 1:
+            break
+        project_id, values = [*row, None, None][:2]
+        if project_id is None or not isinstance(values, str):
+            continue
+        try:
+            found = json.loads(values)
+        except ValueError:
+            continue
+        if isinstance(found, dict):
+            exported[str(_plain(project_id))] = found
+    return exported
 
 
 def _read_rows(ws, required: bool) -> list[RawRow]:
