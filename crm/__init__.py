@@ -111,9 +111,16 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 def _sqlite_begin(connection) -> None:
     """A request that may write (POST) takes SQLite's write lock when its transaction begins
     (BEGIN IMMEDIATE), so writers of several workers queue on the busy timeout instead of
-    failing with "database is locked" when one wrote after the other had read."""
+    failing with "database is locked" when one wrote after the other had read. A view marked
+    `transaction.reads_first` reads in a plain BEGIN, then writes in a transaction of its own."""
     if connection.dialect.name == "sqlite":
-        write = has_request_context() and request.method not in ("GET", "HEAD", "OPTIONS")
+        from crm import transaction
+
+        write = (
+            has_request_context()
+            and request.method not in ("GET", "HEAD", "OPTIONS")
+            and not transaction.reading()  # a view that reads at length first (transaction.py)
+        )
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 

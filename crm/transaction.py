@@ -49,6 +49,7 @@ class _RequestWork:
     keep: bool = False
     separately: list[Callable[[], Any]] = field(default_factory=list)
     session_before_keep: dict[str, Any] | None = None  # restored if the commit fails
+    read_done: bool = False  # a `reads_first` view ended its reading part (`end_read`)
 
 
 def _work() -> _RequestWork | None:
@@ -75,6 +76,40 @@ def discard(*, at_once: bool = True) -> None:
         work.keep = False
     if at_once:
         _rollback()
+
+
+def reads_first(view: Callable) -> Callable:
+    """Mark a view whose POST reads at length before it writes (the ledger's confirmation
+    plans every row): its first transaction begins without SQLite's write lock, and
+    `end_read()` ends it before the writes, so other users' saves are not held behind the
+    reading. Put it below `login_required` (functools.wraps carries the mark up)."""
+    view.reads_first = True
+    return view
+
+
+def reading() -> bool:
+    """This request is in the reading part of a `reads_first` view (no write lock yet)."""
+    work = _work()
+    if work is None or work.read_done or request.endpoint is None:
+        return False
+    return getattr(current_app.view_functions.get(request.endpoint), "reads_first", False)
+
+
+def end_read() -> None:
+    """End the reading transaction of a `reads_first` view, keeping what it loaded (nothing
+    was written), so that the next statement begins a writing transaction (on SQLite with the
+    write lock). What it read may change before the writes: they must check (a version, the
+    newest ids) and refuse with a ConflictError."""
+    sess = db.session()
+    if sess.new or sess.dirty or sess.deleted:
+        raise RuntimeError("end_read() with unsaved changes: a reading part must not write")
+    expire, sess.expire_on_commit = sess.expire_on_commit, False
+    try:
+        sess.commit()  # a read-only transaction: nothing to write, the objects stay loaded
+    finally:
+        sess.expire_on_commit = expire
+    if (work := _work()) is not None:
+        work.read_done = True
 
 
 def on_commit(fn: Callable[[], Any]) -> None:

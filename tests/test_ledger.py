@@ -1100,3 +1100,63 @@ def test_an_update_over_a_project_changed_during_the_import_writes_nothing(world
         apply_import(world.officer_a, plan, "x.xlsx")
     db_session.expire_all()
     assert row.project.total_investment == Decimal("12345.67")
+
+
+# The confirmation reads without the write lock, then writes on its own ----------------------
+
+
+def test_a_project_registered_while_the_file_was_planned_refuses_the_new_rows(
+    world, login, db_session, monkeypatch
+):
+    """The confirmation plans without SQLite's write lock and writes afterwards: a company or
+    project registered in between may change the plan's matching, so nothing is written (409)."""
+    from crm.ledger import views as ledger_views
+
+    client = login(world.officer_a)
+    url, _html = preview(client, xlsx([new_row(world, 1)]))
+    before = count(db_session, Project)
+
+    def plan_then_someone_registers(user, rows):
+        plan = plan_import(user, rows)
+        factories.project(
+            world.carrier_b,
+            world.cluster_y,
+            world.officer_b,
+            company_=factories.company("他人企业"),
+        )  # meanwhile
+        return plan
+
+    monkeypatch.setattr(ledger_views, "plan_import", plan_then_someone_registers)
+    response = client.post(url, data={"confirm": "y"})
+    assert response.status_code == 409
+    assert "导入期间有他人登记了企业或项目，未写入任何数据" in text(response)
+    names = set(db_session.scalars(sa.select(Project.name)))
+    assert "导入项目1" not in names
+    assert count(db_session, Project) == before + 1  # the other user's project only
+
+
+def test_the_confirmation_plans_outside_the_write_lock(app):
+    """SQLite: the confirmation's first transaction is a plain BEGIN; after `end_read` its
+    writes take the write lock (BEGIN IMMEDIATE), as every other POST does from the start."""
+    from crm import _sqlite_begin, transaction
+
+    class Connection:
+        class dialect:
+            name = "sqlite"
+
+        def __init__(self):
+            self.sent = []
+
+        def exec_driver_sql(self, sql):
+            self.sent.append(sql)
+
+    connection = Connection()
+    with app.test_request_context("/ledger/import/abc", method="POST"):
+        assert transaction.reading()
+        _sqlite_begin(connection)
+        transaction.end_read()
+        assert not transaction.reading()
+        _sqlite_begin(connection)
+    with app.test_request_context("/ledger/import", method="POST"):
+        _sqlite_begin(connection)  # any other POST: the write lock at once
+    assert connection.sent == ["BEGIN", "BEGIN IMMEDIATE", "BEGIN IMMEDIATE"]

@@ -11,7 +11,7 @@ from crm.audit.services import record
 from crm.auth.models import User
 from crm.core import ConflictError, ServiceError, utcnow
 from crm.extensions import db
-from crm.ledger.plan import ImportPlan, RowPlan
+from crm.ledger.plan import ImportPlan, RowPlan, newest_ids
 from crm.projects.registration import (
     NewProject,
     ProjectUpdate,
@@ -43,6 +43,10 @@ def apply_import(
         raise ServiceError("导入文件有误，未写入任何数据")
     now = utcnow()
     creates = [r for r in plan.rows if r.action == "create"]
+    if creates and newest_ids() != plan.newest:
+        # Someone registered a company or a project since the plan was made: the plan's
+        # matching (same company, same project, courting 载体) may be out of date.
+        raise ConflictError("导入期间有他人登记了企业或项目，未写入任何数据：请重新预览后再导入")
     registered = register_projects(user, [_new_project(r) for r in creates], via=VIA, at=now)
     chosen = set(chosen)
     updates = [

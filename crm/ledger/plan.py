@@ -13,12 +13,15 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import sqlalchemy as sa
+
 from crm.auth.models import Role, User
 from crm.catalog.models import Carrier, Chain, Channel, Cluster
 from crm.companies.credit_code import credit_code_error, normalize
 from crm.companies.models import Company
 from crm.companies.services import company_identity, likely_matches_bulk, name_key
 from crm.core import LOCAL_TZ
+from crm.extensions import db
 from crm.ledger.cells import (
     BOOLEANS,
     MAX_AREA,
@@ -117,6 +120,9 @@ class CellChange:
 @dataclass
 class ImportPlan:
     rows: list[RowPlan]
+    # The newest company and project ids when the plan was made: a confirmation that writes in
+    # a transaction of its own (`transaction.reads_first`) refuses new projects if either moved.
+    newest: tuple[int, int] = (0, 0)
 
     @property
     def errors(self) -> list[tuple[int, str, str]]:
@@ -150,7 +156,15 @@ def plan_import(user: User, rows: list[RawRow]) -> ImportPlan:
     seen: dict[tuple, int] = {}
     plans = [_plan_row(user, raw, lookups, seen) for raw in rows]
     _plan_new_projects([p for p in plans if p.action == "create"])
-    return ImportPlan(plans)
+    return ImportPlan(plans, newest_ids())
+
+
+def newest_ids() -> tuple[int, int]:
+    """The newest company and project ids: another registration moves one of them."""
+    return (
+        db.session.scalar(sa.select(sa.func.max(Company.id))) or 0,
+        db.session.scalar(sa.select(sa.func.max(Project.id))) or 0,
+    )
 
 
 class _Row:
