@@ -21,7 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from config import Config, config_from_env, instance_secret_key
+from config import SQLITE_BUSY_TIMEOUT_DEFAULT, Config, config_from_env, instance_secret_key
 
 
 class CRMFlask(Flask):
@@ -99,7 +99,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         busy_ms = (
-            current_app.config.get("SQLITE_BUSY_TIMEOUT_MS", 5000) if has_app_context() else 5000
+            current_app.config.get("SQLITE_BUSY_TIMEOUT_MS", SQLITE_BUSY_TIMEOUT_DEFAULT)
+            if has_app_context()
+            else SQLITE_BUSY_TIMEOUT_DEFAULT
         )
         cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         cursor.execute("PRAGMA journal_mode=WAL")
