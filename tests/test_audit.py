@@ -181,7 +181,14 @@ def history(world, db_session):
         effective_on=local_today(),
     )
     change_status(world.leader, project, Status.ACTIVE, effective_on=local_today())
-    handover_project(world.leader, project, world.carrier_b, world.officer_b, reason="产业匹配")
+    handover_project(
+        world.leader,
+        project,
+        world.carrier_b,
+        world.officer_b,
+        reason="产业匹配",
+        loaded_version=project.version,
+    )
     record(world.admin, "login", world.admin, summary="admin")
     record(
         world.admin,

@@ -267,6 +267,7 @@ def test_twenty_simultaneous_hand_overs_make_one(racing_app, tmp_path):
         session.commit()
         project_id, leader = world.project_a.id, world.leader.username
         data = {
+            "version": world.project_a.version,
             "to_carrier_id": world.carrier_b.id,
             "officer_id": world.officer_b.id,
             "reason": "项目选址调整至乙县工业园",
@@ -320,7 +321,12 @@ def test_a_hand_over_of_a_project_changed_meanwhile_is_refused(world, db_session
 
     with pytest.raises(AlreadyDecided, match="该事项刚被他人处理"):
         conflicts.handover_project(
-            world.leader, project, world.carrier_b, world.officer_b, "选址调整"
+            world.leader,
+            project,
+            world.carrier_b,
+            world.officer_b,
+            "选址调整",
+            loaded_version=project.version,  # as loaded; the database has moved on
         )
     assert count(Handover, Handover.project_id == project.id) == 0
 

@@ -225,6 +225,7 @@ def test_a_hand_over_without_the_confirmation_saves_nothing(world, login, db_ses
     response = client.post(
         f"/projects/{project.id}/handover",
         data={
+            "version": project.version,
             "to_carrier_id": world.carrier_b.id,
             "officer_id": world.officer_b.id,
             "reason": "项目选址调整至乙县工业园",

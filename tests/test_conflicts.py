@@ -331,8 +331,9 @@ def test_officers_cannot_resolve(world, login, conflict, db_session):
 # 流转 (hand-over) --------------------------------------------------------------------------------
 
 
-def handover_form(world, **overrides) -> dict:
+def handover_form(world, project=None, **overrides) -> dict:
     data = {
+        "version": (project or world.project_a).version,
         "to_carrier_id": world.carrier_b.id,
         "officer_id": world.officer_b.id,
         "reason": "项目选址调整至乙县工业园",
@@ -349,7 +350,7 @@ def test_the_task_force_hands_a_project_over(world, login, db_session):
     db_session.commit()
     client = login(world.taskforce_x)
     assert "流转至其他载体" in text(client.get(f"/projects/{project.id}"))
-    response = client.post(f"/projects/{project.id}/handover", data=handover_form(world))
+    response = client.post(f"/projects/{project.id}/handover", data=handover_form(world, project))
     assert response.status_code == 302
     db_session.expire_all()
     assert project.carrier_id == world.carrier_b.id
@@ -425,9 +426,40 @@ def test_the_new_officer_must_belong_to_the_new_carrier(world, login, db_session
 def test_a_hand_over_settles_a_conflict_within_the_new_carrier(world, login, conflict, db_session):
     project = conflict.project  # 载体 A; the other project is in 载体 B
     response = login(world.leader).post(
-        f"/projects/{project.id}/handover", data=handover_form(world)
+        f"/projects/{project.id}/handover", data=handover_form(world, project)
     )
     assert response.status_code == 302
     db_session.expire_all()
     assert conflict.resolved_at is not None
     assert "同属一个载体" in conflict.resolution_note
+
+
+@pytest.mark.parametrize("version", ["stale", "missing"])
+def test_a_hand_over_from_a_page_older_than_the_project_is_refused(
+    world, login, db_session, version
+):
+    """Two people open the project page; one hands it over to 载体 B. The other's page, to
+    载体 C, is answered 409 and the project stays where the first hand-over put it — also
+    on SQLite, where the two requests run one after the other."""
+    third = factories.carrier("丙园区")
+    officer_c = factories.user(factories.Role.OFFICER, carrier_=third, username="officer_c")
+    db_session.commit()
+    project = world.project_a
+    seen = handover_form(world, project)  # the page both people opened
+    leader = login(world.leader)
+    assert leader.post(f"/projects/{project.id}/handover", data=seen).status_code == 302
+
+    late = {**seen, "to_carrier_id": third.id, "officer_id": officer_c.id}
+    if version == "missing":
+        late.pop("version")
+    response = leader.post(f"/projects/{project.id}/handover", data=late)
+    assert response.status_code == 409
+    assert "该事项刚被他人处理" in text(response)
+    db_session.expire_all()
+    assert project.carrier_id == world.carrier_b.id
+    assert (
+        db_session.scalar(
+            sa.select(sa.func.count(Handover.id)).where(Handover.project_id == project.id)
+        )
+        == 1
+    )

@@ -402,7 +402,13 @@ class _DemoBuilder(ProjectHistory):
         to_name, reason, sharing = spec.handover
         carrier = self.carriers[to_name]
         handover = handover_project(
-            self.users["leader"], project, carrier, self.officers[carrier.id], reason, sharing
+            self.users["leader"],
+            project,
+            carrier,
+            self.officers[carrier.id],
+            reason,
+            sharing,
+            loaded_version=project.version,
         )
         day = min(
             timeline.last_followup + timedelta(days=self.check_rng.randint(1, 10)), self.today

@@ -337,12 +337,18 @@ def handover_project(
     officer: User | None,
     reason: str,
     benefit_sharing: str = "",
+    *,
+    loaded_version: int | None,
 ) -> Handover:
     """Hand `project` over to `to_carrier` with `officer` responsible. History, follow-ups,
-    evaluations and files stay with the project (they hang on its id)."""
+    evaluations and files stay with the project (they hang on its id). `loaded_version` is the
+    project's version the user saw: a hand-over or an edit made since wins (AlreadyDecided),
+    whichever 载体 this one names; without it nothing is handed over."""
     reason, benefit_sharing = reason.strip(), benefit_sharing.strip()
     if not can(user, Action.HANDOVER, project):
         raise ServiceError("只有产业专班和领导可以流转项目")
+    if loaded_version != project.version:
+        raise AlreadyDecided("项目已被流转或修改" if loaded_version else "未能确认页面上的项目版本")
     errors = {}
     if project.status not in COURTING_STATUSES:
         raise ServiceError(f"项目已{project.status.label}，不能流转")

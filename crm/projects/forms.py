@@ -224,6 +224,7 @@ class HandoverForm(Form):
     against the submitted values here but by the service, so a page from before a hand-over
     made meanwhile (the project now in the chosen 载体) is answered "already decided" (409)."""
 
+    version = VersionField()  # the project's, as the page showed it: a later change wins
     to_carrier_id = SelectField(
         "接收载体",
         coerce=int,

@@ -354,6 +354,8 @@ def detail(project_id: int):
 
 def _handover_form(project: Project, form: HandoverForm | None = None) -> HandoverForm:
     form = form or HandoverForm(formdata=None)
+    if form.version.data is None and not form.is_submitted():
+        form.version.data = project.version
     carriers, officers = conflict_service.handover_targets(project)
     form.to_carrier_id.choices = select_choices(
         [(0, "请选择"), *((c.id, c.name) for c in carriers)]
@@ -421,6 +423,7 @@ def handover(project_id: int):
             db.session.get(User, form.officer_id.data or 0),
             form.reason.data or "",
             form.benefit_sharing.data or "",
+            loaded_version=parse_int(form.version.data or ""),
         )
 
     return _run_action(project, form, "handover_form", service, "项目已流转")
