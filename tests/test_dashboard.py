@@ -443,3 +443,22 @@ def test_the_page_says_when_its_figures_were_computed(world, pipeline, login, ap
     html = text(login(world.leader).get("/dashboard/"))
     cache.forget_figures()
     assert re.search(r"数据截至 \d\d:\d\d:\d\d", html)
+
+
+def test_funds_of_a_project_moved_back_below_the_signing_stop_counting(
+    world, pipeline, login, db_session
+):
+    """A verified 签约 undone by moving the project back to 招引: its funds stay recorded but
+    no longer count, in the figure and in the list behind it."""
+    signed = pipeline["signed"]
+    funds(signed, "300", today())
+    db_session.commit()
+    before = dashboard_for(world.leader).funds_year
+    assert (before.count, before.amount) == (2, Decimal("5300.00"))
+
+    move_stage(world.officer_a, signed, Stage.ATTRACTING, reason="协议解除，重新洽谈")
+    db_session.commit()
+    after = dashboard_for(world.leader).funds_year
+    assert (after.count, after.amount) == (1, Decimal("5000.00"))
+    client = login(world.leader)
+    assert list_count(client, "/projects/?" + urlencode(after.args)) == 1

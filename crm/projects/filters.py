@@ -135,9 +135,11 @@ def overdue_clause(milestone: Stage, today: date) -> sa.ColumnElement[bool]:
 
 
 def funded_clause(start: date | None = None, end: date | None = None) -> sa.ColumnElement[bool]:
-    """Projects whose funds (实际到位资金) received within the dates count: those whose 签约
-    the task force verified (甄别). The dashboard sums the funds of exactly these projects."""
+    """Projects whose funds (实际到位资金) received within the dates count: those still signed
+    (签约 or later) whose 签约 the task force verified (甄别); a project moved back below 签约
+    counts none. The dashboard sums the funds of exactly these projects."""
     return sa.and_(
+        Project.stage.in_([s for s in Stage if s.order >= Stage.SIGNED.order]),
         Project.id.in_(
             sa.select(FundsRecord.project_id).where(
                 *date_between(FundsRecord.received_on, start, end)
