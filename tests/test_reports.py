@@ -42,6 +42,7 @@ from crm.reports import renderer
 from crm.reports.dossier import (
     BREAK_EVERY,
     LATEST_FOLLOWUPS,
+    LATEST_ROWS,
     MORE_IN_SYSTEM,
     SHORT_TEXT,
     breakable,
@@ -883,3 +884,41 @@ def test_a_decision_is_not_taken_when_its_dossier_cannot_be_archived(
     assert (
         db_session.scalar(sa.select(Decision).where(Decision.evaluation_id == submitted.id)) is None
     )
+
+
+def test_long_histories_and_many_needs_are_counted_not_printed(world, login, db_session, tmp_path):
+    """A project moved back and forth for years, with many element needs: the dossier shows
+    the latest moves and the first needs, and says how many more there are."""
+    from crm.projects.models import ElementKind, ElementNeed, ElementStatus, StageChange
+    from crm.projects.stages import Stage
+
+    project = world.project_a
+    for i in range(LATEST_ROWS + 15):
+        forth = i % 2 == 0
+        db_session.add(
+            StageChange(
+                project_id=project.id,
+                from_stage=Stage.PLANNED if forth else Stage.ATTRACTING,
+                to_stage=Stage.ATTRACTING if forth else Stage.PLANNED,
+                reason=f"第{i}次调整",
+                changed_by_id=world.officer_a.id,
+            )
+        )
+    for i in range(LATEST_ROWS + 5):
+        db_session.add(
+            ElementNeed(
+                project_id=project.id,
+                kind=ElementKind.LAND,
+                quantity=i + 1,
+                unit="亩",
+                status=ElementStatus.RAISED,
+                note=f"地块{i}",
+            )
+        )
+    db_session.commit()
+    response = get_dossier(login(world.officer_a), project)
+    assert response.status_code == 200
+    flat = compact(pdftotext(response.data, tmp_path, "raw"))
+    assert "此前另有16次阶段变更，全文见系统" in flat  # the registration and 15 of the moves
+    assert f"第{LATEST_ROWS + 14}次调整" in flat and "第0次调整" not in flat
+    assert "另有5项，全文见系统" in flat

@@ -34,6 +34,10 @@ from crm.reports.renderer import render_pdf
 # latest LATEST_FOLLOWUPS are counted ("另有 M 条"). The decision's participants and opinion are
 # shown whole: they are what the archived copy is for.
 LATEST_FOLLOWUPS = 10
+# Stage moves and element needs have no limit of their own (a project moved back and forth for
+# years): the latest LATEST_ROWS moves and the first LATEST_ROWS needs are shown, the others
+# counted.
+LATEST_ROWS = 30
 SHORT_TEXT = 300
 MORE_IN_SYSTEM = "…（全文见系统）"
 
@@ -111,8 +115,15 @@ def build_dossier(project: Project, user: User, evaluation: Evaluation | None = 
         sa.select(StageChange)
         .where(StageChange.project_id == project.id)
         .options(joinedload(StageChange.changed_by))
-        .order_by(StageChange.changed_at, StageChange.id)
-    ).all()
+        .order_by(StageChange.changed_at.desc(), StageChange.id.desc())
+        .limit(LATEST_ROWS)
+    ).all()[::-1]  # the latest, in the order they happened
+    history_total = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(StageChange)
+        .where(StageChange.project_id == project.id)
+    )
+    needs = element_needs(project)
     followups = db.session.scalars(
         sa.select(FollowUp)
         .where(FollowUp.project_id == project.id)
@@ -133,10 +144,12 @@ def build_dossier(project: Project, user: User, evaluation: Evaluation | None = 
         sections=sections,
         summary=summarize(answers) if evaluation else None,
         decision=decisions[0] if decisions else None,
-        needs=element_needs(project),
+        needs=needs[:LATEST_ROWS],
+        needs_more=max(len(needs) - LATEST_ROWS, 0),
         funds_total=funds_total,
         funds_ratio=funds_ratio(funds_total, project),
         history=history,
+        history_more=max(history_total - len(history), 0),
         followups=followups,
         followups_more=max(followups_total - len(followups), 0),
         user=user,
