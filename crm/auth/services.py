@@ -270,7 +270,6 @@ def create_user(
     user = User(
         username=username,
         display_name=display_name or username,
-        password_hash="",
         must_change_password=must_change_password,
         role=role,
         carrier=carrier if role is Role.OFFICER else None,
@@ -278,7 +277,7 @@ def create_user(
         phone=phone,
     )
     db.session.add(user)
-    _set_password(user, password)
+    _set_password(user, password)  # the hash is set before the user is first flushed
     record(actor, "user_created", user, summary=f"{username}（{role.label}）")
     return user
 
