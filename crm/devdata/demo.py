@@ -480,16 +480,12 @@ def load_demo() -> bool:
         return False
     seed_catalogues()
     seed_default_template()
-    # Rendering a dossier at each of the ~40 demo decisions would take most of a minute: the
-    # demo archives the latest few only, as they would have been archived when decided.
-    archive = current_app.config["DOSSIER_ARCHIVE"]
-    current_app.config["DOSSIER_ARCHIVE"] = False
-    try:
-        _DemoBuilder(random.Random(2026), local_today()).build()  # noqa: S311 - not for secrets
-    finally:
-        current_app.config["DOSSIER_ARCHIVE"] = archive
+    _DemoBuilder(random.Random(2026), local_today()).build()  # noqa: S311 - not for secrets
     db.session.flush()
-    if archive:
+    # `decide()` archives nothing (the decision page's hook does): rendering a dossier at each
+    # of the ~40 demo decisions would take most of a minute, so the demo archives the latest
+    # few only, as they would have been archived when decided.
+    if current_app.config["DOSSIER_ARCHIVE"]:
         _archive_latest_decisions(DEMO_ARCHIVED_DOSSIERS)
     return True
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from crm.access import project_scope
 from crm.auth.models import Role, User
 from crm.catalog.models import Carrier, Chain, Channel, Cluster
+from crm.catalog.services import active_entries
 from crm.companies.credit_code import normalize
 from crm.companies.models import Company
 from crm.extensions import db
@@ -23,14 +24,6 @@ from crm.projects.models import (
     Project,
 )
 from crm.projects.registration import ProjectLookups
-
-
-def active_entries(model) -> list:
-    return list(
-        db.session.scalars(
-            sa.select(model).where(model.is_active.is_(True)).order_by(model.sort_order, model.id)
-        )
-    )
 
 
 def chunks(items: list, size: int) -> Iterable[list]:

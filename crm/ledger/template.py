@@ -9,13 +9,13 @@ from xlsxwriter.worksheet import Worksheet
 
 from crm.auth.models import Role, User
 from crm.catalog.models import Carrier, Chain, Channel, Cluster
+from crm.catalog.services import active_entries
 from crm.companies.models import Origin
 from crm.extensions import db
 from crm.ledger.book import Book
 from crm.ledger.columns import (
     COLUMNS,
 )
-from crm.ledger.lookups import active_entries
 from crm.projects.registration import INITIAL_STAGES
 from crm.projects.stages import Status
 
