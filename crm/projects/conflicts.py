@@ -36,6 +36,7 @@ from crm.core import ServiceError, utcnow
 from crm.decisions import AlreadyDecided, change_once, decide_once
 from crm.extensions import db
 from crm.projects.models import ConflictBasis, Handover, Project, ProjectConflict
+from crm.projects.officers import officer_in_charge_error
 from crm.projects.stages import Status
 
 COURTING_STATUSES = (Status.ACTIVE, Status.ON_HOLD)
@@ -357,10 +358,10 @@ def handover_project(
     elif to_carrier.id == project.carrier_id:
         # The form offers only other 载体: a page from before a hand-over made meanwhile.
         raise AlreadyDecided(f"项目已在{to_carrier.name}")
-    if officer is None or officer.role is not Role.OFFICER or not officer.is_active:
+    if officer is None:
         errors["officer_id"] = "请选择接收载体的招商专员作为责任人"
-    elif to_carrier is not None and officer.carrier_id != to_carrier.id:
-        errors["officer_id"] = f"责任人须是{to_carrier.name}的招商专员"
+    elif to_carrier is not None and (error := officer_in_charge_error(officer, to_carrier)):
+        errors["officer_id"] = error
     if not reason:
         errors["reason"] = "请说明流转原因"
     if errors:

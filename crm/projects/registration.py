@@ -39,6 +39,7 @@ from crm.projects.conflicts import (
     record_conflicts_bulk,
 )
 from crm.projects.models import Project, StageChange
+from crm.projects.officers import officer_in_charge_error
 from crm.projects.search import search_text
 from crm.projects.stages import MILESTONES, Stage, Status
 
@@ -123,13 +124,8 @@ def _officer_errors(
     carrier_id = values.get("carrier_id", project.carrier_id if project else None)
     if project is not None and (officer_id, carrier_id) == (project.officer_id, project.carrier_id):
         return {}
-    officer = lookups.get(User, officer_id)
-    if officer is None or officer.role is not Role.OFFICER or not officer.is_active:
-        return {"officer_id": "请选择在岗的招商专员作为责任人"}
-    if officer.carrier_id != carrier_id:
-        carrier = lookups.get(Carrier, carrier_id)
-        return {"officer_id": f"责任人须是{carrier.name if carrier else '项目所在载体'}的招商专员"}
-    return {}
+    error = officer_in_charge_error(lookups.get(User, officer_id), lookups.get(Carrier, carrier_id))
+    return {"officer_id": error} if error else {}
 
 
 def clean_project_values(
