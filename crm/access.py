@@ -32,6 +32,7 @@ from crm.evaluation.models import Evaluation
 from crm.extensions import db
 from crm.files.models import StoredFile
 from crm.projects.models import Project, ProjectConflict
+from crm.tasks.models import Task
 
 
 class Action(enum.Enum):
@@ -284,6 +285,28 @@ def load_file(
         file_id,
         action,
         StoredFile.is_deleted.is_(removed) if removed is not None else sa.true(),
+    )
+
+
+def can_complete_task(user: User, task: Task) -> bool:
+    """任务: the assignee completes it."""
+    return task.assignee_id == user.id
+
+
+def can_cancel_task(user: User, task: Task) -> bool:
+    """任务: the creator cancels it, or an admin."""
+    return task.created_by_id == user.id or is_admin(user)
+
+
+def load_task(user: User, task_id: int) -> Task:
+    """A task, readable exactly when its project is (404 otherwise). What the user may do with
+    it is `can_complete_task` / `can_cancel_task` (403)."""
+    return _load_of_project(
+        user,
+        Task,
+        task_id,
+        Action.VIEW,
+        options=(joinedload(Task.assignee), joinedload(Task.created_by)),
     )
 
 

@@ -10,8 +10,8 @@ order, is read here, never from the order in which modules happen to be imported
 project_panels
     Sections of the project page (项目详情) below the project's own, in this order: each a
     function `(project, user) -> crm.projects.panels.Panel | None` (None: nothing to show).
-    Provided by files (材料, `documents_panel`), evaluation (项目评估, `evaluation_panel`) and
-    reports (尽调摘要, `dossier_panel`). Called by `crm.projects.panels.panels_for`, for the
+    Provided by tasks (任务, `tasks_panel`), files (材料, `documents_panel`), evaluation
+    (项目评估, `evaluation_panel`) and reports (尽调摘要, `dossier_panel`). Called by `crm.projects.panels.panels_for`, for the
     project page (`crm.projects.views.detail`).
 
 homes
@@ -27,13 +27,24 @@ decision_taken
     on; a dossier that cannot be rendered refuses the decision). Called by the decision page,
     `crm.evaluation.views.decision`.
 
+next_action_changed
+    What follows a change of projects' next action (下一步), officer or status, in the same
+    transaction: functions `(user, project_ids, *, bulk) -> None`, run after the projects' rows
+    are written (`bulk`: many projects at once, the ledger import: a few statements whatever
+    their number, no notifications). Provided by tasks (`sync_next_action_tasks`: the officer's
+    open 下一步 task created, updated or cancelled to match). Called, through
+    `next_action_changed` below, by `crm.projects.records.add_followup`,
+    `crm.projects.registration.update_project` and `update_projects_bulk` (when the officer
+    changed) and `crm.projects.lifecycle.change_status`. Registration needs no call: a new
+    project has no next action yet.
+
 Not here: the 签约 gate, a rule of the lifecycle that evaluation plugs into the projects
 package (`crm.projects.lifecycle.register_entry_check`), and the project list's filters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +58,7 @@ if TYPE_CHECKING:
 
     PanelFunction = Callable[[Project, User], Panel | None]
     DecisionHook = Callable[[Evaluation, User, Decision], None]
+    NextActionHook = Callable[..., None]
 
 EXTENSION = "crm.hooks"
 
@@ -56,6 +68,7 @@ class Hooks:
     project_panels: tuple[PanelFunction, ...]
     homes: Mapping[Role, Callable[[], Any]]
     decision_taken: tuple[DecisionHook, ...]
+    next_action_changed: tuple[NextActionHook, ...] = ()
 
 
 def default_hooks() -> Hooks:
@@ -66,11 +79,14 @@ def default_hooks() -> Hooks:
     from crm.files.views import documents_panel
     from crm.reports.dossier import archive_on_decision
     from crm.reports.views import dossier_panel
+    from crm.tasks.next_actions import sync_next_action_tasks
+    from crm.tasks.views import tasks_panel
 
     return Hooks(
-        project_panels=(documents_panel, evaluation_panel, dossier_panel),
+        project_panels=(tasks_panel, documents_panel, evaluation_panel, dossier_panel),
         homes={Role.LEADER: dashboard, Role.TASKFORCE: dashboard},
         decision_taken=(archive_on_decision,),
+        next_action_changed=(sync_next_action_tasks,),
     )
 
 
@@ -81,3 +97,11 @@ def init_app(app: Flask, hooks: Hooks | None = None) -> None:
 def installed() -> Hooks:
     """The hooks of the current app."""
     return current_app.extensions[EXTENSION]
+
+
+def next_action_changed(user: User | None, project_ids: Collection[int], *, bulk=False) -> None:
+    """Run the `next_action_changed` hooks for `project_ids` (none: nothing runs)."""
+    if not project_ids:
+        return
+    for function in installed().next_action_changed:
+        function(user, project_ids, bulk=bulk)

@@ -79,6 +79,10 @@ ACTION_LABELS = {
     "conflict_resolved": "处理跨载体冲突",
     "ledger_exported": "导出台账",
     "ledger_imported": "导入台账",
+    "task_created": "创建任务",
+    "task_updated": "更新任务",
+    "task_completed": "完成任务",
+    "task_cancelled": "取消任务",
 }
 
 # What an entry is about: a table name, or a word for what is not a row of one.
@@ -115,6 +119,7 @@ OBJECT_TYPE_LABELS = {
     "request": "页面请求",
     "login_attempts": "登录尝试",
     "password_history": "历史密码",
+    "tasks": "任务",
 }
 
 # Field names, as the models (and the few extra keys services write into a diff) call them.
@@ -278,6 +283,15 @@ FIELD_LABELS = {
     "sha256": "SHA-256",
     "uploaded_by_id": "上传人",
     "uploaded_at": "上传时间",
+    # tasks
+    "due_on": "期限",
+    "assignee_id": "负责人",
+    "completion_note": "完成情况",
+    "cancel_reason": "取消原因",
+    "completed_at": "完成时间",
+    "completed_by_id": "完成人",
+    "cancelled_at": "取消时间",
+    "cancelled_by_id": "取消人",
     # the audit log itself
     "action": "操作",
     "object_type": "对象类型",
@@ -303,6 +317,7 @@ FIELD_LABELS_BY_TYPE = {
     "evaluations": {"state": "评估状态"},
     "checklist_items": {"title": "事项"},
     "checklist_sections": {"title": "部分"},
+    "tasks": {"title": "任务", "description": "说明", "status": "任务状态"},
 }
 
 # Keys of a diff that are not columns of the entry's object, typed like this column.

@@ -30,6 +30,7 @@ from crm.catalog.models import TerminationReason
 from crm.core import ServiceError, local_today, utcnow
 from crm.decisions import AlreadyDecided, change_once, decide_once
 from crm.extensions import db
+from crm.hooks import next_action_changed
 from crm.projects.models import Project, StageChange, StatusChange
 from crm.projects.stages import (
     STAGE_REQUIRED_FIELDS,
@@ -325,4 +326,5 @@ def change_status(
         summary=f"{project.name}：{from_status.label} → {to_status.label}",
         changes=changes,
     )
+    next_action_changed(user, [project.id])  # its 下一步 task waits only while 正常
     return change

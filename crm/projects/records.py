@@ -10,6 +10,7 @@ from crm.auth.models import User
 from crm.companies.models import Contact
 from crm.core import ServiceError, local_today
 from crm.extensions import db
+from crm.hooks import next_action_changed
 from crm.projects.models import ElementNeed, FollowUp, FundsRecord, Project
 from crm.projects.stages import Stage
 
@@ -46,6 +47,7 @@ def add_followup(
         project.next_action = followup.next_action
         project.next_action_due = followup.next_action_due
     db.session.flush()
+    next_action_changed(user, [project.id])
     record(
         user,
         "followup_added",

@@ -31,6 +31,7 @@ from crm.companies.models import Company
 from crm.companies.services import company_identity, create_companies_bulk
 from crm.core import ConflictError, ServiceError, utcnow
 from crm.extensions import db
+from crm.hooks import next_action_changed
 from crm.projects.conflicts import (
     CourtedProject,
     Courting,
@@ -371,6 +372,9 @@ def update_project(
     if changes:
         project.version += 1
         record(user, "project_updated", project, summary=project.name, changes=changes)
+    if "officer_id" in changes:  # the 下一步 task follows the officer
+        db.session.flush()
+        next_action_changed(user, [project.id])
     return project
 
 
@@ -427,3 +431,6 @@ def update_projects_bulk(
     for u in updates:
         db.session.expire(u.project)
     record_bulk(user, "project_updated", audit, object_type="projects", at=at)
+    # The 下一步 tasks follow the officers, for the projects whose officer changed.
+    reassigned = [pid for pid, _name, changes in audit if "officer_id" in changes]
+    next_action_changed(user, reassigned, bulk=True)
