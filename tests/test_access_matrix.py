@@ -40,6 +40,7 @@ from crm.projects.models import (
     StageChange,
 )
 from crm.projects.stages import Stage, Verification
+from crm.tasks.services import create_task
 from tests import factories
 from tests.evaluation_factories import PDF, attracting, default_template
 
@@ -268,6 +269,20 @@ MATRIX: dict[str, Row] = {
         ["/projects/{project}/handover"],
         post=on_project(403, taskforce_x=400, leader=400, admin=400),
     ),
+    # ---- tasks (任务): a task of project A, given by officer_a to taskforce_x ----
+    "tasks.index": Row(["/tasks/"], get=everyone(200)),
+    "tasks.new": Row(
+        ["/projects/{project}/tasks/new"],
+        get=on_project(200),  # anyone who reads the project may give a task on it
+        post=on_project(400),  # no title, no due date, no assignee
+    ),
+    "tasks.detail": Row(["/tasks/{task}"], get=on_project(200)),
+    "tasks.complete": Row(
+        ["/tasks/{task}/complete"], post=on_project(403, taskforce_x=400)  # not confirmed
+    ),
+    "tasks.cancel": Row(
+        ["/tasks/{task}/cancel"], post=on_project(403, officer_a=400, admin=400)  # no reason
+    ),
     "admin.audit": Row(["/admin/audit"], get=admin_only(200)),
     "admin.audit_export": Row(["/admin/audit/export.csv"], get=admin_only(200)),
 }
@@ -319,9 +334,19 @@ def objects(world, db_session, uploads) -> dict[str, int]:
         "token": "0" * 32,
         "move": pending_move(project, world.officer_a),
         "conflict": conflict_between(world.project_a, world.project_b),
+        "task": a_task(world),
     }
     db_session.commit()
     return ids
+
+
+def a_task(world) -> int:
+    task = create_task(
+        world.officer_a,
+        world.project_a,
+        {"title": "报送项目专报", "due_on": factories.today(), "assignee": world.taskforce_x},
+    )
+    return task.id
 
 
 def pending_move(project, officer) -> int:
@@ -360,7 +385,7 @@ def test_every_rule_of_every_row_is_walked(app):
     adapter = app.url_map.bind("localhost")
     ids = dict.fromkeys(
         ["project", "company", "contact", "spare_contact", "need", "file", "spare_file"], 1
-    ) | dict.fromkeys(["evaluation", "template", "user", "carrier", "move", "conflict"], 1)
+    ) | dict.fromkeys(["evaluation", "template", "user", "carrier", "move", "conflict", "task"], 1)
     ids["token"] = "0" * 32
     walked = set()
     for endpoint, row in MATRIX.items():

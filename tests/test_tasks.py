@@ -606,3 +606,95 @@ def test_a_project_has_one_open_next_action_task_at_most(world, db_session):
             )
         )
         db_session.flush()
+
+
+# Simultaneous decisions, on committed data ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("mix", ["complete", "both"])
+def test_simultaneous_completions_and_cancellations_make_one_decision(
+    app, monkeypatch, tmp_path, mix
+):
+    """Twenty browsers close the same task at once (the assignee completing it, or, for
+    "both", also the creator cancelling it): one wins, every other gets 409."""
+    from tests.test_concurrency import THREADS, _one_won, race_each
+    from tests.test_evaluation import committed_database, sessions_on
+
+    monkeypatch.setitem(app.config, "PROPAGATE_EXCEPTIONS", False)
+    with committed_database(tmp_path) as engine, sessions_on(engine) as session:
+        world = factories.World.build()
+        # The creator and the assignee are one officer here, so one browser kind can do both.
+        task = make_task(world, assignee=world.officer_a)
+        session.commit()
+        task_id, officer = task.id, world.officer_a.username
+        session.remove()
+        complete = (f"/tasks/{task_id}/complete", {"note": "已完成", "confirm": "y"})
+        cancel = (f"/tasks/{task_id}/cancel", {"reason": "不再需要", "confirm": "y"})
+        requests = (
+            [complete] * THREADS if mix == "complete" else [complete, cancel] * (THREADS // 2)
+        )
+
+        bodies: list = []
+        statuses = race_each(app, officer, "POST", requests, bodies)
+
+        _one_won(statuses, bodies)
+        task = session.get(Task, task_id)
+        assert task.status in (TaskStatus.DONE, TaskStatus.CANCELLED)
+        closed = session.scalar(
+            sa.select(sa.func.count()).where(
+                AuditEntry.action.in_(["task_completed", "task_cancelled"])
+            )
+        )
+        assert closed == 1
+
+
+def test_the_migration_gives_active_projects_with_a_next_action_their_task(tmp_path):
+    """Upgrading a database that has projects: each 正常 project with a next action gets its
+    officer's open 下一步 task; a project on hold or without one gets none."""
+    from flask_migrate import downgrade, upgrade
+
+    from config import TestingConfig
+    from crm import create_app
+    from tests.test_evaluation import sessions_on
+    from tests.test_migrations import separate_database
+
+    with separate_database(tmp_path) as url:
+
+        class Config(TestingConfig):
+            SQLALCHEMY_DATABASE_URI = url
+
+        other = create_app(Config)
+        try:
+            with other.app_context():
+                upgrade()  # the models' schema, for the factories; then back before tasks
+                with sessions_on(db.engine) as session:
+                    world = factories.World.build()
+                    due = local_today() + timedelta(days=4)
+                    world.project_a.next_action, world.project_a.next_action_due = (
+                        "起草投资协议",
+                        due,
+                    )
+                    held = factories.project(
+                        world.carrier_a,
+                        world.cluster_x,
+                        world.officer_a,
+                        world.channel,
+                        status=Status.ON_HOLD,
+                        next_action="等待企业回复",
+                    )
+                    session.commit()
+                    expected = {(world.project_a.id, "起草投资协议", due, world.officer_a.id)}
+                    held_id = held.id
+                downgrade(revision="4e7a1c9b2d05")
+                upgrade()
+                with sessions_on(db.engine) as session:
+                    found = session.execute(
+                        sa.select(Task.project_id, Task.title, Task.due_on, Task.assignee_id).where(
+                            Task.kind == TaskKind.NEXT_ACTION, Task.status == TaskStatus.OPEN
+                        )
+                    ).all()
+                    assert set(found) == expected
+                    assert held_id not in {row.project_id for row in found}
+        finally:
+            with other.app_context():
+                db.engine.dispose()
