@@ -32,6 +32,8 @@ from crm.evaluation.services import start_evaluation
 from crm.extensions import db
 from crm.files.models import DocumentKind
 from crm.files.services import store_file
+from crm.notifications.models import NotificationKind
+from crm.notifications.services import notify
 from crm.projects.models import (
     ConflictBasis,
     ElementKind,
@@ -269,6 +271,14 @@ MATRIX: dict[str, Row] = {
         ["/projects/{project}/handover"],
         post=on_project(403, taskforce_x=400, leader=400, admin=400),
     ),
+    # ---- 待办: notifications ----
+    "notifications.index": Row(["/notifications/"], get=everyone(200)),
+    "notifications.open_": Row(
+        ["/notifications/{notification}/open"],
+        # officer_a's own notification: read, then its project; nobody else's
+        post=_answers(404, officer_a=BACK),
+    ),
+    "notifications.read_all": Row(["/notifications/read-all"], post=everyone(BACK)),
     # ---- tasks (任务): a task of project A, given by officer_a to taskforce_x ----
     "tasks.index": Row(["/tasks/"], get=everyone(200)),
     "tasks.new": Row(
@@ -334,6 +344,14 @@ def objects(world, db_session, uploads) -> dict[str, int]:
         "token": "0" * 32,
         "move": pending_move(project, world.officer_a),
         "conflict": conflict_between(world.project_a, world.project_b),
+        "notification": notify(
+            NotificationKind.TASK_ASSIGNED,
+            [world.officer_a],
+            project=project,
+            actor=None,
+            text="矩阵通知",
+            url=f"/projects/{project.id}",
+        )[0].id,
         "task": a_task(world),
     }
     db_session.commit()
@@ -385,7 +403,10 @@ def test_every_rule_of_every_row_is_walked(app):
     adapter = app.url_map.bind("localhost")
     ids = dict.fromkeys(
         ["project", "company", "contact", "spare_contact", "need", "file", "spare_file"], 1
-    ) | dict.fromkeys(["evaluation", "template", "user", "carrier", "move", "conflict", "task"], 1)
+    ) | dict.fromkeys(
+        ["evaluation", "template", "user", "carrier", "move", "conflict", "notification", "task"],
+        1,
+    )
     ids["token"] = "0" * 32
     walked = set()
     for endpoint, row in MATRIX.items():

@@ -656,7 +656,7 @@ def test_the_migration_gives_active_projects_with_a_next_action_their_task(tmp_p
     from config import TestingConfig
     from crm import create_app
     from tests.test_evaluation import sessions_on
-    from tests.test_migrations import separate_database
+    from tests.test_migrations import script_directory, separate_database
 
     with separate_database(tmp_path) as url:
 
@@ -685,7 +685,7 @@ def test_the_migration_gives_active_projects_with_a_next_action_their_task(tmp_p
                     session.commit()
                     expected = {(world.project_a.id, "起草投资协议", due, world.officer_a.id)}
                     held_id = held.id
-                downgrade(revision="4e7a1c9b2d05")
+                downgrade(revision=script_directory().get_revision("33f1ad376483").down_revision)
                 upgrade()
                 with sessions_on(db.engine) as session:
                     found = session.execute(
@@ -698,3 +698,45 @@ def test_the_migration_gives_active_projects_with_a_next_action_their_task(tmp_p
         finally:
             with other.app_context():
                 db.engine.dispose()
+
+
+# Notifications ---------------------------------------------------------------------------------------
+
+
+def notes(user) -> list[tuple]:
+    from crm.notifications.models import Notification
+
+    return [
+        (n.kind.name, n.url)
+        for n in db.session.scalars(
+            sa.select(Notification).where(Notification.user_id == user.id).order_by(Notification.id)
+        )
+    ]
+
+
+def test_assigning_completing_and_cancelling_notify_the_other_side(world, login, db_session):
+    client = login(world.officer_a)
+    client.post(f"/projects/{world.project_a.id}/tasks/new", data=task_form(world.taskforce_x))
+    (task,) = tasks()
+    link = f"/tasks/{task.id}"
+    assert notes(world.taskforce_x) == [("TASK_ASSIGNED", link)]
+    assert notes(world.officer_a) == []  # not the one who did it
+
+    login(world.taskforce_x).post(f"{link}/complete", data={"note": "已办", "confirm": "y"})
+    assert notes(world.officer_a) == [("TASK_COMPLETED", link)]
+
+    other = make_task(world, title="第二项任务")
+    login(world.officer_a).post(
+        f"/tasks/{other.id}/cancel", data={"reason": "不再需要", "confirm": "y"}
+    )
+    assert notes(world.taskforce_x)[-1] == ("TASK_CANCELLED", f"/tasks/{other.id}")
+    # Nobody of another 载体 or cluster heard of any of it.
+    assert notes(world.officer_b) == notes(world.taskforce_y) == []
+
+
+def test_the_officer_hears_of_a_next_action_someone_else_set(world, db_session):
+    followup(world, user=world.taskforce_x)
+    (task,) = next_action_tasks(world.project_a)
+    assert notes(world.officer_a) == [("TASK_ASSIGNED", f"/tasks/{task.id}")]
+    followup(world)  # the officer's own next action: no notification to himself
+    assert len(notes(world.officer_a)) == 1

@@ -13,7 +13,6 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 from sqlalchemy.orm import joinedload
 
 from crm.access import can_read_project, project_scope, readable_project
@@ -25,7 +24,7 @@ from crm.core import ServiceError, local_today, utcnow
 from crm.decisions import AlreadyDecided, decide_once
 from crm.extensions import db
 from crm.notifications.models import NotificationKind
-from crm.notifications.services import notify
+from crm.notifications.services import app_path, notify
 from crm.projects.models import Project
 from crm.tasks.models import (
     DESCRIPTION_MAX,
@@ -42,11 +41,6 @@ from crm.tasks.models import (
 DUE_ORDER = (sa.nulls_last(Task.due_on.asc()), Task.id.asc())
 
 
-def task_path(task_id: int) -> str:
-    """The task page's path, for notifications (also outside a request: the demo)."""
-    return current_app.url_map.bind("").build("tasks.detail", {"task_id": task_id})
-
-
 def tell(kind: NotificationKind, task: Task, actor: User, recipient: User | None, text: str):
     notify(
         kind,
@@ -54,7 +48,7 @@ def tell(kind: NotificationKind, task: Task, actor: User, recipient: User | None
         project=task.project,
         actor=actor,
         text=text[:500],
-        url=task_path(task.id),
+        url=app_path("tasks.detail", task_id=task.id),
     )
 
 

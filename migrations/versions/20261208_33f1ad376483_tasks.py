@@ -8,7 +8,7 @@
   with the next action's text and due date (created by nobody: the system).
 
 Revision ID: 33f1ad376483
-Revises: 4e7a1c9b2d05
+Revises: 6b1f0d2c9a47
 Create Date: 2026-12-08 00:05:00
 
 """
@@ -20,7 +20,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '33f1ad376483'
-down_revision = '4e7a1c9b2d05'
+down_revision = '6b1f0d2c9a47'
 branch_labels = None
 depends_on = None
 
