@@ -66,3 +66,38 @@ def test_the_command(runner, db_session):
     assert result.exit_code == 0, result.output
     assert "projects 3" in result.output
     assert db.session.scalar(sa.select(sa.func.count(Project.id))) == 3
+
+
+def test_generate_makes_open_tasks_that_match_the_projects_next_actions(client, db_session):
+    """About one open task per five projects, a share overdue; each open 下一步 is the next
+    action of a 正常 project, given to its officer; every 正常 project with a next action has
+    one; and an officer finds them on the task list."""
+    from crm.access import can_read_project
+    from crm.auth.models import User
+    from crm.core import local_today
+    from crm.projects.stages import Status
+    from crm.tasks.models import Task, TaskKind, TaskStatus
+
+    generate(400, seed=4, followups=1)
+    open_tasks = db.session.scalars(sa.select(Task).where(Task.status == TaskStatus.OPEN)).all()
+    assert 50 <= len(open_tasks) <= 110
+    overdue = [t for t in open_tasks if t.due_on and t.due_on < local_today()]
+    assert 0.15 <= len(overdue) / len(open_tasks) <= 0.5
+    next_actions = {t.project_id: t for t in open_tasks if t.kind is TaskKind.NEXT_ACTION}
+    for project in db.session.scalars(sa.select(Project)):
+        task = next_actions.get(project.id)
+        if project.status is Status.ACTIVE and project.next_action:
+            assert (task.title, task.due_on, task.assignee_id) == (
+                project.next_action,
+                project.next_action_due,
+                project.officer_id,
+            )
+        else:
+            assert task is None
+    assert {t.status for t in db.session.scalars(sa.select(Task))} == set(TaskStatus)
+    for task in open_tasks:  # given to someone who reads the project
+        assert can_read_project(db.session.get(User, task.assignee_id), task.project)
+
+    officer = db.session.get(User, open_tasks[0].assignee_id)
+    _login(client, officer.username)
+    assert client.get("/tasks/").status_code == 200

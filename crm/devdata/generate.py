@@ -8,6 +8,13 @@ what the services would leave: the stage history leads up to the project's stage
 figures and funds records; 终止 and 流失 projects have their status change. The audit log is
 not written.
 
+Tasks (任务): about 0.2 open tasks per project (20,000 at 100,000 projects), most of them the
+下一步 of a 正常 project (its officer's task with the project's next action and due date, as
+crm/tasks/next_actions.py keeps it; the other projects' next actions were done long ago, so
+they have none), the rest given by officers, task forces and leaders to each other on projects
+they all read, a third of them overdue; and as many done or cancelled ones. They draw from a
+generator of their own: the projects are the same with or without them.
+
 Names of companies and projects are composed from word lists; `--seed` makes every run with
 the same seed and N write the same data (dates are relative to the day it runs).
 """
@@ -45,6 +52,7 @@ from crm.projects.models import (
 )
 from crm.projects.search import search_text
 from crm.projects.stages import VERIFIED_STAGES, Stage, Status, Verification
+from crm.tasks.models import Task, TaskKind, TaskStatus
 
 GENERATED_PASSWORD = "Bench@2026"
 OFFICERS_PER_CARRIER = 3
@@ -85,6 +93,14 @@ FOLLOWUP_SUMMARIES = [
 ]
 NEXT_ACTIONS = ["报送项目专报", "组织现场踏勘", "起草投资协议", "对接要素保障部门", "约请企业高层回访",
                 "跟进企业决策进度", "协调施工许可办理", ""]  # fmt: skip
+TASK_TITLES = ["核实项目用地指标", "补充可研报告", "协调环评手续", "报送项目专报", "组织要素会商",
+               "核对签约材料", "跟进注册公司进度", "准备集体决策材料", "复核亩均税收测算", "对接供电方案"]  # fmt: skip
+TASK_NOTES = ["已按要求办理", "已报送并收到回复", "企业已提供材料", "已协调相关部门"]
+# A 正常 project's next action is still open (its 下一步 task) for this share of them; ad hoc
+# tasks per project: open, and done or cancelled.
+OPEN_NEXT_ACTION_SHARE = 0.19
+OPEN_TASKS_PER_PROJECT = 0.06
+CLOSED_TASKS_PER_PROJECT = 0.2
 FUNDS_NOTES = ["设备购置款", "土建工程款", "注册资本金到位", "银行贷款到位", "厂房装修款"]
 ELEMENT_NOTES = {
     ElementKind.LAND: "纳入年度新增建设用地计划统筹保障",
@@ -190,10 +206,11 @@ TABLES = {
     "element_needs": ElementNeed,
     "funds_records": FundsRecord,
     "evaluations": Evaluation,
+    "tasks": Task,
 }
 # The order the counts are reported in.
 COUNTED = ["companies", "projects", "followups", "stage_changes", "status_changes",
-           "element_needs", "funds_records", "evaluations"]  # fmt: skip
+           "element_needs", "funds_records", "evaluations", "tasks"]  # fmt: skip
 
 
 @dataclass
@@ -205,6 +222,8 @@ class _World:
     officers: dict[int, list[int]]  # by 载体
     verifier: int
     followups: int  # about this many follow-ups per project
+    task_rng: random.Random  # the tasks' own draws
+    others: _OtherUsers
     today: date = field(default_factory=local_today)
 
     @property
@@ -284,7 +303,8 @@ def _prepare(seed: int, followups: int) -> _World:
     # The accounts draw from their own generator: the data is the same whether they exist or not.
     officers, verifier = _ensure_users(random.Random(seed - 1), cat.carriers)  # noqa: S311
     db.session.commit()
-    return _World(rng, cat, officers, verifier, followups)
+    task_rng = random.Random(seed + 7)  # noqa: S311
+    return _World(rng, cat, officers, verifier, followups, task_rng, _OtherUsers.load())
 
 
 def _add_project(world: _World, rows: dict[str, list[dict]], project_id: int, company_id: int):
@@ -293,6 +313,8 @@ def _add_project(world: _World, rows: dict[str, list[dict]], project_id: int, co
     company, created_on = _company_row(world, company_id)
     rows["companies"].append(company)
     p = _draw(world, project_id, company, created_on)
+    if p.next_action and world.task_rng.random() >= OPEN_NEXT_ACTION_SHARE:
+        p.next_action, p.due = "", None  # done long ago
     rows["projects"].append(_project_row(world, p))
     rows["stage_changes"] += _stage_change_rows(world, p)
     rows["status_changes"] += _status_change_rows(world, p)
@@ -300,6 +322,7 @@ def _add_project(world: _World, rows: dict[str, list[dict]], project_id: int, co
     rows["element_needs"] += _element_rows(world, p)
     rows["evaluations"] += _evaluation_rows(world, p)
     rows["funds_records"] += _funds_rows(world, p)
+    rows["tasks"] += _task_rows(world, p)
 
 
 def _company_row(world: _World, company_id: int) -> tuple[dict, date]:
@@ -564,6 +587,93 @@ def _funds_rows(world: _World, p: _Drawn) -> list[dict]:
             }
         )
     return rows
+
+
+@dataclass
+class _OtherUsers:
+    """Who besides a project's officers reads it: the task force of each cluster, leaders."""
+
+    taskforce: dict[int, list[int]]  # by cluster
+    leaders: list[int]
+
+    @classmethod
+    def load(cls) -> _OtherUsers:
+        taskforce: dict[int, list[int]] = {}
+        leaders = []
+        for user_id, role, cluster_id in db.session.execute(
+            sa.select(User.id, User.role, User.cluster_id)
+            .where(User.is_active.is_(True), User.role.in_([Role.TASKFORCE, Role.LEADER]))
+            .order_by(User.id)
+        ):
+            if role is Role.LEADER:
+                leaders.append(user_id)
+            else:
+                taskforce.setdefault(cluster_id, []).append(user_id)
+        return cls(taskforce, leaders)
+
+
+def _task_rows(world: _World, p: _Drawn) -> list[dict]:
+    """The project's 下一步 task while it has a next action, and a few tasks people gave each
+    other on it: open ones (about a third overdue) and closed ones."""
+    rng, today = world.task_rng, world.today
+    rows = []
+    if p.next_action and p.status is Status.ACTIVE:
+        created = max(p.created_on, (p.due or today) - timedelta(days=rng.randint(5, 30)))
+        rows.append(
+            _task(p, TaskKind.NEXT_ACTION, p.next_action, p.due, p.officer, p.officer, created)
+        )
+    readers = [
+        *world.officers[p.carrier],
+        *world.others.taskforce.get(p.cluster, []),
+        *world.others.leaders,
+    ]
+    if p.status is not Status.ACTIVE or len(readers) < 2:
+        return rows
+    for closed in (False, True):
+        share = CLOSED_TASKS_PER_PROJECT if closed else OPEN_TASKS_PER_PROJECT
+        for _k in range(int(share) + (rng.random() < share % 1)):
+            creator, assignee = rng.sample(readers, 2)
+            due = today + timedelta(days=rng.randint(-40, 20) if closed else rng.randint(-14, 30))
+            created = max(p.created_on, due - timedelta(days=rng.randint(3, 20)))
+            row = _task(p, TaskKind.TASK, rng.choice(TASK_TITLES), due, assignee, creator, created)
+            if closed:
+                _close(rng, row, min(due + timedelta(days=rng.randint(-3, 5)), today))
+            rows.append(row)
+    return rows
+
+
+def _task(p: _Drawn, kind, title, due, assignee, creator, created_on) -> dict:
+    at = _at(min(created_on, local_today()), 11)
+    return {
+        "project_id": p.project_id,
+        "kind": kind,
+        "title": title,
+        "description": "",
+        "due_on": due,
+        "assignee_id": assignee,
+        "status": TaskStatus.OPEN,
+        "completion_note": "",
+        "cancel_reason": "",
+        "created_by_id": creator,
+        "created_at": at,
+        "updated_at": at,
+        "completed_at": None,
+        "completed_by_id": None,
+        "cancelled_at": None,
+        "cancelled_by_id": None,
+    }
+
+
+def _close(rng: random.Random, row: dict, day: date) -> None:
+    """Done by the assignee (most), or cancelled by the creator."""
+    at = max(_at(day, 16), row["created_at"])
+    if rng.random() < 0.85:
+        row |= {"status": TaskStatus.DONE, "completed_at": at, "completed_by_id": row["assignee_id"],
+                "completion_note": rng.choice(TASK_NOTES)}  # fmt: skip
+    else:
+        row |= {"status": TaskStatus.CANCELLED, "cancelled_at": at,
+                "cancelled_by_id": row["created_by_id"], "cancel_reason": "企业已自行办理"}  # fmt: skip
+    row["updated_at"] = at
 
 
 def _insert(rows: dict[str, list[dict]], counts: dict[str, int]) -> None:
