@@ -321,3 +321,47 @@ def test_demo_command_loads_once_and_prints_the_accounts(runner, db_session):
     assert again.exit_code == 0
     assert "未重复载入" in again.output
     assert row_counts() == counts
+
+
+def test_the_demo_gives_every_role_tasks_some_overdue_some_done(client, db_session):
+    """Each role has open tasks (some overdue), some were done or cancelled; every 正常 project
+    with a next action has its officer's 下一步 task, also after a hand-over; each task's
+    assignee reads its project; the people given or finishing a task were told."""
+    from crm.access import can_read_project
+    from crm.notifications.models import Notification, NotificationKind
+    from crm.tasks.models import Task, TaskKind, TaskStatus
+
+    load_demo()
+    today = local_today()
+    all_tasks = db_session.scalars(sa.select(Task)).all()
+    open_tasks = [t for t in all_tasks if t.status is TaskStatus.OPEN]
+    for role in Role:
+        mine = [t for t in open_tasks if t.assignee.role is role and t.kind is TaskKind.TASK]
+        assert mine, role
+    assert any(t.due_on < today for t in open_tasks if t.kind is TaskKind.TASK)
+    assert {t.status for t in all_tasks} == set(TaskStatus)
+    for task in all_tasks:
+        assert can_read_project(task.assignee, task.project) or not task.is_open
+
+    next_actions = {t.project_id: t for t in open_tasks if t.kind is TaskKind.NEXT_ACTION}
+    assert len(next_actions) >= 20
+    for project in db_session.scalars(sa.select(Project)):
+        task = next_actions.get(project.id)
+        if project.status is Status.ACTIVE and project.next_action:
+            assert (task.title, task.due_on, task.assignee_id) == (
+                project.next_action,
+                project.next_action_due,
+                project.officer_id,
+            ), project.name
+        else:
+            assert task is None, project.name
+
+    told = {
+        n.kind
+        for n in db_session.scalars(sa.select(Notification))
+        if n.kind.name.startswith("TASK_")
+    }
+    assert told >= {NotificationKind.TASK_ASSIGNED, NotificationKind.TASK_COMPLETED}
+    client.post("/login", data={"username": "taskforce_xny", "password": DEMO_PASSWORD})
+    page = client.get("/tasks/").get_data(as_text=True)
+    assert "核实项目用地指标" in page and "逾期" in page

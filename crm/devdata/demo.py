@@ -47,12 +47,14 @@ from crm.devdata.demo_data import (
     T,
 )
 from crm.devdata.demo_history import ProjectHistory, round_to
+from crm.devdata.demo_tasks import add_demo_tasks
 from crm.evaluation.models import (
     Decision,
     Evaluation,
 )
 from crm.evaluation.seed import seed_default_template
 from crm.extensions import db
+from crm.hooks import next_action_changed
 from crm.projects.conflicts import handover_project
 from crm.projects.lifecycle import change_status, move_stage, reject_move, verify_move
 from crm.projects.models import (
@@ -144,6 +146,7 @@ class _DemoBuilder(ProjectHistory):
         self.create_users()
         for spec in PROJECTS:
             self.create_project(spec)
+        add_demo_tasks(self.users, self.today, self.backdate)
         self.backdate_companies()
         self.write_backdates()
 
@@ -410,6 +413,8 @@ class _DemoBuilder(ProjectHistory):
             sharing,
             loaded_version=project.version,
         )
+        # The 下一步 task follows the project to its new officer.
+        next_action_changed(self.users["leader"], [project.id])
         day = min(
             timeline.last_followup + timedelta(days=self.check_rng.randint(1, 10)), self.today
         )
