@@ -740,3 +740,42 @@ def test_the_officer_hears_of_a_next_action_someone_else_set(world, db_session):
     assert notes(world.officer_a) == [("TASK_ASSIGNED", f"/tasks/{task.id}")]
     followup(world)  # the officer's own next action: no notification to himself
     assert len(notes(world.officer_a)) == 1
+
+
+def test_a_long_completion_note_is_refused_at_the_field(world, login, db_session):
+    task = make_task(world)
+    response = login(world.taskforce_x).post(
+        f"/tasks/{task.id}/complete", data={"note": "长" * 5000, "confirm": "y"}
+    )
+    assert response.status_code == 400
+    assert "2000" in text(response)
+    db_session.expire_all()
+    assert task.status is TaskStatus.OPEN
+
+
+def test_cancelling_the_next_action_task_drops_the_projects_next_action(world, db_session):
+    followup(world)
+    (task,) = next_action_tasks(world.project_a)
+    services.cancel_task(world.officer_a, task, "企业已明确不再推进该事项")
+    db_session.flush()
+    db_session.expire_all()
+    project = db_session.get(Project, world.project_a.id)
+    assert (project.next_action, project.next_action_due) == ("", None)
+
+
+def test_the_list_reads_as_many_statements_for_many_tasks_as_for_few(
+    world, login, db_session, count_queries
+):
+    client = login(world.taskforce_x)
+
+    def statements() -> int:
+        with count_queries() as counter:
+            assert client.get("/tasks/?scope=all&state=any").status_code == 200
+        return counter.count
+
+    make_task(world)
+    few = statements()
+    for n in range(8):
+        other = factories.user(Role.OFFICER, carrier_=world.carrier_a)
+        make_task(world, creator=other, assignee=world.officer_a, title=f"任务{n}")
+    assert statements() == few

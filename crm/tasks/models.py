@@ -45,6 +45,8 @@ class Task(db.Model):
         sa.Index("ix_tasks_assignee_id_status_due_on", "assignee_id", "status", "due_on", "id"),
         sa.Index("ix_tasks_project_id_status_due_on", "project_id", "status", "due_on", "id"),
         sa.Index("ix_tasks_created_by_id_status_due_on", "created_by_id", "status", "due_on", "id"),
+        # The list of every task the user reads (a leader's: all of them), in due order.
+        sa.Index("ix_tasks_status_due_on", "status", "due_on", "id"),
         # A project has at most one open 下一步 task, whatever requests run at once.
         sa.Index(
             "ux_tasks_open_next_action",

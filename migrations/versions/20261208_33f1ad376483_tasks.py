@@ -2,8 +2,8 @@
 
 - tasks: a piece of work on a project for one user, with a due date; open, done or
   cancelled, with who did each and when. Indexed for a user's open tasks, a project's open
-  tasks and the tasks a user created, each in due order; a partial unique index allows one
-  open 下一步 (kind NEXT_ACTION) per project.
+  tasks, the tasks a user created and all tasks of a state, each in due order; a partial
+  unique index allows one open 下一步 (kind NEXT_ACTION) per project.
 - Data: every 正常 project with a next action gets its open 下一步 task, given to its officer
   with the next action's text and due date (created by nobody: the system).
 
@@ -58,6 +58,7 @@ def upgrade():
         batch_op.create_index('ix_tasks_assignee_id_status_due_on', ['assignee_id', 'status', 'due_on', 'id'], unique=False)
         batch_op.create_index('ix_tasks_project_id_status_due_on', ['project_id', 'status', 'due_on', 'id'], unique=False)
         batch_op.create_index('ix_tasks_created_by_id_status_due_on', ['created_by_id', 'status', 'due_on', 'id'], unique=False)
+        batch_op.create_index('ix_tasks_status_due_on', ['status', 'due_on', 'id'], unique=False)
         batch_op.create_index(
             'ux_tasks_open_next_action',
             ['project_id'],
@@ -83,6 +84,7 @@ def upgrade():
 def downgrade():
     with op.batch_alter_table('tasks', schema=None) as batch_op:
         batch_op.drop_index('ux_tasks_open_next_action')
+        batch_op.drop_index('ix_tasks_status_due_on')
         batch_op.drop_index('ix_tasks_created_by_id_status_due_on')
         batch_op.drop_index('ix_tasks_project_id_status_due_on')
         batch_op.drop_index('ix_tasks_assignee_id_status_due_on')
