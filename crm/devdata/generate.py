@@ -101,6 +101,7 @@ TASK_NOTES = ["已按要求办理", "已报送并收到回复", "企业已提供
 OPEN_NEXT_ACTION_SHARE = 0.19
 OPEN_TASKS_PER_PROJECT = 0.06
 CLOSED_TASKS_PER_PROJECT = 0.2
+LEADER_SHARE = 0.05  # of the ad hoc tasks, given by a leader (most) or to one
 FUNDS_NOTES = ["设备购置款", "土建工程款", "注册资本金到位", "银行贷款到位", "厂房装修款"]
 ELEMENT_NOTES = {
     ElementKind.LAND: "纳入年度新增建设用地计划统筹保障",
@@ -622,17 +623,17 @@ def _task_rows(world: _World, p: _Drawn) -> list[dict]:
         rows.append(
             _task(p, TaskKind.NEXT_ACTION, p.next_action, p.due, p.officer, p.officer, created)
         )
-    readers = [
-        *world.officers[p.carrier],
-        *world.others.taskforce.get(p.cluster, []),
-        *world.others.leaders,
-    ]
-    if p.status is not Status.ACTIVE or len(readers) < 2:
+    # Officers and task forces give each other tasks; a leader gives some and gets a few.
+    workers = [*world.officers[p.carrier], *world.others.taskforce.get(p.cluster, [])]
+    if p.status is not Status.ACTIVE or len(workers) < 2:
         return rows
     for closed in (False, True):
         share = CLOSED_TASKS_PER_PROJECT if closed else OPEN_TASKS_PER_PROJECT
         for _k in range(int(share) + (rng.random() < share % 1)):
-            creator, assignee = rng.sample(readers, 2)
+            creator, assignee = rng.sample(workers, 2)
+            if world.others.leaders and rng.random() < LEADER_SHARE:
+                leader = rng.choice(world.others.leaders)
+                creator, assignee = (leader, assignee) if rng.random() < 0.7 else (creator, leader)
             due = today + timedelta(days=rng.randint(-40, 20) if closed else rng.randint(-14, 30))
             created = max(p.created_on, due - timedelta(days=rng.randint(3, 20)))
             row = _task(p, TaskKind.TASK, rng.choice(TASK_TITLES), due, assignee, creator, created)

@@ -39,14 +39,29 @@ class TaskKind(LabelledEnum):
 class Task(db.Model):
     __tablename__ = "tasks"
     __table_args__ = (
-        # The questions asked all day, each read in due order from one index: a user's open
-        # tasks (待办, the list's default), a project's open tasks (its page), the tasks a user
-        # created.
-        sa.Index("ix_tasks_assignee_id_status_due_on", "assignee_id", "status", "due_on", "id"),
+        # The questions asked all day, each read in due order from one index that also holds
+        # the project (whose readability the lists check): a user's open tasks (待办, the
+        # list's default), a project's open tasks (its page), the tasks a user created, and
+        # every task of a state, or of any (the list of all the user reads; a leader's: all).
+        sa.Index(
+            "ix_tasks_assignee_id_status_due_on",
+            "assignee_id",
+            "status",
+            "due_on",
+            "project_id",
+            "id",
+        ),
         sa.Index("ix_tasks_project_id_status_due_on", "project_id", "status", "due_on", "id"),
-        sa.Index("ix_tasks_created_by_id_status_due_on", "created_by_id", "status", "due_on", "id"),
-        # The list of every task the user reads (a leader's: all of them), in due order.
-        sa.Index("ix_tasks_status_due_on", "status", "due_on", "id"),
+        sa.Index(
+            "ix_tasks_created_by_id_status_due_on",
+            "created_by_id",
+            "status",
+            "due_on",
+            "project_id",
+            "id",
+        ),
+        sa.Index("ix_tasks_status_due_on", "status", "due_on", "project_id", "id"),
+        sa.Index("ix_tasks_due_on", "due_on", "project_id", "id"),  # of any state
         # A project has at most one open 下一步 task, whatever requests run at once.
         sa.Index(
             "ux_tasks_open_next_action",

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
-from crm.access import can_read_project, project_scope, readable_project
+from crm.access import can_read_project, project_scope
 from crm.audit.labels import describe_entries
 from crm.audit.models import AuditEntry
 from crm.audit.services import record
@@ -36,9 +36,9 @@ from crm.tasks.models import (
     TaskStatus,
 )
 
-# Open tasks due first; a 下一步 without a date after every dated one (on either database,
-# read in the order of the indexes).
-DUE_ORDER = (sa.nulls_last(Task.due_on.asc()), Task.id.asc())
+# Open tasks due first (a 下一步 without a date after every dated one, on either database),
+# then by project: the order of the indexes, read without a sort.
+DUE_ORDER = (sa.nulls_last(Task.due_on.asc()), Task.project_id.asc(), Task.id.asc())
 
 
 def tell(kind: NotificationKind, task: Task, actor: User, recipient: User | None, text: str):
@@ -300,7 +300,7 @@ def _like(q: str) -> str:
 
 def task_list_select(user: User, f: TaskFilter, today: date) -> sa.Select:
     """The tasks of the list, in its order (ending with the id)."""
-    where: list[sa.ColumnElement[bool]] = [readable_project(user, Task.project_id)]
+    where: list[sa.ColumnElement[bool]] = [project_scope(user)]
     if f.scope == "mine":
         where.append(Task.assignee_id == user.id)
     elif f.scope == "created":
@@ -319,7 +319,12 @@ def task_list_select(user: User, f: TaskFilter, today: date) -> sa.Select:
             )
         )
     order = DUE_ORDER if f.sort == "due" else (Task.created_at.desc(), Task.id.desc())
-    return sa.select(Task).where(*where).order_by(*order)
+    return (
+        sa.select(Task)
+        .join(Project, Project.id == Task.project_id)
+        .where(*where)
+        .order_by(*order)
+    )
 
 
 def load_list_rows(ids: list[int]) -> list[Task]:

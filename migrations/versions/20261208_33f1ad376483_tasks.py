@@ -2,8 +2,10 @@
 
 - tasks: a piece of work on a project for one user, with a due date; open, done or
   cancelled, with who did each and when. Indexed for a user's open tasks, a project's open
-  tasks, the tasks a user created and all tasks of a state, each in due order; a partial
+  tasks, the tasks a user created and all tasks (of a state or not), each in due order; a partial
   unique index allows one open 下一步 (kind NEXT_ACTION) per project.
+- projects: an index holding what decides whether a project is readable (id, is_deleted,
+  carrier_id, cluster_id), which the task lists check for every row they count.
 - Data: every 正常 project with a next action gets its open 下一步 task, given to its officer
   with the next action's text and due date (created by nobody: the system).
 
@@ -55,10 +57,11 @@ def upgrade():
         sa.PrimaryKeyConstraint('id', name=op.f('pk_tasks')),
     )
     with op.batch_alter_table('tasks', schema=None) as batch_op:
-        batch_op.create_index('ix_tasks_assignee_id_status_due_on', ['assignee_id', 'status', 'due_on', 'id'], unique=False)
+        batch_op.create_index('ix_tasks_assignee_id_status_due_on', ['assignee_id', 'status', 'due_on', 'project_id', 'id'], unique=False)
         batch_op.create_index('ix_tasks_project_id_status_due_on', ['project_id', 'status', 'due_on', 'id'], unique=False)
-        batch_op.create_index('ix_tasks_created_by_id_status_due_on', ['created_by_id', 'status', 'due_on', 'id'], unique=False)
-        batch_op.create_index('ix_tasks_status_due_on', ['status', 'due_on', 'id'], unique=False)
+        batch_op.create_index('ix_tasks_created_by_id_status_due_on', ['created_by_id', 'status', 'due_on', 'project_id', 'id'], unique=False)
+        batch_op.create_index('ix_tasks_status_due_on', ['status', 'due_on', 'project_id', 'id'], unique=False)
+        batch_op.create_index('ix_tasks_due_on', ['due_on', 'project_id', 'id'], unique=False)
         batch_op.create_index(
             'ux_tasks_open_next_action',
             ['project_id'],
@@ -66,6 +69,10 @@ def upgrade():
             sqlite_where=sa.text(OPEN_NEXT_ACTION),
             postgresql_where=sa.text(OPEN_NEXT_ACTION),
         )
+
+    # Whether a project is readable, from an index: the task lists check it for every row.
+    with op.batch_alter_table('projects', schema=None) as batch_op:
+        batch_op.create_index('ix_projects_id_scope', ['id', 'is_deleted', 'carrier_id', 'cluster_id'], unique=False)
 
     # Every 正常 project with a next action: its officer's open 下一步 task, in one statement.
     now = datetime.now(UTC).replace(tzinfo=None)
@@ -82,8 +89,12 @@ def upgrade():
 
 
 def downgrade():
+    with op.batch_alter_table('projects', schema=None) as batch_op:
+        batch_op.drop_index('ix_projects_id_scope')
+
     with op.batch_alter_table('tasks', schema=None) as batch_op:
         batch_op.drop_index('ux_tasks_open_next_action')
+        batch_op.drop_index('ix_tasks_due_on')
         batch_op.drop_index('ix_tasks_status_due_on')
         batch_op.drop_index('ix_tasks_created_by_id_status_due_on')
         batch_op.drop_index('ix_tasks_project_id_status_due_on')
