@@ -36,6 +36,8 @@ from crm.projects.models import (
     ConflictBasis,
     ElementKind,
     ElementNeed,
+    Handover,
+    HandoverState,
     ProjectConflict,
     StageChange,
 )
@@ -268,6 +270,21 @@ MATRIX: dict[str, Row] = {
         ["/projects/{project}/handover"],
         post=on_project(403, taskforce_x=400, leader=400, admin=400),
     ),
+    # A project of 载体 A offered to 载体 B (待接收): officer_b, of the receiving 载体, may open
+    # it to accept (naming the 责任人) or decline (with a reason); the sender withdraws.
+    "projects.accept_handover": Row(
+        ["/projects/{offered}/handovers/{handover}/accept"],
+        post=on_project(400, officer_b=400, officer_a=403),
+    ),
+    "projects.decline_handover": Row(
+        ["/projects/{offered}/handovers/{handover}/decline"],
+        post=on_project(400, officer_b=400, officer_a=403),
+    ),
+    "projects.withdraw_handover": Row(
+        ["/projects/{offered}/handovers/{handover}/withdraw"],
+        post=on_project(403, officer_b=403, taskforce_x=BACK, leader=BACK, admin=BACK),
+        destructive=True,
+    ),
     "admin.audit": Row(["/admin/audit"], get=admin_only(200)),
     "admin.audit_export": Row(["/admin/audit/export.csv"], get=admin_only(200)),
 }
@@ -319,6 +336,7 @@ def objects(world, db_session, uploads) -> dict[str, int]:
         "token": "0" * 32,
         "move": pending_move(project, world.officer_a),
         "conflict": conflict_between(world.project_a, world.project_b),
+        **offered(world),
     }
     db_session.commit()
     return ids
@@ -336,6 +354,24 @@ def pending_move(project, officer) -> int:
     db.session.add(change)
     db.session.flush()
     return change.id
+
+
+def offered(world) -> dict[str, int]:
+    """Another project of 载体 A (cluster X), offered to 载体 B and waiting (待接收)."""
+    project = factories.project(world.carrier_a, world.cluster_x, world.officer_a, world.channel)
+    handover = Handover(
+        project_id=project.id,
+        from_carrier_id=world.carrier_a.id,
+        to_carrier_id=world.carrier_b.id,
+        reason="选址调整",
+        handed_by_id=world.taskforce_x.id,
+        from_officer_id=world.officer_a.id,
+        proposed_officer_id=world.officer_b.id,
+        state=HandoverState.PENDING,
+    )
+    db.session.add(handover)
+    db.session.flush()
+    return {"offered": project.id, "handover": handover.id}
 
 
 def conflict_between(project, other) -> int:
@@ -360,7 +396,9 @@ def test_every_rule_of_every_row_is_walked(app):
     adapter = app.url_map.bind("localhost")
     ids = dict.fromkeys(
         ["project", "company", "contact", "spare_contact", "need", "file", "spare_file"], 1
-    ) | dict.fromkeys(["evaluation", "template", "user", "carrier", "move", "conflict"], 1)
+    ) | dict.fromkeys(
+        ["evaluation", "template", "user", "carrier", "move", "conflict", "offered", "handover"], 1
+    )
     ids["token"] = "0" * 32
     walked = set()
     for endpoint, row in MATRIX.items():

@@ -399,6 +399,7 @@ class _DemoBuilder(ProjectHistory):
             history.append((change, "verified_at", moment))
 
     def hand_over(self, spec, project, timeline, history) -> None:
+        """The project offered to another 载体 by a leader, waiting there (待接收)."""
         to_name, reason, sharing = spec.handover
         carrier = self.carriers[to_name]
         handover = handover_project(
