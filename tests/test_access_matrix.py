@@ -83,6 +83,11 @@ def on_project(default, **by_role):
     return _answers(default, officer_b=404, taskforce_y=404, **by_role)
 
 
+# A project of 载体 A offered to 载体 B: officer_b may open it (to accept or decline).
+def offered_project(default, **by_role):
+    return _answers(default, taskforce_y=404, **by_role)
+
+
 def admin_only(admin):
     return _answers(403, admin=admin)
 
@@ -274,15 +279,15 @@ MATRIX: dict[str, Row] = {
     # it to accept (naming the 责任人) or decline (with a reason); the sender withdraws.
     "projects.accept_handover": Row(
         ["/projects/{offered}/handovers/{handover}/accept"],
-        post=on_project(400, officer_b=400, officer_a=403),
+        post=offered_project(400, officer_a=403),
     ),
     "projects.decline_handover": Row(
         ["/projects/{offered}/handovers/{handover}/decline"],
-        post=on_project(400, officer_b=400, officer_a=403),
+        post=offered_project(400, officer_a=403),
     ),
     "projects.withdraw_handover": Row(
         ["/projects/{offered}/handovers/{handover}/withdraw"],
-        post=on_project(403, officer_b=403, taskforce_x=BACK, leader=BACK, admin=BACK),
+        post=offered_project(403, taskforce_x=BACK, leader=BACK, admin=BACK),
         destructive=True,
     ),
     "admin.audit": Row(["/admin/audit"], get=admin_only(200)),

@@ -189,11 +189,12 @@ class Aggregator:
             for row in db.session.execute(self._credited_query(spec)):
                 figures = self._figures([spec], row[1:], {"moved_officer_id": row[0]})
                 groups.setdefault(row[0], {}).update(figures)
-        for value, figures in groups.items():
-            for spec in credited:
+        for value, figures in groups.items():  # an officer with no project now, say
+            for spec in specs:
                 if spec.key not in figures:
+                    extra = {"moved_officer_id" if spec in credited else "officer_id": value}
                     zero = [0, None] if spec.measure is not None else [0]
-                    figures.update(self._figures([spec], zero, {"moved_officer_id": value}))
+                    figures.update(self._figures([spec], zero, extra))
         return groups
 
     def _credited_query(self, spec: Spec) -> sa.Select:
@@ -219,6 +220,9 @@ class Aggregator:
             sa.select(moves.c.officer_id, *columns)
             .select_from(Project)
             .join(moves, moves.c.project_id == Project.id)
-            .where(project_scope(self.user), *self._conditions(_without_moves(f)))
+            .where(
+                project_scope(self.user),
+                *filter_clauses(_without_moves(f), self.today, self.stale_days),
+            )
             .group_by(moves.c.officer_id)
         )
