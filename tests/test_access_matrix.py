@@ -32,6 +32,8 @@ from crm.evaluation.services import start_evaluation
 from crm.extensions import db
 from crm.files.models import DocumentKind
 from crm.files.services import store_file
+from crm.notifications.models import NotificationKind
+from crm.notifications.services import notify
 from crm.projects.models import (
     ConflictBasis,
     ElementKind,
@@ -290,6 +292,14 @@ MATRIX: dict[str, Row] = {
         post=offered_project(403, taskforce_x=BACK, leader=BACK, admin=BACK),
         destructive=True,
     ),
+    # ---- 待办: notifications ----
+    "notifications.index": Row(["/notifications/"], get=everyone(200)),
+    "notifications.open_": Row(
+        ["/notifications/{notification}/open"],
+        # officer_a's own notification: read, then its project; nobody else's
+        post=_answers(404, officer_a=BACK),
+    ),
+    "notifications.read_all": Row(["/notifications/read-all"], post=everyone(BACK)),
     "admin.audit": Row(["/admin/audit"], get=admin_only(200)),
     "admin.audit_export": Row(["/admin/audit/export.csv"], get=admin_only(200)),
 }
@@ -342,6 +352,14 @@ def objects(world, db_session, uploads) -> dict[str, int]:
         "move": pending_move(project, world.officer_a),
         "conflict": conflict_between(world.project_a, world.project_b),
         **offered(world),
+        "notification": notify(
+            NotificationKind.TASK_ASSIGNED,
+            [world.officer_a],
+            project=project,
+            actor=None,
+            text="矩阵通知",
+            url=f"/projects/{project.id}",
+        )[0].id,
     }
     db_session.commit()
     return ids
@@ -402,7 +420,18 @@ def test_every_rule_of_every_row_is_walked(app):
     ids = dict.fromkeys(
         ["project", "company", "contact", "spare_contact", "need", "file", "spare_file"], 1
     ) | dict.fromkeys(
-        ["evaluation", "template", "user", "carrier", "move", "conflict", "offered", "handover"], 1
+        [
+            "evaluation",
+            "template",
+            "user",
+            "carrier",
+            "move",
+            "conflict",
+            "notification",
+            "offered",
+            "handover",
+        ],
+        1,
     )
     ids["token"] = "0" * 32
     walked = set()

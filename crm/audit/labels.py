@@ -118,6 +118,7 @@ OBJECT_TYPE_LABELS = {
     "request": "页面请求",
     "login_attempts": "登录尝试",
     "password_history": "历史密码",
+    "notifications": "通知",
 }
 
 # Field names, as the models (and the few extra keys services write into a diff) call them.
@@ -306,6 +307,14 @@ FIELD_LABELS_BY_TYPE = {
     "followups": {"kind": "方式", "summary": "内容"},
     "funds_records": {"note": "备注"},
     "stored_files": {"kind": "材料类型"},
+    "notifications": {
+        "kind": "通知类别",
+        "actor_id": "发起人",
+        "text": "内容",
+        "url": "链接",
+        "key": "去重键",
+        "read_at": "阅读时间",
+    },
     "evaluations": {"state": "评估状态"},
     "handovers": {
         "state": "流转状态",
