@@ -454,3 +454,59 @@ def test_an_import_flagging_many_conflicts_tells_each_one_once(world, db_session
     ).all()
     assert sorted(n.user_id for n in rows) == sorted([world.leader.id, world.taskforce_x.id])
     assert all("5 个跨载体冲突" in n.text and n.url == "/conflicts/" for n in rows)
+
+
+# The migration's back-fill ------------------------------------------------------------------------
+
+
+def test_the_migration_credits_past_moves_and_accepts_past_hand_overs(tmp_path, monkeypatch):
+    """Hand-overs made before acceptance existed are 已接收; each past move is credited to the
+    officer in charge then, read from the audit trail of the officer changes."""
+    from flask_migrate import downgrade, upgrade
+
+    from config import TestingConfig
+    from crm import create_app
+    from tests.test_migrations import separate_database
+
+    with separate_database(tmp_path) as url:
+
+        class Config(TestingConfig):
+            SQLALCHEMY_DATABASE_URI = url
+
+        other = create_app(Config)
+        try:
+            with other.app_context():
+                upgrade()
+                with sessions_on(db.engine):  # not the suite's rolled-back session
+                    monkeypatch.setattr(lifecycle, "_entry_checks", {s: [] for s in Stage})
+                    world = factories.World.build()
+                    project = world.project_a
+                    lifecycle.move_stage(world.officer_a, project, Stage.ATTRACTING)
+                    accept_handover(world.officer_b, offer(world), world.officer_b)
+                    lifecycle.move_stage(world.officer_b, project, Stage.PLANNED, reason="重新谋划")
+                    db.session.commit()
+                    ids = (project.id, world.officer_a.id, world.officer_b.id, world.taskforce_x.id)
+
+                downgrade(revision="6b1f0d2c9a47")
+                upgrade()
+
+                project_id, officer_a, officer_b, offered_by = ids
+                with sessions_on(db.engine) as session:
+                    moves = session.execute(
+                        sa.select(StageChange.to_stage, StageChange.officer_id)
+                        .where(StageChange.project_id == project_id)
+                        .order_by(StageChange.id)
+                    ).all()
+                    assert moves == [
+                        (Stage.PLANNED, officer_a),
+                        (Stage.ATTRACTING, officer_a),
+                        (Stage.PLANNED, officer_b),
+                    ]
+                    (handover,) = session.scalars(sa.select(Handover)).all()
+                    assert handover.state is HandoverState.ACCEPTED
+                    assert (handover.from_officer_id, handover.officer_id) == (officer_a, officer_b)
+                    assert handover.decided_at == handover.handed_at
+                    assert handover.decided_by_id == offered_by
+        finally:
+            with other.app_context():
+                db.engine.dispose()
