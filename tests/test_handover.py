@@ -510,3 +510,17 @@ def test_the_migration_credits_past_moves_and_accepts_past_hand_overs(tmp_path, 
         finally:
             with other.app_context():
                 db.engine.dispose()
+
+
+def test_a_receiver_answering_a_withdrawn_offer_finds_nothing(world, login, offered, db_session):
+    """载体 B's page still offers to accept; the sender withdrew meanwhile: the project is no
+    longer B's to open, and nothing changes."""
+    receiver = login(world.officer_b)
+    assert "接收项目" in text(receiver.get(f"/projects/{world.project_a.id}"))
+    withdraw_handover(world.taskforce_x, offered)
+    db_session.commit()
+    response = receiver.post(urls(offered)["accept"], data={"officer_id": world.officer_b.id})
+    assert response.status_code == 404
+    db_session.expire_all()
+    assert offered.state is HandoverState.WITHDRAWN
+    assert world.project_a.carrier_id == world.carrier_a.id

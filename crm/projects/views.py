@@ -526,8 +526,10 @@ def _run_action(
             return redirect(url_for("main.home"))
         return redirect(url_for("projects.detail", project_id=project.id))
     db.session.refresh(project)  # after a rollback, the page shows what is stored
-    if not can_read_project(current_user, project):
-        abort(409 if isinstance(outcome, AlreadyDecided) else 404)
+    if not can_read_project(current_user, project):  # a hand-over withdrawn meanwhile, say
+        if not isinstance(outcome, AlreadyDecided):
+            abort(404)
+        return render_template("error.html", code=409, message=outcome.message), 409
     if isinstance(outcome, AlreadyDecided):  # decided by someone else first: show what they did
         flash(outcome.message, "error")
         return render_detail(project, 409)
