@@ -65,6 +65,7 @@ def create_app(config: type[Config] | None = None) -> Flask:
     register_template_helpers(app)
     register_errorhandlers(app)
     register_commands(app)
+    register_jobs(app)
     return app
 
 
@@ -312,6 +313,13 @@ def _fully_loaded(user) -> bool:
         return False
     places = [p for p in (state.dict["carrier"], state.dict["cluster"]) if p is not None]
     return all("name" not in sa.inspect(p).unloaded for p in places)
+
+
+def register_jobs(app: Flask) -> None:
+    """The job queue's storage and the app its jobs run in (crm/jobs/queue.py)."""
+    from crm.jobs import queue
+
+    queue.init_app(app)
 
 
 def register_commands(app: Flask) -> None:
