@@ -81,7 +81,11 @@ def due_items(user: User, day: date) -> list[DueItem]:
 
 
 def _line(item: DueItem, day: date, base_url: str) -> str:
-    when = "今天到期" if item.due == day else f"已逾期 {(day - item.due).days} 天（期限 {item.due:%m月%d日}）"
+    when = (
+        "今天到期"
+        if item.due == day
+        else f"已逾期 {(day - item.due).days} 天（期限 {item.due:%m月%d日}）"
+    )
     link = f"\n    {base_url}{item.path}" if base_url else ""
     return f"· 【{item.project}】{item.kind}：{item.title}（{when}）{link}"
 

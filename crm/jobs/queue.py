@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -76,6 +77,25 @@ def queue_description(config) -> str:
     if url == "memory://":
         return "内存（测试）"
     return "SQLite（实例目录 queue.sqlite3）"
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """The queue as the admin's page shows it; `error` when it cannot be read (Redis down)."""
+
+    where: str
+    pending: int | None = None  # waiting for a worker
+    scheduled: int | None = None  # waiting for their time (retries after a failure)
+    error: str = ""
+
+
+def queue_state(config) -> QueueState:
+    where = queue_description(config)
+    try:
+        return QueueState(where, huey.pending_count(), huey.scheduled_count())
+    except Exception as exc:  # the page shows the queue's failure instead of failing itself
+        log.warning("cannot read the job queue: %s", exc)
+        return QueueState(where, error=f"{type(exc).__name__}: {exc}"[:300])
 
 
 def local_crontab(**fields) -> Callable[[datetime], bool]:
