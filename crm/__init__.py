@@ -185,12 +185,14 @@ def register_blueprints(app: Flask) -> None:
     from crm.files.views import bp as files_bp
     from crm.ledger.views import bp as ledger_bp
     from crm.main.views import bp as main_bp
+    from crm.notifications.views import bp as notifications_bp
     from crm.projects.conflict_views import bp as conflicts_bp
     from crm.projects.views import bp as projects_bp
     from crm.reports.views import bp as reports_bp
 
     blueprints = (main_bp, auth_bp, projects_bp, companies_bp, files_bp, evaluation_bp)
     features = (dashboard_bp, ledger_bp, conflicts_bp)  # issue 5: statistics and the ledger
+    features += (notifications_bp,)  # issue 15: 待办
     for bp in (*blueprints, reports_bp, admin_bp, *features):
         app.register_blueprint(bp)
 

@@ -32,6 +32,8 @@ from crm.evaluation.services import start_evaluation
 from crm.extensions import db
 from crm.files.models import DocumentKind
 from crm.files.services import store_file
+from crm.notifications.models import NotificationKind
+from crm.notifications.services import notify
 from crm.projects.models import (
     ConflictBasis,
     ElementKind,
@@ -272,6 +274,14 @@ MATRIX: dict[str, Row] = {
         ["/projects/{project}/handover"],
         post=on_project(403, taskforce_x=400, leader=400, admin=400),
     ),
+    # ---- 待办: notifications ----
+    "notifications.index": Row(["/notifications/"], get=everyone(200)),
+    "notifications.open_": Row(
+        ["/notifications/{notification}/open"],
+        # officer_a's own notification: read, then its project; nobody else's
+        post=_answers(404, officer_a=BACK),
+    ),
+    "notifications.read_all": Row(["/notifications/read-all"], post=everyone(BACK)),
     "admin.audit": Row(["/admin/audit"], get=admin_only(200)),
     "admin.audit_export": Row(["/admin/audit/export.csv"], get=admin_only(200)),
 }
@@ -323,6 +333,14 @@ def objects(world, db_session, uploads) -> dict[str, int]:
         "token": "0" * 32,
         "move": pending_move(project, world.officer_a),
         "conflict": conflict_between(world.project_a, world.project_b),
+        "notification": notify(
+            NotificationKind.TASK_ASSIGNED,
+            [world.officer_a],
+            project=project,
+            actor=None,
+            text="矩阵通知",
+            url=f"/projects/{project.id}",
+        )[0].id,
     }
     db_session.commit()
     return ids
@@ -364,7 +382,9 @@ def test_every_rule_of_every_row_is_walked(app):
     adapter = app.url_map.bind("localhost")
     ids = dict.fromkeys(
         ["project", "company", "contact", "spare_contact", "need", "file", "spare_file"], 1
-    ) | dict.fromkeys(["evaluation", "template", "user", "carrier", "move", "conflict"], 1)
+    ) | dict.fromkeys(
+        ["evaluation", "template", "user", "carrier", "move", "conflict", "notification"], 1
+    )
     ids["token"] = "0" * 32
     walked = set()
     for endpoint, row in MATRIX.items():

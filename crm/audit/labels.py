@@ -116,6 +116,7 @@ OBJECT_TYPE_LABELS = {
     "request": "页面请求",
     "login_attempts": "登录尝试",
     "password_history": "历史密码",
+    "notifications": "通知",
     "job_runs": "后台任务",
     "sent_mails": "已发送邮件",
 }
@@ -312,6 +313,14 @@ FIELD_LABELS_BY_TYPE = {
     "followups": {"kind": "方式", "summary": "内容"},
     "funds_records": {"note": "备注"},
     "stored_files": {"kind": "材料类型"},
+    "notifications": {
+        "kind": "通知类别",
+        "actor_id": "发起人",
+        "text": "内容",
+        "url": "链接",
+        "key": "去重键",
+        "read_at": "阅读时间",
+    },
     "evaluations": {"state": "评估状态"},
     "checklist_items": {"title": "事项"},
     "checklist_sections": {"title": "部分"},

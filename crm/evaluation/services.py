@@ -36,6 +36,8 @@ from crm.evaluation.models import (
 from crm.extensions import db
 from crm.files.models import DocumentKind, StoredFile
 from crm.files.services import has_document
+from crm.notifications.models import NotificationKind
+from crm.notifications.services import app_path, leaders, notify, taskforce_of
 from crm.projects.lifecycle import register_entry_check
 from crm.projects.models import Project
 from crm.projects.stages import Stage
@@ -377,6 +379,17 @@ def submit_evaluation(user: User, evaluation: Evaluation) -> None:
         {"state": EvaluationState.SUBMITTED, "submitted_at": utcnow(), "submitted_by_id": user.id},
     )
     record(user, "evaluation_submitted", evaluation, summary="提交决策")
+    project = evaluation.project
+    vetoes = f"，一票否决 {len(summary.veto_hits)} 项" if summary.veto_hits else ""
+    notify(
+        NotificationKind.EVALUATION_SUBMITTED,
+        leaders(),
+        project=project,
+        actor=user,
+        text=f"{project.name}：评估已提交待决策（得分 {summary.total_score:g}/"
+        f"{summary.max_score:g}{vetoes}）",
+        url=app_path("evaluation.detail", evaluation_id=evaluation.id),
+    )
 
 
 def decide(
@@ -434,6 +447,15 @@ def decide(
         evaluation,
         summary=f"{outcome.label}（{decision.meeting_name}）",
         changes={"state": ["SUBMITTED", new_state.name]},
+    )
+    project = evaluation.project
+    notify(
+        NotificationKind.DECISION_RECORDED,
+        [project.officer, *taskforce_of(project)],
+        project=project,
+        actor=user,
+        text=f"{project.name}：集体决策“{outcome.label}”（{decision.meeting_name}）",
+        url=app_path("evaluation.detail", evaluation_id=evaluation.id),
     )
     return decision
 

@@ -30,6 +30,8 @@ from crm.catalog.models import TerminationReason
 from crm.core import ServiceError, local_today, utcnow
 from crm.decisions import AlreadyDecided, change_once, decide_once
 from crm.extensions import db
+from crm.notifications.models import NotificationKind
+from crm.notifications.services import app_path, notify
 from crm.projects.models import Project, StageChange, StatusChange
 from crm.projects.stages import (
     STAGE_REQUIRED_FIELDS,
@@ -213,6 +215,9 @@ def verify_move(user: User, change: StageChange, note: str = "") -> StageChange:
         summary=f"{project.name}：核实“{change.to_stage.label}”",
         changes={"stage_change": change.id, "verification": ["PENDING", "VERIFIED"], "note": note},
     )
+    _tell_officer(
+        NotificationKind.MOVE_VERIFIED, user, change, f"“{change.to_stage.label}”已通过甄别"
+    )
     return change
 
 
@@ -244,7 +249,26 @@ def reject_move(user: User, change: StageChange, reason: str) -> StageChange:
             "reason": reason,
         },
     )
+    _tell_officer(
+        NotificationKind.MOVE_REJECTED,
+        user,
+        change,
+        f"“{change.to_stage.label}”被甄别驳回，退回“{change.from_stage.label}”：{reason}",
+    )
     return back
+
+
+def _tell_officer(kind: NotificationKind, user: User, change: StageChange, what: str) -> None:
+    """A 甄别 decision, told to the project's officer and to whoever claimed the move."""
+    project = change.project
+    notify(
+        kind,
+        [project.officer, change.changed_by],
+        project=project,
+        actor=user,
+        text=f"{project.name}：{what}",
+        url=app_path("projects.detail", project_id=project.id),
+    )
 
 
 def _actual_date_errors(project: Project, values: dict[str, Any]) -> dict[str, str]:

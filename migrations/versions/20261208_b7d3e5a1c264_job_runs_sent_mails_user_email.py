@@ -5,7 +5,7 @@
 - users.email: where a user's mail goes (nullable: no mail).
 
 Revision ID: b7d3e5a1c264
-Revises: 4e7a1c9b2d05
+Revises: 6b1f0d2c9a47
 Create Date: 2026-12-08 00:20:00
 
 """
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'b7d3e5a1c264'
-down_revision = '4e7a1c9b2d05'
+down_revision = '6b1f0d2c9a47'
 branch_labels = None
 depends_on = None
 
