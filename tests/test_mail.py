@@ -243,3 +243,27 @@ def test_the_admin_sets_a_users_address(world, login):
     db.session.refresh(world.officer_a)
     assert world.officer_a.email == "officer.a@bozhou.example"
     assert "officer.a@bozhou.example" in client.get(url).get_data(as_text=True)
+
+
+def test_notifications_get_e_mail_copies_for_those_with_an_address(world, queue, smtp_server):
+    from crm.jobs.mail import mail_notifications
+    from crm.notifications.models import NotificationKind
+    from crm.notifications.services import notify
+
+    world.officer_a.email = "officer.a@bozhou.example"  # world.taskforce_x has no address
+    made = notify(
+        NotificationKind.DECISION_RECORDED,
+        [world.officer_a, world.taskforce_x, world.officer_b],  # officer_b cannot read it
+        project=world.project_a,
+        actor=world.leader,
+        text="甲区光伏组件项目的评估已通过集体决策",
+        url=f"/projects/{world.project_a.id}",
+    )
+    assert mail_notifications(made) == 1
+    run_pending()
+    (message,) = smtp_server.messages()
+    assert message["To"] == "officer.a@bozhou.example"
+    assert message["Subject"] == "【通知】集体决策"
+    body = message.get_content()
+    assert "甲区光伏组件项目的评估已通过集体决策" in body
+    assert f"https://crm.bozhou.example/projects/{world.project_a.id}" in body

@@ -18,8 +18,9 @@ from crm.access import project_scope
 from crm.auth.models import Role, User
 from crm.core import local_today
 from crm.extensions import db
-from crm.jobs.mail import mail_enabled, queue_mail
+from crm.jobs.mail import MAIL_FOOTER, mail_enabled, queue_mail
 from crm.jobs.queue import local_crontab, periodic_job
+from crm.notifications.services import app_path
 from crm.projects.models import Project
 from crm.projects.stages import Status
 
@@ -38,11 +39,6 @@ class DueItem:
 
     def overdue_on(self, day: date) -> bool:
         return self.due < day
-
-
-def _url_path(endpoint: str, **values) -> str:
-    """The path of a page, built without a request (a job has none)."""
-    return current_app.url_map.bind("localhost").build(endpoint, values)
 
 
 def _next_actions(user: User, day: date) -> list[DueItem]:
@@ -68,7 +64,7 @@ def _next_actions(user: User, day: date) -> list[DueItem]:
             title=action or "（未填写）",
             project=name,
             due=due,
-            path=_url_path("projects.detail", project_id=project_id),
+            path=app_path("projects.detail", project_id=project_id),
         )
         for project_id, name, action, due in rows
     ]
@@ -108,7 +104,7 @@ def digest_text(user: User, day: date, items: list[DueItem]) -> tuple[str, str]:
             parts += [f"{title}：", *(_line(i, day, base_url) for i in group), ""]
     if len(items) > DIGEST_MAX_ITEMS:
         parts += ["另有更多事项，请登录系统查看工作台。", ""]
-    parts.append("—— 双招双引项目管理系统（自动发送，请勿回复）")
+    parts.append(MAIL_FOOTER)
     return subject, "\n".join(parts)
 
 

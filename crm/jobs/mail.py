@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Iterable
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from flask import current_app
@@ -24,7 +26,11 @@ from crm.extensions import db
 from crm.jobs.models import MAIL_KEY_MAX, MAIL_SUBJECT_MAX, SentMail
 from crm.jobs.queue import job
 
+if TYPE_CHECKING:
+    from crm.notifications.models import Notification
+
 SECURITY_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
+MAIL_FOOTER = "—— 双招双引项目管理系统（自动发送，请勿回复）"
 
 
 def check_settings(config) -> None:
@@ -49,6 +55,23 @@ def queue_mail(user: User, subject: str, body: str, key: str) -> bool:
     user_id = user.id
     transaction.on_commit(lambda: send_mail(user_id, subject, body, key))
     return True
+
+
+def mail_notifications(notifications: Iterable[Notification]) -> int:
+    """E-mail copies of in-app notifications (通知), for `notify` to call once it has flushed
+    them: each to its recipient, after the commit, under the key `notification:<id>`; with a
+    link when CRM_BASE_URL is set. Returns how many were queued (none when mail is off)."""
+    if not mail_enabled():
+        return 0
+    base_url = current_app.config["BASE_URL"]
+    queued = 0
+    for notification in notifications:
+        user = notification.user
+        link = f"\n\n查看：{base_url}{notification.url}" if base_url and notification.url else ""
+        body = f"{user.display_name}，您好：\n\n{notification.text}{link}\n\n{MAIL_FOOTER}"
+        subject = f"【通知】{notification.kind.label}"
+        queued += queue_mail(user, subject, body, key=f"notification:{notification.id}")
+    return queued
 
 
 def build_message(to: str, subject: str, body: str) -> EmailMessage:
