@@ -129,11 +129,10 @@ def send_mail(user_id: int, subject: str, body: str, key: str) -> bool:
     if user is None or not user.is_active or not user.email:
         return False
     subject = subject[:MAIL_SUBJECT_MAX]
-    db.session.add(SentMail(key=key, user_id=user.id, address=user.email, subject=subject))
     try:
-        db.session.flush()  # claims the key: a simultaneous run waits here, then finds it taken
-    except sa.exc.IntegrityError:
-        db.session.rollback()
+        with db.session.begin_nested():  # claims the key: a simultaneous run waits here
+            db.session.add(SentMail(key=key, user_id=user.id, address=user.email, subject=subject))
+    except sa.exc.IntegrityError:  # … and finds it taken once the other run has committed
         return False
     _deliver(build_message(user.email, subject, body))
     return True

@@ -131,6 +131,8 @@ def _wrap(fn: Callable, name: str, describe: Callable[..., str]) -> Callable:
 
 
 def _recorded(fn, name, describe, task, args, kwargs):
+    """The jobs' transaction edge, as crm/transaction.py is the requests': the record of the
+    run, the job's work and the record of its outcome, each committed on its own."""
     from crm.extensions import db
     from crm.jobs import runs
 
@@ -141,15 +143,17 @@ def _recorded(fn, name, describe, task, args, kwargs):
         summary=describe(*args, **kwargs),
         attempt=attempt,
     )
+    db.session.commit()
     try:
         result = fn(*args, **kwargs)
         db.session.commit()
     except Exception as exc:
         db.session.rollback()
-        will_retry = task is not None and task.retries > 0
-        runs.fail(run_id, exc, will_retry=will_retry)
+        runs.fail(run_id, exc, will_retry=task is not None and task.retries > 0)
+        db.session.commit()
         raise
     runs.succeed(run_id)
+    db.session.commit()
     return result
 
 

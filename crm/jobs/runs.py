@@ -1,8 +1,8 @@
 """The record of background jobs (后台任务): written around each run by queue.py, read by the
 admin's page and 待办, pruned daily.
 
-Each write here commits at once, in the job's own session, before or after the job's work:
-a job that fails rolls its work back, but its record stays.
+The writes here flush; queue.py, the jobs' transaction edge, commits each at once, apart
+from the job's own work: a job that fails rolls its work back, but its record stays.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def start(*, task_id: str | None, name: str, summary: str, attempt: int) -> int:
     run.attempt = attempt
     run.started_at = utcnow()
     run.finished_at = None
-    db.session.commit()
+    db.session.flush()
     return run.id
 
 
@@ -41,7 +41,7 @@ def _finish(run_id: int, status: JobStatus, error: str | None = None) -> None:
     run.finished_at = utcnow()
     if error is not None:
         run.error = error[:JOB_ERROR_MAX]
-    db.session.commit()
+    db.session.flush()
 
 
 def succeed(run_id: int) -> None:
