@@ -7,6 +7,7 @@ from the job's own work: a job that fails rolls its work back, but its record st
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -24,7 +25,7 @@ def start(*, task_id: str | None, name: str, summary: str, attempt: int) -> int:
     if task_id is not None:
         run = db.session.scalar(sa.select(JobRun).where(JobRun.task_id == task_id))
     if run is None:
-        run = JobRun(task_id=task_id or f"local:{utcnow().timestamp()}", name=name[:64])
+        run = JobRun(task_id=task_id or f"local:{uuid.uuid4()}", name=name[:64])
         db.session.add(run)
     run.summary = summary[:JOB_SUMMARY_MAX]
     run.status = JobStatus.RUNNING
