@@ -115,15 +115,17 @@ def _sqlite_begin(connection) -> None:
     """A request that may write (POST) takes SQLite's write lock when its transaction begins
     (BEGIN IMMEDIATE), so writers of several workers queue on the busy timeout instead of
     failing with "database is locked" when one wrote after the other had read. A view marked
-    `transaction.reads_first` reads in a plain BEGIN, then writes in a transaction of its own."""
+    `transaction.reads_first` reads in a plain BEGIN, then writes in a transaction of its own.
+    A background job's transactions, short by design (crm/jobs/queue.py), are writers too."""
     if connection.dialect.name == "sqlite":
         from crm import transaction
+        from crm.jobs.queue import running_job
 
         write = (
             has_request_context()
             and request.method not in ("GET", "HEAD", "OPTIONS")
             and not transaction.reading()  # a view that reads at length first (transaction.py)
-        )
+        ) or running_job()
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 

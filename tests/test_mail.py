@@ -267,3 +267,43 @@ def test_notifications_get_e_mail_copies_for_those_with_an_address(world, queue,
     body = message.get_content()
     assert "甲区光伏组件项目的评估已通过集体决策" in body
     assert f"https://crm.bozhou.example/projects/{world.project_a.id}" in body
+
+
+def test_simultaneous_runs_of_one_key_send_one_mail(app, tmp_path, queue, smtp_server):
+    """Runs of the same key in worker threads at the same moment, each with its own session,
+    on committed data (SQLite, or PostgreSQL with CRM_TEST_DATABASE_URL): one mail goes out,
+    every run succeeds, none is left to retry."""
+    import threading
+
+    from tests.test_evaluation import committed_database, sessions_on
+
+    threads = 8
+    with committed_database(tmp_path) as engine, sessions_on(engine) as session:
+        user = _user()
+        session.commit()
+        tasks = [send_mail.s(user.id, SUBJECT, BODY, "race:1") for _ in range(threads)]
+        ready = threading.Barrier(threads, timeout=60)
+        errors: list[str] = []
+
+        def worker(task) -> None:
+            try:
+                with app.app_context():
+                    ready.wait()
+                    huey.execute(task)
+            except BaseException as exc:  # reported in the test's thread
+                errors.append(repr(exc))
+            finally:
+                db.session.remove()
+
+        running = [threading.Thread(target=worker, args=(task,)) for task in tasks]
+        for thread in running:
+            thread.start()
+        for thread in running:
+            thread.join(timeout=120)
+        assert errors == []
+        assert len(smtp_server.received) == 1
+        session.rollback()  # a fresh snapshot: what the threads committed
+        statuses = session.scalars(sa.select(JobRun.status)).all()
+        assert statuses == [JobStatus.SUCCEEDED] * threads
+        assert session.scalars(sa.select(SentMail.key)).all() == ["race:1"]
+        assert huey.scheduled() == []

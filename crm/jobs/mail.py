@@ -3,9 +3,8 @@
 Off unless CRM_SMTP_HOST is set (config.py). `queue_mail` never talks to the mail server: it
 registers the job's enqueueing with `crm.transaction.on_commit`, so a request that is rolled
 back sends nothing and no page waits on SMTP. The job (`send_mail`) sends to the address the
-user has when it runs, and records the mail's key in SentMail in the same transaction: the key
-is claimed (inserted and flushed) before the mail goes out, so a second run of the same key,
-retried or simultaneous, finds it and sends nothing.
+user has when it runs, under the mail's key, claimed in SentMail before the mail goes out: a
+second run of the same key, retried or simultaneous, finds it and sends nothing.
 """
 
 from __future__ import annotations
@@ -22,9 +21,10 @@ from flask import current_app
 
 from crm import transaction
 from crm.auth.models import User
+from crm.core import utcnow
 from crm.extensions import db
 from crm.jobs.models import MAIL_KEY_MAX, MAIL_SUBJECT_MAX, SentMail
-from crm.jobs.queue import job
+from crm.jobs.queue import checkpoint, job
 
 if TYPE_CHECKING:
     from crm.notifications.models import Notification
@@ -121,18 +121,31 @@ def _describe(user_id: int, subject: str, body: str, key: str) -> str:
 
 @job(describe=_describe)
 def send_mail(user_id: int, subject: str, body: str, key: str) -> bool:
-    """Send one mail, unless its key was sent already or the user can no longer receive it
-    (disabled, address removed). True when it went out."""
+    """Send one mail, unless its key was claimed already or the user can no longer receive it
+    (disabled, address removed). True when it went out.
+
+    The key is claimed (a SentMail row, committed) before the mail goes out, so a simultaneous
+    run of the same key finds it and sends nothing, and no lock is held while the SMTP server
+    answers; a failed delivery gives the key up again, for the retry. A worker killed in the
+    middle of a delivery leaves the key claimed: that mail is not sent twice, nor retried."""
     if db.session.scalar(sa.select(SentMail.id).where(SentMail.key == key)) is not None:
         return False
     user = db.session.get(User, user_id)
     if user is None or not user.is_active or not user.email:
         return False
     subject = subject[:MAIL_SUBJECT_MAX]
+    claim = SentMail(key=key, user_id=user.id, address=user.email, subject=subject)
     try:
-        with db.session.begin_nested():  # claims the key: a simultaneous run waits here
-            db.session.add(SentMail(key=key, user_id=user.id, address=user.email, subject=subject))
-    except sa.exc.IntegrityError:  # … and finds it taken once the other run has committed
+        with db.session.begin_nested():
+            db.session.add(claim)
+    except sa.exc.IntegrityError:  # claimed by a simultaneous run meanwhile
         return False
-    _deliver(build_message(user.email, subject, body))
+    checkpoint()
+    try:
+        _deliver(build_message(claim.address, subject, body))
+    except Exception:
+        db.session.delete(claim)
+        checkpoint()
+        raise
+    claim.sent_at = utcnow()
     return True

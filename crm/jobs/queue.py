@@ -12,7 +12,9 @@ A job is a function decorated with `job` or `periodic_job`. Each run:
   committed apart from the job's own work, which commits once at the end (a failure rolls
   the job's work back and keeps the record);
 - is retried after 1, 5 and 25 minutes (huey's retry_delay and retry_backoff) before it
-  counts as failed. Jobs are written to be run again: what they did is checked first.
+  counts as failed. Jobs are written to be run again: what they did is checked first;
+- on SQLite, writes from its first statement (BEGIN IMMEDIATE, `running_job`): its
+  transactions are short, and it commits (`checkpoint`) before waiting on the outside world.
 
 Periodic jobs use `local_crontab`: huey's scheduler hands them UTC times (utc=True), which
 this converts to Asia/Shanghai before huey's own `crontab` compares them.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -130,7 +133,34 @@ def _wrap(fn: Callable, name: str, describe: Callable[..., str]) -> Callable:
     return run
 
 
+_in_job: ContextVar[bool] = ContextVar("crm.jobs: running a job", default=False)
+
+
+def running_job() -> bool:
+    """This thread is running a job: on SQLite its transactions take the write lock when they
+    begin (crm/__init__.py `_sqlite_begin`), as a POST's do, so the worker's writes queue on
+    the busy timeout behind the web's instead of failing. A job therefore keeps its
+    transactions short, and never waits on the outside world inside one (`checkpoint`)."""
+    return _in_job.get()
+
+
+def checkpoint() -> None:
+    """Commit the job's work so far: before it waits on something outside the database (an
+    SMTP server), so that no lock is held meanwhile, and what it claimed is seen by others."""
+    from crm.extensions import db
+
+    db.session.commit()
+
+
 def _recorded(fn, name, describe, task, args, kwargs):
+    token = _in_job.set(True)
+    try:
+        return _edge(fn, name, describe, task, args, kwargs)
+    finally:
+        _in_job.reset(token)
+
+
+def _edge(fn, name, describe, task, args, kwargs):
     """The jobs' transaction edge, as crm/transaction.py is the requests': the record of the
     run, the job's work and the record of its outcome, each committed on its own."""
     from crm.extensions import db
