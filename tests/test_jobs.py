@@ -270,6 +270,7 @@ def test_the_jobs_page_shows_an_unreachable_queue_instead_of_failing(world, logi
 def test_the_queue_url_chooses_the_storage(tmp_path):
     sqlite = storage_for("", str(tmp_path))
     assert isinstance(sqlite, SqliteStorage) and sqlite.filename == str(tmp_path / "queue.sqlite3")
+    assert (tmp_path / "queue.sqlite3").stat().st_mode & 0o777 == 0o600
     assert isinstance(storage_for("redis://127.0.0.1:6379/0", str(tmp_path)), RedisStorage)
     assert isinstance(storage_for("memory://", str(tmp_path)), MemoryStorage)
     with pytest.raises(RuntimeError, match="CRM_QUEUE_URL"):

@@ -35,6 +35,7 @@ from huey import Huey, crontab
 from huey.storage import MemoryStorage, RedisStorage, SqliteStorage
 
 from crm.core import LOCAL_TZ
+from crm.files.private import make_private
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,11 @@ def storage_for(url: str, instance_path: str, name: str = QUEUE_NAME):
         return MemoryStorage(name)
     if url:
         raise RuntimeError(f"CRM_QUEUE_URL must be empty or a redis:// URL, not {url!r}")
-    return SqliteStorage(name, filename=str(Path(instance_path) / "queue.sqlite3"))
+    path = Path(instance_path) / "queue.sqlite3"
+    storage = SqliteStorage(name, filename=str(path))  # creates the file and its tables
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        make_private(file)  # the queued jobs' arguments (mail bodies) are nobody else's
+    return storage
 
 
 def init_app(app: Flask) -> None:
