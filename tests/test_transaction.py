@@ -189,7 +189,7 @@ def test_the_project_page_shows_the_other_features_sections_in_the_listed_order(
 
 @pytest.mark.parametrize(
     ("role", "heading"),
-    [("leader", "<h1>统计 · "), ("taskforce_x", "<h1>统计 · "), ("officer_a", "的工作台</h1>")],
+    [("leader", "的待办</h1>"), ("taskforce_x", "的待办</h1>"), ("officer_a", "的待办</h1>")],
 )
 def test_each_role_lands_on_its_home_page(world, login, role, heading):
     assert heading in login(getattr(world, role)).get("/").get_data(as_text=True)

@@ -149,6 +149,9 @@ class StageChange(db.Model):
             "project_id",
         ),
         sa.Index("ix_stage_changes_changed_at_id", "changed_at", "id"),
+        # 待办: the moves waiting for 甄别, oldest first; those rejected lately, newest first.
+        sa.Index("ix_stage_changes_verification_changed_at", "verification", "changed_at", "id"),
+        sa.Index("ix_stage_changes_verification_verified_at", "verification", "verified_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -160,7 +163,7 @@ class StageChange(db.Model):
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     # 甄别 of a move into 签约, 开工 or 投产; None for moves that need none.
     verification: Mapped[Verification | None] = mapped_column(
-        enum_column(Verification, "verification"), index=True
+        enum_column(Verification, "verification")
     )
     verified_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
