@@ -127,6 +127,9 @@ MATRIX: dict[str, Row] = {
         destructive=True,
     ),
     "auth.change_password": Row(["/account/password"], get=everyone(200), post=everyone(400)),
+    "auth.own_email": Row(
+        ["/account/email"], get=everyone(200), post=everyone(BACK), resaves={"/account/email"}
+    ),
     # ---- home, health ----
     "main.home": Row(["/"], get=everyone(200)),
     "main.healthz": Row(["/healthz"], get=everyone(200, anonymous=200)),
@@ -239,6 +242,7 @@ MATRIX: dict[str, Row] = {
     "admin.user_edit": Row(
         ["/admin/users/{user}/edit"], get=admin_only(200), post=admin_only(400)
     ),
+    "admin.jobs": Row(["/admin/jobs"], get=admin_only(200)),
     "admin.catalog": Row(["/admin/catalog/carriers/"], get=admin_only(200)),
     "admin.catalog_new": Row(
         ["/admin/catalog/carriers/new"], get=admin_only(200), post=admin_only(400)

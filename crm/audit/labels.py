@@ -33,6 +33,7 @@ ACTION_LABELS = {
     "logout": "退出",
     "session_expired": "会话超时",
     "password_changed": "修改密码",
+    "email_changed": "修改电子邮箱",
     "permission_denied": "越权访问被拒",
     "user_created": "创建用户",
     "user_updated": "修改用户",
@@ -119,6 +120,8 @@ OBJECT_TYPE_LABELS = {
     "login_attempts": "登录尝试",
     "password_history": "历史密码",
     "notifications": "通知",
+    "job_runs": "后台任务",
+    "sent_mails": "已发送邮件",
 }
 
 # Field names, as the models (and the few extra keys services write into a diff) call them.
@@ -290,6 +293,15 @@ FIELD_LABELS = {
     "object_type": "对象类型",
     "object_id": "对象编号",
     "changes": "变更",
+    # background jobs and mail
+    "task_id": "队列任务编号",
+    "attempt": "第几次运行",
+    "error": "错误",
+    "started_at": "开始时间",
+    "finished_at": "结束时间",
+    "key": "邮件键",
+    "subject": "主题",
+    "sent_at": "发送时间",
     # the ledger's export and import
     "filter": "筛选条件",
     "rows": "行数",
@@ -325,6 +337,8 @@ FIELD_LABELS_BY_TYPE = {
     "stage_changes": {"officer_id": "当时的责任人"},
     "checklist_items": {"title": "事项"},
     "checklist_sections": {"title": "部分"},
+    "job_runs": {"name": "任务", "summary": "参数"},
+    "sent_mails": {"address": "收件地址"},
 }
 
 # Keys of a diff that are not columns of the entry's object, typed like this column.
