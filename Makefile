@@ -13,6 +13,7 @@ PORT := $(or $(PORT),5000)
 
 help:
 	@echo "make run    install what is missing, migrate, load the demo data, serve on http://127.0.0.1:$(PORT)"
+	@echo "            with the background jobs' worker (e-mail, the daily digest, clean-ups)"
 	@echo "make test   install what is missing, run the tests, ruff check and ruff format --check"
 	@echo "make e2e    only the browser tests (tests/e2e, Chromium; also part of make test)"
 	@echo "make setup  only the install step"
@@ -28,12 +29,17 @@ setup:
 # bare 414): the app refuses addresses over MAX_URL_BYTES (4096) with its own 414 page.
 # --no-control-socket: gunicorn's control socket is one per user (~/.gunicorn/gunicorn.ctl),
 # so two `make run` on one machine would take it from each other; nothing here uses it.
+# The job queue's worker (`crm worker`: e-mail, the daily digest, clean-ups) runs in the
+# background next to gunicorn, on the same settings; when gunicorn ends (Ctrl-C reaches both,
+# or it fails to start) the trap stops the worker with SIGINT, letting its running job finish.
 run: setup
 	@mkdir -p "$${CRM_INSTANCE_PATH:-instance}"
 	$(FLASK) db upgrade
 	$(FLASK) crm demo
-	@echo "Serving the CRM on http://127.0.0.1:$(PORT) (Ctrl-C stops it)"
-	exec $(BIN)/gunicorn --workers 2 --bind 127.0.0.1:$(PORT) --access-logfile - \
+	@echo "Serving the CRM on http://127.0.0.1:$(PORT), with its background jobs (Ctrl-C stops both)"
+	$(FLASK) crm worker & worker=$$!; \
+	trap 'kill -INT $$worker 2>/dev/null; wait $$worker' EXIT; \
+	$(BIN)/gunicorn --workers 2 --bind 127.0.0.1:$(PORT) --access-logfile - \
 		--no-control-socket --limit-request-line 8190 wsgi:app
 
 test: setup

@@ -123,6 +123,23 @@ class Config:
     PDF_TIMEOUT_SECONDS = _env_int("CRM_PDF_TIMEOUT_SECONDS", 20)
     DOSSIER_ARCHIVE = True
 
+    # The job queue (crm/jobs/): "" keeps it in a SQLite file of the instance folder (no
+    # server; `make run`), a redis:// URL puts it in Redis (production, several hosts).
+    QUEUE_URL = os.environ.get("CRM_QUEUE_URL", "")
+    # Runs of background jobs (后台任务) are kept this many days, then pruned daily.
+    JOB_RUNS_KEEP_DAYS = _env_int("CRM_JOB_RUNS_KEEP_DAYS", 30)
+    # E-mail: off unless CRM_SMTP_HOST is set. Sent only by jobs, never inside a request.
+    SMTP_HOST = os.environ.get("CRM_SMTP_HOST", "")
+    SMTP_SECURITY = os.environ.get("CRM_SMTP_SECURITY", "starttls").strip().lower()
+    SMTP_PORT = _env_int("CRM_SMTP_PORT", 0)  # 0: 25, 587 or 465 by SMTP_SECURITY
+    SMTP_USER = os.environ.get("CRM_SMTP_USER", "")
+    SMTP_PASSWORD = os.environ.get("CRM_SMTP_PASSWORD", "")
+    SMTP_TIMEOUT_SECONDS = _env_int("CRM_SMTP_TIMEOUT_SECONDS", 20)
+    MAIL_FROM = os.environ.get("CRM_MAIL_FROM", "") or "双招双引项目管理 <crm@localhost>"
+    # The address users open the CRM at (e.g. https://crm.example.gov.cn): links in e-mails.
+    # Unset: e-mails name the pages without links.
+    BASE_URL = os.environ.get("CRM_BASE_URL", "").rstrip("/")
+
 
 class TestingConfig(Config):
     TESTING = True
@@ -133,6 +150,9 @@ class TestingConfig(Config):
     DOSSIER_ARCHIVE = False  # the tests that check the archive switch it on
     DASHBOARD_CACHE_SECONDS = 0  # tests roll back, which can reuse the change marker
     RATELIMIT_ENABLED = False  # the tests that check the limiter switch it on
+    QUEUE_URL = "memory://"  # jobs wait in memory until a test runs them (tests/test_jobs.py)
+    SMTP_HOST = ""  # no mail unless a test starts its own SMTP server
+    BASE_URL = ""
 
 
 class ProductionConfig(Config):

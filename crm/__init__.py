@@ -65,6 +65,7 @@ def create_app(config: type[Config] | None = None) -> Flask:
     register_template_helpers(app)
     register_errorhandlers(app)
     register_commands(app)
+    register_jobs(app)
     return app
 
 
@@ -114,15 +115,17 @@ def _sqlite_begin(connection) -> None:
     """A request that may write (POST) takes SQLite's write lock when its transaction begins
     (BEGIN IMMEDIATE), so writers of several workers queue on the busy timeout instead of
     failing with "database is locked" when one wrote after the other had read. A view marked
-    `transaction.reads_first` reads in a plain BEGIN, then writes in a transaction of its own."""
+    `transaction.reads_first` reads in a plain BEGIN, then writes in a transaction of its own.
+    A background job's transactions, short by design (crm/jobs/queue.py), are writers too."""
     if connection.dialect.name == "sqlite":
         from crm import transaction
+        from crm.jobs.queue import running_job
 
         write = (
             has_request_context()
             and request.method not in ("GET", "HEAD", "OPTIONS")
             and not transaction.reading()  # a view that reads at length first (transaction.py)
-        )
+        ) or running_job()
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
@@ -315,6 +318,13 @@ def _fully_loaded(user) -> bool:
         return False
     places = [p for p in (state.dict["carrier"], state.dict["cluster"]) if p is not None]
     return all("name" not in sa.inspect(p).unloaded for p in places)
+
+
+def register_jobs(app: Flask) -> None:
+    """The job queue's storage and the app its jobs run in (crm/jobs/queue.py)."""
+    from crm.jobs import queue
+
+    queue.init_app(app)
 
 
 def register_commands(app: Flask) -> None:

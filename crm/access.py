@@ -11,6 +11,10 @@ Every query that lists or loads a project or a company goes through `project_sco
 
 The task force also verifies (甄别) the moves into 签约, 开工 and 投产 of its cluster's projects,
 hands them over and settles conflicts.
+
+A project offered to another 载体 (流转, waiting for acceptance) stays with the sending 载体;
+the receiving 载体's officers may open it (and only open it) to accept or decline it. That case
+is checked where one project is (`can_read_project`, the loaders), never in the lists' scope.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from crm.companies.models import Company
 from crm.evaluation.models import Evaluation
 from crm.extensions import db
 from crm.files.models import StoredFile
-from crm.projects.models import Project, ProjectConflict
+from crm.projects.models import Handover, HandoverState, Project, ProjectConflict
 from crm.tasks.models import Task
 
 
@@ -49,7 +53,8 @@ class Action(enum.Enum):
     SUBMIT_EVALUATION = "submit_evaluation"  # 草稿 → 待决策, by the task force
     DECIDE = "decide"  # 集体决策, leaders only
     VERIFY = "verify"  # 甄别: verify or reject a move into 签约, 开工 or 投产
-    HANDOVER = "handover"  # 流转: hand the project over to another 载体
+    HANDOVER = "handover"  # 流转: offer the project to another 载体, or withdraw the offer
+    RECEIVE_HANDOVER = "receive_handover"  # accept or decline a project offered to a 载体
     RESOLVE_CONFLICT = "resolve_conflict"  # settle two 载体 courting the same company
 
 
@@ -63,6 +68,7 @@ _PROJECT_ACTIONS: dict[Role, set[Action]] = {
         Action.DECIDE,
         Action.VERIFY,
         Action.HANDOVER,
+        Action.RECEIVE_HANDOVER,  # an officer receives only into its 载体 (_RECEIVER_ACTIONS)
         Action.RESOLVE_CONFLICT,
     },
     Role.TASKFORCE: {
@@ -74,10 +80,20 @@ _PROJECT_ACTIONS: dict[Role, set[Action]] = {
         Action.SUBMIT_EVALUATION,
         Action.VERIFY,
         Action.HANDOVER,
+        Action.RECEIVE_HANDOVER,
         Action.RESOLVE_CONFLICT,
     },
-    Role.LEADER: {Action.VIEW, Action.DECIDE, Action.HANDOVER, Action.RESOLVE_CONFLICT},
+    Role.LEADER: {
+        Action.VIEW,
+        Action.DECIDE,
+        Action.HANDOVER,
+        Action.RECEIVE_HANDOVER,
+        Action.RESOLVE_CONFLICT,
+    },
 }
+
+# What the officers of the 载体 a project is offered to (流转, pending) may do on it.
+_RECEIVER_ACTIONS = {Action.VIEW, Action.RECEIVE_HANDOVER}
 
 
 # What each role reads: an officer its own 载体's projects, a task force its cluster's in every
@@ -201,7 +217,7 @@ def company_scope(user: User) -> sa.ColumnElement[bool]:
     return sa.and_(alive, has_project)
 
 
-def can_read_project(user: User, project: Project) -> bool:
+def _in_scope(user: User, project: Project) -> bool:
     """`project_scope` for one loaded project, from the same rule."""
     kind, *value = scope_key(user)
     if project.is_deleted:
@@ -213,13 +229,57 @@ def can_read_project(user: User, project: Project) -> bool:
     return False
 
 
+def _receiving(user: User) -> sa.ColumnElement[bool] | None:
+    """The projects offered to `user`'s 载体 and waiting for it (an officer's only), as a
+    clause for one project's query; None for the other roles, who read them in their scope."""
+    if (carrier_id := own_carrier_id(user)) is None:
+        return None
+    return Project.id.in_(
+        sa.select(Handover.project_id).where(
+            Handover.state == HandoverState.PENDING, Handover.to_carrier_id == carrier_id
+        )
+    )
+
+
+def _receives(user: User, project: Project) -> bool:
+    """`project` is offered to `user`'s 载体 and waits for it to accept (one indexed query)."""
+    receiving = _receiving(user)
+    if receiving is None or project.is_deleted:
+        return False
+    return bool(
+        db.session.scalar(sa.select(sa.exists().where(Project.id == project.id, receiving)))
+    )
+
+
+def can_read_project(user: User, project: Project) -> bool:
+    """`project_scope` for one loaded project, or a project offered to the user's 载体."""
+    return _in_scope(user, project) or _receives(user, project)
+
+
+def _actions(user: User, project: Project) -> set[Action]:
+    if _in_scope(user, project):
+        return _PROJECT_ACTIONS[user.role]
+    return _RECEIVER_ACTIONS if _receives(user, project) else set()
+
+
 def can(user: User, action: Action, project: Project) -> bool:
-    return can_read_project(user, project) and action in _PROJECT_ACTIONS[user.role]
+    return action in _actions(user, project)
 
 
 def allowed_actions(user: User, project: Project) -> set[Action]:
     """What the project page may offer this user."""
-    return {a for a in Action if can(user, a, project)}
+    return set(_actions(user, project))
+
+
+def _readable_one(user: User) -> sa.ColumnElement[bool]:
+    """The scope of a query for one project: `project_scope`, or offered to the user's 载体."""
+    receiving = _receiving(user)
+    scope = project_scope(user)
+    return (
+        scope
+        if receiving is None
+        else sa.or_(scope, sa.and_(receiving, Project.is_deleted.is_(False)))
+    )
 
 
 def can_create_project(user: User) -> bool:
@@ -239,7 +299,7 @@ def can_edit_company(user: User) -> bool:
 def load_project(user: User, project_id: int, action: Action = Action.VIEW) -> Project:
     """Load a project through the permission layer: 404 if unreadable, 403 if not allowed."""
     project = db.session.scalar(
-        sa.select(Project).where(Project.id == project_id, project_scope(user))
+        sa.select(Project).where(Project.id == project_id, _readable_one(user))
     )
     if project is None:
         abort(404)
@@ -254,7 +314,7 @@ def _load_of_project(user: User, model, object_id: int, action: Action, *where, 
     row = db.session.execute(
         sa.select(model, Project)
         .join(Project, Project.id == model.project_id)
-        .where(model.id == object_id, project_scope(user), *where)
+        .where(model.id == object_id, _readable_one(user), *where)
         .options(*options)
     ).first()
     if row is None:
@@ -308,6 +368,18 @@ def load_task(user: User, task_id: int) -> Task:
         Action.VIEW,
         options=(joinedload(Task.assignee), joinedload(Task.created_by)),
     )
+
+
+def load_handover(user: User, project_id: int, handover_id: int, action: Action) -> Handover:
+    """A hand-over (流转) of a project `user` may read: 404 otherwise (or if it is another
+    project's), 403 if `action` is not allowed on the project."""
+    project = load_project(user, project_id, action)
+    handover = db.session.scalar(
+        sa.select(Handover).where(Handover.id == handover_id, Handover.project_id == project.id)
+    )
+    if handover is None:
+        abort(404)
+    return handover
 
 
 def conflict_scope(user: User) -> sa.ColumnElement[bool]:

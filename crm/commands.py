@@ -1,5 +1,5 @@
 """`flask --app wsgi crm ...`: user creation, unlocking and passwords, the demo data, backup
-and restore."""
+and restore, the file store's clean-up, the background jobs' worker."""
 
 from __future__ import annotations
 
@@ -298,3 +298,20 @@ def clean_files_command(grace_hours: float, dry_run: bool):
         + (f"，归位 {len(report.recovered)} 个" if report.recovered else "")
         + (f"；{report.kept_young} 个未满 {grace_hours:g} 小时，暂留" if report.kept_young else "")
     )
+
+
+# ---- the job queue ---------------------------------------------------------------------------
+
+
+@crm_cli.command("worker")
+@click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True,
+              help="同时运行的后台任务数（线程）")  # fmt: skip
+@click.option("--periodic/--no-periodic", default=True, show_default=True,
+              help="是否按时启动定时任务（每日摘要、清理）；多台机器时只在一台上启用")  # fmt: skip
+def worker_command(workers: int, periodic: bool):
+    """Run the background jobs (后台任务): e-mail, the daily digest at 08:00, the clean-ups.
+    Ctrl-C (SIGINT) lets the running jobs finish; SIGTERM stops them at once. The queue is
+    the one CRM_QUEUE_URL names (default: a SQLite file in the instance folder)."""
+    from crm.jobs.queue import run_worker
+
+    run_worker(workers, periodic=periodic)

@@ -1,7 +1,7 @@
 """Where features plug into each other: one explicit, ordered list per hook.
 
 A feature never imports a feature built on it: `crm/projects` does not import evaluation,
-files or reports, `crm/main` does not import the dashboard, `crm/evaluation` does not import
+files or reports, `crm/main` does not import 待办, `crm/evaluation` does not import
 reports. Where a page or an operation of a lower feature needs something from higher ones, a
 hook below names what it needs, who provides it and who calls it. `init_app` (a step of
 `create_app`) installs the lists into `app.extensions["crm.hooks"]`, so what runs, and in what
@@ -11,13 +11,12 @@ project_panels
     Sections of the project page (项目详情) below the project's own, in this order: each a
     function `(project, user) -> crm.projects.panels.Panel | None` (None: nothing to show).
     Provided by tasks (任务, `tasks_panel`), files (材料, `documents_panel`), evaluation
-    (项目评估, `evaluation_panel`) and reports (尽调摘要, `dossier_panel`). Called by `crm.projects.panels.panels_for`, for the
-    project page (`crm.projects.views.detail`).
+    (项目评估, `evaluation_panel`) and reports (尽调摘要, `dossier_panel`). Called by
+    `crm.projects.panels.panels_for`, for the project page (`crm.projects.views.detail`).
 
-homes
-    The home page (工作台, `/`) of some roles: a view function per role. A role not listed gets
-    the work list of `crm/main`. Provided by the dashboard (统计) for leaders and task forces.
-    Called by `crm.main.views.home`.
+home
+    The home page (`/`) of every role: 待办, the user's work (`crm.todo.views.index`), which
+    reads every feature's open work. Called by `crm.main.views.home`.
 
 decision_taken
     What else a leader's decision (集体决策) writes, in the decision's own transaction, so
@@ -35,8 +34,9 @@ next_action_changed
     open 下一步 task created, updated or cancelled to match). Called, through
     `next_action_changed` below, by `crm.projects.records.add_followup`,
     `crm.projects.registration.update_project` and `update_projects_bulk` (when the officer
-    changed) and `crm.projects.lifecycle.change_status`. Registration needs no call: a new
-    project has no next action yet.
+    changed), `crm.projects.lifecycle.change_status` and
+    `crm.projects.conflicts.accept_handover` (the receiving officer takes the project over).
+    Registration needs no call: a new project has no next action yet.
 
 Not here: the 签约 gate, a rule of the lifecycle that evaluation plugs into the projects
 package (`crm.projects.lifecycle.register_entry_check`), and the project list's filters.
@@ -44,14 +44,14 @@ package (`crm.projects.lifecycle.register_entry_check`), and the project list's 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
 
 if TYPE_CHECKING:
-    from crm.auth.models import Role, User
+    from crm.auth.models import User
     from crm.evaluation.models import Decision, Evaluation
     from crm.projects.models import Project
     from crm.projects.panels import Panel
@@ -66,25 +66,24 @@ EXTENSION = "crm.hooks"
 @dataclass(frozen=True)
 class Hooks:
     project_panels: tuple[PanelFunction, ...]
-    homes: Mapping[Role, Callable[[], Any]]
+    home: Callable[[], Any]
     decision_taken: tuple[DecisionHook, ...]
     next_action_changed: tuple[NextActionHook, ...] = ()
 
 
 def default_hooks() -> Hooks:
     """The app's wiring. This is the one module (with `create_app`) that imports every feature."""
-    from crm.auth.models import Role
-    from crm.dashboard.views import index as dashboard
     from crm.evaluation.views import evaluation_panel
     from crm.files.views import documents_panel
     from crm.reports.dossier import archive_on_decision
     from crm.reports.views import dossier_panel
     from crm.tasks.next_actions import sync_next_action_tasks
     from crm.tasks.views import tasks_panel
+    from crm.todo.views import index as todo
 
     return Hooks(
         project_panels=(tasks_panel, documents_panel, evaluation_panel, dossier_panel),
-        homes={Role.LEADER: dashboard, Role.TASKFORCE: dashboard},
+        home=todo,
         decision_taken=(archive_on_decision,),
         next_action_changed=(sync_next_action_tasks,),
     )

@@ -20,6 +20,7 @@ from config import TestingConfig, _database_url
 from crm import create_app
 from crm.extensions import db
 from tests import factories
+from tests.queue_helpers import queue, smtp_server  # noqa: F401  (fixtures of the job queue)
 
 PASSWORD = factories.PASSWORD
 

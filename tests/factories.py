@@ -106,7 +106,15 @@ def project(
             **kw,
         )
     )
-    _add(StageChange(project_id=p.id, from_stage=None, to_stage=stage, changed_by_id=officer.id))
+    _add(
+        StageChange(
+            project_id=p.id,
+            from_stage=None,
+            to_stage=stage,
+            changed_by_id=officer.id,
+            officer_id=officer.id,
+        )
+    )
     return p
 
 

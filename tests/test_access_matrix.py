@@ -38,6 +38,8 @@ from crm.projects.models import (
     ConflictBasis,
     ElementKind,
     ElementNeed,
+    Handover,
+    HandoverState,
     ProjectConflict,
     StageChange,
 )
@@ -84,6 +86,11 @@ def on_project(default, **by_role):
     return _answers(default, officer_b=404, taskforce_y=404, **by_role)
 
 
+# A project of 载体 A offered to 载体 B: officer_b may open it (to accept or decline).
+def offered_project(default, **by_role):
+    return _answers(default, taskforce_y=404, **by_role)
+
+
 def admin_only(admin):
     return _answers(403, admin=admin)
 
@@ -121,6 +128,9 @@ MATRIX: dict[str, Row] = {
         destructive=True,
     ),
     "auth.change_password": Row(["/account/password"], get=everyone(200), post=everyone(400)),
+    "auth.own_email": Row(
+        ["/account/email"], get=everyone(200), post=everyone(BACK), resaves={"/account/email"}
+    ),
     # ---- home, health ----
     "main.home": Row(["/"], get=everyone(200)),
     "main.healthz": Row(["/healthz"], get=everyone(200, anonymous=200)),
@@ -233,6 +243,7 @@ MATRIX: dict[str, Row] = {
     "admin.user_edit": Row(
         ["/admin/users/{user}/edit"], get=admin_only(200), post=admin_only(400)
     ),
+    "admin.jobs": Row(["/admin/jobs"], get=admin_only(200)),
     "admin.catalog": Row(["/admin/catalog/carriers/"], get=admin_only(200)),
     "admin.catalog_new": Row(
         ["/admin/catalog/carriers/new"], get=admin_only(200), post=admin_only(400)
@@ -270,6 +281,21 @@ MATRIX: dict[str, Row] = {
     "projects.handover": Row(
         ["/projects/{project}/handover"],
         post=on_project(403, taskforce_x=400, leader=400, admin=400),
+    ),
+    # A project of 载体 A offered to 载体 B (待接收): officer_b, of the receiving 载体, may open
+    # it to accept (naming the 责任人) or decline (with a reason); the sender withdraws.
+    "projects.accept_handover": Row(
+        ["/projects/{offered}/handovers/{handover}/accept"],
+        post=offered_project(400, officer_a=403),
+    ),
+    "projects.decline_handover": Row(
+        ["/projects/{offered}/handovers/{handover}/decline"],
+        post=offered_project(400, officer_a=403),
+    ),
+    "projects.withdraw_handover": Row(
+        ["/projects/{offered}/handovers/{handover}/withdraw"],
+        post=offered_project(403, taskforce_x=BACK, leader=BACK, admin=BACK),
+        destructive=True,
     ),
     # ---- 待办: notifications ----
     "notifications.index": Row(["/notifications/"], get=everyone(200)),
@@ -344,6 +370,7 @@ def objects(world, db_session, uploads) -> dict[str, int]:
         "token": "0" * 32,
         "move": pending_move(project, world.officer_a),
         "conflict": conflict_between(world.project_a, world.project_b),
+        **offered(world),
         "notification": notify(
             NotificationKind.TASK_ASSIGNED,
             [world.officer_a],
@@ -381,6 +408,24 @@ def pending_move(project, officer) -> int:
     return change.id
 
 
+def offered(world) -> dict[str, int]:
+    """Another project of 载体 A (cluster X), offered to 载体 B and waiting (待接收)."""
+    project = factories.project(world.carrier_a, world.cluster_x, world.officer_a, world.channel)
+    handover = Handover(
+        project_id=project.id,
+        from_carrier_id=world.carrier_a.id,
+        to_carrier_id=world.carrier_b.id,
+        reason="选址调整",
+        handed_by_id=world.taskforce_x.id,
+        from_officer_id=world.officer_a.id,
+        proposed_officer_id=world.officer_b.id,
+        state=HandoverState.PENDING,
+    )
+    db.session.add(handover)
+    db.session.flush()
+    return {"offered": project.id, "handover": handover.id}
+
+
 def conflict_between(project, other) -> int:
     conflict = ProjectConflict(
         project_id=project.id, other_project_id=other.id, basis=ConflictBasis.NAME
@@ -404,7 +449,18 @@ def test_every_rule_of_every_row_is_walked(app):
     ids = dict.fromkeys(
         ["project", "company", "contact", "spare_contact", "need", "file", "spare_file"], 1
     ) | dict.fromkeys(
-        ["evaluation", "template", "user", "carrier", "move", "conflict", "notification", "task"],
+        [
+            "evaluation",
+            "template",
+            "user",
+            "carrier",
+            "move",
+            "conflict",
+            "notification",
+            "offered",
+            "handover",
+            "task",
+        ],
         1,
     )
     ids["token"] = "0" * 32

@@ -80,6 +80,7 @@ def admin_urls(world):
         ("POST", f"/admin/users/{world.officer_a.id}/edit"),
         ("GET", "/admin/audit"),
         ("GET", "/admin/audit/export.csv"),
+        ("GET", "/admin/jobs"),
     ]
     for kind in CATALOG_KINDS:
         entry = entries[kind.slug]

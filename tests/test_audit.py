@@ -24,7 +24,7 @@ from crm.auth.models import Role
 from crm.core import LabelledEnum, local_today
 from crm.extensions import db
 from crm.files.models import DocumentKind, StoredFile
-from crm.projects.conflicts import handover_project
+from crm.projects.conflicts import accept_handover, handover_project
 from crm.projects.lifecycle import change_status
 from crm.projects.stages import Status
 from tests import factories
@@ -171,7 +171,7 @@ def _table(response) -> str:
 @pytest.fixture
 def history(world, db_session):
     """Real changes through the services: a project put on hold and resumed, then handed over
-    to the other 载体; an account's role changed; a checklist answer entered."""
+    to the other 载体 (offered, then accepted there); an account's role changed; a checklist answer entered."""
     project = world.project_a
     change_status(
         world.leader,
@@ -181,7 +181,7 @@ def history(world, db_session):
         effective_on=local_today(),
     )
     change_status(world.leader, project, Status.ACTIVE, effective_on=local_today())
-    handover_project(
+    handover = handover_project(
         world.leader,
         project,
         world.carrier_b,
@@ -189,6 +189,7 @@ def history(world, db_session):
         reason="产业匹配",
         loaded_version=project.version,
     )
+    accept_handover(world.officer_b, handover, world.officer_b)
     record(world.admin, "login", world.admin, summary="admin")
     record(
         world.admin,

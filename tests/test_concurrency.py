@@ -273,7 +273,7 @@ def test_twenty_simultaneous_hand_overs_make_one(racing_app, tmp_path):
             "reason": "项目选址调整至乙县工业园",
             "confirm": "y",
         }
-        carrier_b = world.carrier_b.id
+        carrier_a, carrier_b = world.carrier_a.id, world.carrier_b.id
         session.remove()
 
         bodies: list = []
@@ -282,10 +282,12 @@ def test_twenty_simultaneous_hand_overs_make_one(racing_app, tmp_path):
 
         _one_won(statuses, bodies)
         assert count(Handover, Handover.project_id == project_id) == 1
-        handed = sa.select(sa.func.count()).where(AuditEntry.action == "project_handed_over")
-        assert session.scalar(handed) == 1
-        project = session.get(Project, project_id)
-        assert (project.carrier_id, project.version) == (carrier_b, 2)
+        offered = sa.select(sa.func.count()).where(AuditEntry.action == "handover_offered")
+        assert session.scalar(offered) == 1
+        (handover,) = session.scalars(sa.select(Handover)).all()
+        assert handover.to_carrier_id == carrier_b
+        project = session.get(Project, project_id)  # waiting for 载体 B: still in 载体 A
+        assert (project.carrier_id, project.version) == (carrier_a, 2)
 
 
 def test_a_settlement_taken_meanwhile_refuses_a_second_one(world, db_session):

@@ -12,7 +12,14 @@ from crm.audit.models import AuditEntry
 from crm.companies.models import Company
 from crm.companies.services import name_key
 from crm.projects.conflicts import courting_projects, record_conflicts
-from crm.projects.models import ConflictBasis, FollowUp, Handover, Project, ProjectConflict
+from crm.projects.models import (
+    ConflictBasis,
+    FollowUp,
+    Handover,
+    HandoverState,
+    Project,
+    ProjectConflict,
+)
 from crm.projects.registration import CourtingUnconfirmed, create_project
 from crm.projects.stages import Stage, Status
 from tests import factories
@@ -353,25 +360,39 @@ def test_the_task_force_hands_a_project_over(world, login, db_session):
     response = client.post(f"/projects/{project.id}/handover", data=handover_form(world, project))
     assert response.status_code == 302
     db_session.expire_all()
-    assert project.carrier_id == world.carrier_b.id
-    assert project.officer_id == world.officer_b.id
+    # Offered: the project waits for 载体 B, still with 载体 A and its officer.
+    assert (project.carrier_id, project.officer_id) == (world.carrier_a.id, world.officer_a.id)
     handover = db_session.scalar(sa.select(Handover).where(Handover.project_id == project.id))
+    assert handover.state is HandoverState.PENDING
     assert handover.from_carrier_id == world.carrier_a.id
     assert handover.to_carrier_id == world.carrier_b.id
     assert handover.handed_by_id == world.taskforce_x.id
+    assert handover.from_officer_id == world.officer_a.id
+    assert handover.proposed_officer_id == world.officer_b.id
     assert handover.benefit_sharing.startswith("投产后")
+    assert db_session.scalar(
+        sa.select(AuditEntry.id).where(AuditEntry.action == "handover_offered")
+    )
+
+    # 载体 B's officer accepts, keeping the proposed 责任人.
+    receiver = login(world.officer_b)
+    url = f"/projects/{project.id}/handovers/{handover.id}/accept"
+    assert receiver.post(url, data={"officer_id": world.officer_b.id}).status_code == 302
+    db_session.expire_all()
+    assert project.carrier_id == world.carrier_b.id
+    assert project.officer_id == world.officer_b.id
+    assert handover.state is HandoverState.ACCEPTED
+    assert (handover.decided_by_id, handover.officer_id) == (world.officer_b.id, world.officer_b.id)
     assert db_session.scalar(
         sa.select(AuditEntry.id).where(AuditEntry.action == "project_handed_over")
     )
 
     # The new 载体 works on it, with its history; the old one sees where it went.
-    page = text(login(world.officer_b).get(f"/projects/{project.id}"))
+    page = text(receiver.get(f"/projects/{project.id}"))
     assert f"流转 {world.carrier_a.name} → {world.carrier_b.name}" in page
     assert "移交前的跟踪记录" in page and "收益分享" in page
     old = login(world.officer_a)
     assert old.get(f"/projects/{project.id}").status_code == 404
-    home = text(old.get("/"))
-    assert "项目流转" in home and project.name in home and "项目选址调整至乙县工业园" in home
     assert (
         db_session.scalar(
             sa.select(sa.func.count(FollowUp.id)).where(FollowUp.project_id == project.id)
@@ -425,10 +446,14 @@ def test_the_new_officer_must_belong_to_the_new_carrier(world, login, db_session
 
 def test_a_hand_over_settles_a_conflict_within_the_new_carrier(world, login, conflict, db_session):
     project = conflict.project  # 载体 A; the other project is in 载体 B
-    response = login(world.leader).post(
-        f"/projects/{project.id}/handover", data=handover_form(world, project)
-    )
+    leader = login(world.leader)
+    response = leader.post(f"/projects/{project.id}/handover", data=handover_form(world, project))
     assert response.status_code == 302
+    db_session.expire_all()
+    assert conflict.resolved_at is None  # offered only: the two projects are in two 载体 still
+    handover = db_session.scalar(sa.select(Handover).where(Handover.project_id == project.id))
+    url = f"/projects/{project.id}/handovers/{handover.id}/accept"
+    assert leader.post(url, data={"officer_id": world.officer_b.id}).status_code == 302
     db_session.expire_all()
     assert conflict.resolved_at is not None
     assert "同属一个载体" in conflict.resolution_note
@@ -456,7 +481,9 @@ def test_a_hand_over_from_a_page_older_than_the_project_is_refused(
     assert response.status_code == 409
     assert "该事项刚被他人处理" in text(response)
     db_session.expire_all()
-    assert project.carrier_id == world.carrier_b.id
+    pending = db_session.scalar(sa.select(Handover).where(Handover.project_id == project.id))
+    assert (pending.to_carrier_id, pending.state) == (world.carrier_b.id, HandoverState.PENDING)
+    assert project.carrier_id == world.carrier_a.id
     assert (
         db_session.scalar(
             sa.select(sa.func.count(Handover.id)).where(Handover.project_id == project.id)

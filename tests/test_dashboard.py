@@ -269,12 +269,13 @@ def test_the_links_keep_their_conditions_on_the_list(world, pipeline, login):
 # The page ------------------------------------------------------------------------------------
 
 
-def test_leaders_and_task_forces_land_on_the_dashboard(world, pipeline, login):
-    for user in (world.leader, world.taskforce_x):
+def test_every_role_lands_on_its_work_and_finds_the_dashboard_under_statistics(
+    world, pipeline, login
+):
+    for user in (world.leader, world.taskforce_x, world.officer_a):
         html = text(login(user).get("/"))
-        assert "<h1>统计 ·" in html and "项目漏斗" in html
-    html = text(login(world.officer_a).get("/"))
-    assert "的工作台" in html and "项目漏斗" not in html
+        assert "的待办</h1>" in html and "项目漏斗" not in html
+        assert "项目漏斗" in text(login(user).get("/dashboard/"))
     html = text(login(world.officer_a).get("/dashboard/"))
     assert "统计 · 甲区" in html and "乙县" not in html
 

@@ -34,6 +34,7 @@ from crm.projects.models import (
     FollowUp,
     FundsRecord,
     Handover,
+    HandoverState,
     Project,
     ProjectConflict,
     StageChange,
@@ -274,7 +275,8 @@ def test_load_demo_builds_a_pipeline_at_every_stage_once(db_session, upload_fold
     assert back and back[-1].reason.startswith("甄别驳回：")
     assert rejected.project.stage is Stage.SIGNED and rejected.project.started_on is None
 
-    # One company courted by 涡阳县 and 蒙城县: an open conflict. One project handed over.
+    # One company courted by 涡阳县 and 蒙城县: an open conflict. One project offered to
+    # another 载体, waiting for it to accept (待接收): still with the sending 载体.
     (conflict,) = db_session.scalars(sa.select(ProjectConflict)).all()
     assert conflict.basis is ConflictBasis.CREDIT_CODE and conflict.resolved_at is None
     carriers = {conflict.project.carrier.name, conflict.other_project.carrier.name}
@@ -283,7 +285,9 @@ def test_load_demo_builds_a_pipeline_at_every_stage_once(db_session, upload_fold
     (handover,) = db_session.scalars(sa.select(Handover)).all()
     assert (handover.from_carrier.name, handover.to_carrier.name) == ("蒙城县", "亳芜现代产业园区")
     handed = db_session.get(Project, handover.project_id)
-    assert handed.carrier_id == handover.to_carrier_id
+    assert handover.state is HandoverState.PENDING
+    assert handed.carrier_id == handover.from_carrier_id
+    assert handover.proposed_officer.carrier_id == handover.to_carrier_id
     assert users[handover.handed_by_id].role is Role.LEADER
     assert handover.benefit_sharing and handover.handed_at <= now
 

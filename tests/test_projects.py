@@ -1352,11 +1352,11 @@ def test_home_shows_due_and_overdue_actions_and_stale_projects(world, login, db_
     db_session.commit()
 
     html = text(login(officer).get("/"))
-    due_part = html.split("本周到期与逾期的下一步", 1)[1].split("久未跟踪的项目", 1)[0]
-    stale_part = html.split("久未跟踪的项目", 1)[1].split("最近的阶段变化", 1)[0]
+    due_part = html.split('id="next_actions"', 1)[1].split("</section>", 1)[0]
+    stale_part = html.split('id="stale"', 1)[1].split("</section>", 1)[0]
     assert "本周到期项目" in due_part and "提交用地预审材料" in due_part
     assert "逾期项目" in due_part and "回复企业电价诉求" in due_part
-    assert due_part.count("逾期</span>") == 1
+    assert due_part.count('<span class="badge stale">逾期 3 天</span>') == 1
     assert due_part.index("逾期项目") < due_part.index("本周到期项目")  # earliest first
     assert "准备签约仪式" not in due_part
     assert "久未联系项目" in stale_part and "从未跟踪" in stale_part
@@ -1365,15 +1365,6 @@ def test_home_shows_due_and_overdue_actions_and_stale_projects(world, login, db_
 
     other = text(login(world.officer_b).get("/"))
     assert "乙县的下一步" in other and "提交用地预审材料" not in other
-
-
-def test_home_shows_recent_stage_moves(world, login):
-    client = login(world.officer_a)
-    client.post(f"/projects/{world.project_a.id}/stage", data={"to_stage": "ATTRACTING"})
-    html = text(client.get("/"))
-    recent = html.split("最近的阶段变化", 1)[1]
-    assert world.project_a.name in recent and "谋划 → 招引" in recent
-    assert "谋划 → 招引" not in text(login(world.officer_b).get("/"))
 
 
 # Query counts --------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ def test_login_and_home(world, login):
     client = login(world.officer_a)
     response = client.get("/")
     assert response.status_code == 200
-    assert "工作台" in response.get_data(as_text=True)
+    assert "的待办</h1>" in response.get_data(as_text=True)
 
 
 def test_a_write_that_races_on_sqlite_answers_503_in_chinese(app, world, login, monkeypatch):

@@ -597,6 +597,29 @@ def test_a_project_leaving_active_cancels_its_next_action_task(world, db_session
     assert task.title == "起草投资协议"
 
 
+def test_an_accepted_hand_over_gives_the_next_action_task_to_the_receiving_officer(
+    world, db_session
+):
+    from crm.projects.conflicts import accept_handover, handover_project
+
+    followup(world)
+    handover = handover_project(
+        world.taskforce_x,
+        world.project_a,
+        world.carrier_b,
+        world.officer_b,
+        "项目选址调整至乙县工业园",
+        loaded_version=world.project_a.version,
+    )
+    (task,) = next_action_tasks(world.project_a)
+    assert task.assignee_id == world.officer_a.id  # offered only: still the sender's
+    accept_handover(world.officer_b, handover, world.officer_b)
+    db_session.expire_all()
+    (task,) = next_action_tasks(world.project_a)
+    assert task.assignee_id == world.officer_b.id
+    assert [t.title for t in services.open_tasks_for(world.officer_b)] == ["起草投资协议"]
+
+
 def test_the_bulk_update_reassigns_next_action_tasks_in_a_few_statements(
     world, db_session, count_queries
 ):

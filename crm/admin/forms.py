@@ -13,6 +13,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, NumberRange, Optional
 
+from crm.auth.forms import email_field
 from crm.auth.models import Role
 from crm.auth.services import (
     DISPLAY_NAME_MAX,
@@ -23,6 +24,7 @@ from crm.auth.services import (
 from crm.auth.services import PASSWORD_MAX_LENGTH as PASSWORD_MAX
 from crm.forms import Form as ChineseForm
 from crm.forms import enum_coerce, select_choices
+from crm.jobs.models import JobStatus
 
 
 class UserFilterForm(ChineseForm):
@@ -63,6 +65,7 @@ class _UserFields(ChineseForm):
         "电话",
         validators=[Length(max=PHONE_MAX, message=f"电话不能超过 {PHONE_MAX} 个字符")],
     )
+    email = email_field("每日待办摘要和通知发到这里；留空则不发邮件")
 
 
 class UserCreateForm(_UserFields):
@@ -125,3 +128,16 @@ class AuditFilterForm(ChineseForm):
     date_from = DateField("起始日期", validators=[Optional()])
     date_to = DateField("截止日期", validators=[Optional()])
     q = SearchField("摘要包含", validators=[Optional(), Length(max=200)])
+
+
+class JobFilterForm(ChineseForm):
+    """The status filter of the 后台任务 page; read from the query string."""
+
+    class Meta:
+        csrf = False
+
+    status = SelectField(
+        "状态",
+        choices=select_choices([("", "全部状态"), *JobStatus.choices()]),
+        validators=[Optional()],
+    )

@@ -26,7 +26,13 @@ from sqlalchemy.orm import selectinload
 
 from crm import transaction
 from crm.access import admin_required
-from crm.admin.forms import AuditFilterForm, UserCreateForm, UserEditForm, UserFilterForm
+from crm.admin.forms import (
+    AuditFilterForm,
+    JobFilterForm,
+    UserCreateForm,
+    UserEditForm,
+    UserFilterForm,
+)
 from crm.audit.labels import action_label, describe_entries, object_type_label
 from crm.audit.services import (
     AuditFilter,
@@ -54,6 +60,9 @@ from crm.catalog.services import (
 from crm.core import LOCAL_TZ, content_disposition, parse_int, utcnow
 from crm.extensions import db
 from crm.forms import save_form
+from crm.jobs import runs
+from crm.jobs.models import JobStatus
+from crm.jobs.queue import queue_state
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -148,6 +157,7 @@ def user_new():
             password=form.password.data,
             role=form.role.data,
             phone=form.phone.data or "",
+            email=form.email.data,
             must_change_password=True,  # the user chooses an own one at the first sign-in
             **_scope_values(form),
         ),
@@ -178,6 +188,7 @@ def user_edit(user_id: int):
             display_name=form.display_name.data,
             role=form.role.data,
             phone=form.phone.data or "",
+            email=form.email.data,
             is_active=form.is_active.data,
             password=form.password.data or "",
             unlock_account=form.unlock.data,
@@ -353,3 +364,31 @@ def audit_export():
         f"审计日志-{day}.csv", f"audit-{day}.csv"
     )
     return response
+
+
+# ---- background jobs (后台任务) ----
+
+
+@bp.route("/jobs")
+@admin_required
+def jobs():
+    """The last runs of background jobs, newest first, each with its error; by status."""
+    filters = JobFilterForm(request.args)
+    status = JobStatus.from_name(filters.status.data) if filters.validate() else None
+    page = db.paginate(
+        runs.runs_query(status),
+        page=_page(),
+        per_page=current_app.config["PAGE_SIZE"],
+        error_out=False,
+    )
+    return render_template(
+        "admin/jobs.html",
+        page=page,
+        filters=filters,
+        status=status,
+        failed_status=JobStatus.FAILED,
+        failed_count=runs.count_failed_jobs(),
+        queue=queue_state(current_app.config),
+        mail_on=bool(current_app.config["SMTP_HOST"]),
+        section="jobs",
+    )

@@ -33,6 +33,7 @@ ACTION_LABELS = {
     "logout": "退出",
     "session_expired": "会话超时",
     "password_changed": "修改密码",
+    "email_changed": "修改电子邮箱",
     "permission_denied": "越权访问被拒",
     "user_created": "创建用户",
     "user_updated": "修改用户",
@@ -74,7 +75,10 @@ ACTION_LABELS = {
     "catalog_deactivated": "停用目录条目",
     "stage_move_verified": "核实阶段变更",
     "stage_move_rejected": "驳回阶段变更",
-    "project_handed_over": "项目流转",
+    "handover_offered": "发起流转",
+    "project_handed_over": "项目流转（已接收）",
+    "handover_declined": "退回流转",
+    "handover_withdrawn": "撤回流转",
     "conflict_detected": "发现跨载体冲突",
     "conflict_resolved": "处理跨载体冲突",
     "ledger_exported": "导出台账",
@@ -121,6 +125,8 @@ OBJECT_TYPE_LABELS = {
     "password_history": "历史密码",
     "notifications": "通知",
     "tasks": "任务",
+    "job_runs": "后台任务",
+    "sent_mails": "已发送邮件",
 }
 
 # Field names, as the models (and the few extra keys services write into a diff) call them.
@@ -249,6 +255,9 @@ FIELD_LABELS = {
     "benefit_sharing": "收益分享",
     "handed_by_id": "流转人",
     "handed_at": "流转时间",
+    "from_officer_id": "原责任人",
+    "proposed_officer_id": "拟定责任人",
+    "decline_reason": "退回原因",
     # evaluation
     "template_id": "评估清单",
     "is_current": "当前版本",
@@ -298,6 +307,15 @@ FIELD_LABELS = {
     "object_type": "对象类型",
     "object_id": "对象编号",
     "changes": "变更",
+    # background jobs and mail
+    "task_id": "队列任务编号",
+    "attempt": "第几次运行",
+    "error": "错误",
+    "started_at": "开始时间",
+    "finished_at": "结束时间",
+    "key": "邮件键",
+    "subject": "主题",
+    "sent_at": "发送时间",
     # the ledger's export and import
     "filter": "筛选条件",
     "rows": "行数",
@@ -324,9 +342,18 @@ FIELD_LABELS_BY_TYPE = {
         "read_at": "阅读时间",
     },
     "evaluations": {"state": "评估状态"},
+    "handovers": {
+        "state": "流转状态",
+        "decided_by_id": "处理人",
+        "decided_at": "处理时间",
+        "officer_id": "接收后的责任人",
+    },
+    "stage_changes": {"officer_id": "当时的责任人"},
     "checklist_items": {"title": "事项"},
     "checklist_sections": {"title": "部分"},
     "tasks": {"title": "任务", "description": "说明", "status": "任务状态"},
+    "job_runs": {"name": "任务", "summary": "参数"},
+    "sent_mails": {"address": "收件地址"},
 }
 
 # Keys of a diff that are not columns of the entry's object, typed like this column.

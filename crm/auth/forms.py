@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, PasswordField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms import BooleanField, EmailField, PasswordField, StringField
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 
-from crm.auth.services import PASSWORD_HINT, PASSWORD_MAX_LENGTH
+from crm.auth.services import EMAIL_INVALID, EMAIL_MAX, PASSWORD_HINT, PASSWORD_MAX_LENGTH
 from crm.forms import Form as ChineseForm
+from crm.forms import strip
 
 _TOO_LONG = f"密码不能超过 {PASSWORD_MAX_LENGTH} 位"
 
@@ -50,3 +51,25 @@ class ChangePasswordForm(ChineseForm):
         ],
         render_kw={"autocomplete": "new-password"},
     )
+
+
+def email_field(description: str) -> EmailField:
+    """电子邮箱, optional: checked by WTForms' `Email` (the email-validator library), bounded;
+    the service stores it normalised (crm/auth/services.py `normalize_email`)."""
+    return EmailField(
+        "电子邮箱",
+        description=description,
+        filters=[strip],
+        validators=[
+            Optional(),
+            Length(max=EMAIL_MAX, message=f"电子邮箱不能超过 {EMAIL_MAX} 个字符"),
+            Email(message=EMAIL_INVALID, check_deliverability=False),
+        ],
+        render_kw={"autocomplete": "email"},
+    )
+
+
+class OwnEmailForm(ChineseForm):
+    """The user's own address (电子邮箱), for the daily digest and notifications."""
+
+    email = email_field("每日待办摘要和通知发到这里；留空则不接收邮件")

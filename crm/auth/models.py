@@ -41,6 +41,8 @@ class User(UserMixin, db.Model):
     carrier_id: Mapped[int | None] = mapped_column(sa.ForeignKey("carriers.id"))
     cluster_id: Mapped[int | None] = mapped_column(sa.ForeignKey("clusters.id"))
     phone: Mapped[str] = mapped_column(sa.String(32), default="", server_default="")
+    # Where the queue sends this user's mail (the daily digest); None: no mail.
+    email: Mapped[str | None] = mapped_column(sa.String(254))
     is_active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -31,7 +31,7 @@ from sqlalchemy.orm import joinedload
 from crm import core, transaction
 from crm.audit.services import record_separately
 from crm.auth import services, signin
-from crm.auth.forms import ChangePasswordForm, LoginForm, LogoutForm
+from crm.auth.forms import ChangePasswordForm, LoginForm, LogoutForm, OwnEmailForm
 from crm.auth.models import User
 from crm.core import parse_int
 from crm.extensions import db, limiter, login_manager
@@ -208,3 +208,24 @@ def change_password():
         days = current_app.config["PASSWORD_MAX_AGE_DAYS"]
         reason = f"您的密码已使用超过 {days} 天，请修改后继续使用。"
     return render_template("auth/password.html", form=form, reason=reason), status
+
+
+@bp.route("/account/email", methods=["GET", "POST"])
+@login_required
+def own_email():
+    """The user's own address (电子邮箱) for the daily digest and notifications."""
+    user: User = current_user._get_current_object()
+    form = OwnEmailForm(obj=user)
+    saved, changed = save_form(form, lambda: services.set_own_email(user, form.email.data))
+    if saved:
+        if not changed:
+            flash("电子邮箱未改动", "info")
+        elif user.email:
+            flash(f"已保存电子邮箱 {user.email}", "success")
+        else:
+            flash("已删除电子邮箱，此后不再收到邮件", "success")
+        return redirect(url_for(".own_email"))
+    status = 400 if form.is_submitted() else 200
+    return render_template(
+        "auth/email.html", form=form, mail_on=bool(current_app.config["SMTP_HOST"])
+    ), status

@@ -17,8 +17,8 @@ from flask import url_for
 from crm.access import project_scope
 from crm.auth.models import User
 from crm.extensions import db
-from crm.projects.filters import ProjectFilter, date_between, filter_clauses
-from crm.projects.models import FundsRecord, Project
+from crm.projects.filters import ProjectFilter, date_between, filter_clauses, moment_between
+from crm.projects.models import FundsRecord, Project, StageChange
 
 
 @dataclass
@@ -84,6 +84,11 @@ def _amount(value) -> Decimal:
 def _on_other_tables(f: ProjectFilter) -> bool:
     """The filter asks for rows of another table (a move, funds, a conflict, an evaluation)."""
     return bool(f.moved_into or f.verification or f.funded or f.conflict or f.extra)
+
+
+def _without_moves(f: ProjectFilter) -> ProjectFilter:
+    """The filter's conditions but those on the moves (read from the moves themselves)."""
+    return replace(f, moved_into=(), verification=None, moved_from=None, moved_to=None)
 
 
 class Aggregator:
@@ -172,3 +177,52 @@ class Aggregator:
                     zero = [0, None] if spec.measure is not None else [0]
                     figures.update(self._figures([spec], zero, {key: value}))
         return groups
+
+    def by_officer_credited(self, specs: list[Spec]) -> dict[Any, dict[Hashable, Figure]]:
+        """`grouped` by officer, except that a move into a stage counts for the officer in
+        charge when it was made (`StageChange.officer_id`), wherever the project went since
+        (流转): a 签约 stays with the officer who won it. Its figure lists those projects
+        (`moved_officer_id`)."""
+        credited = [s for s in specs if len(s.filter.moved_into) == 1]
+        groups = self.grouped([s for s in specs if s not in credited], "officer_id")
+        for spec in credited:
+            for row in db.session.execute(self._credited_query(spec)):
+                figures = self._figures([spec], row[1:], {"moved_officer_id": row[0]})
+                groups.setdefault(row[0], {}).update(figures)
+        for value, figures in groups.items():  # an officer with no project now, say
+            for spec in specs:
+                if spec.key not in figures:
+                    extra = {"moved_officer_id" if spec in credited else "officer_id": value}
+                    zero = [0, None] if spec.measure is not None else [0]
+                    figures.update(self._figures([spec], zero, extra))
+        return groups
+
+    def _credited_query(self, spec: Spec) -> sa.Select:
+        """Per officer credited with the spec's move: its projects (each once per officer,
+        whatever the number of such moves) and the sum of the measure over them."""
+        f = spec.filter
+        moves = (
+            sa.select(StageChange.project_id, StageChange.officer_id)
+            .where(
+                StageChange.to_stage == f.moved_into[0],
+                StageChange.officer_id.is_not(None),
+                *([StageChange.verification == f.verification] if f.verification else []),
+                *moment_between(StageChange.changed_at, f.moved_from, f.moved_to),
+            )
+            .distinct()
+            .subquery()
+        )
+        measure = spec.measure
+        if isinstance(measure, FundsReceived):
+            measure = measure.correlated()
+        columns = [sa.func.count()] + ([sa.func.sum(measure)] if measure is not None else [])
+        return (
+            sa.select(moves.c.officer_id, *columns)
+            .select_from(Project)
+            .join(moves, moves.c.project_id == Project.id)
+            .where(
+                project_scope(self.user),
+                *filter_clauses(_without_moves(f), self.today, self.stale_days),
+            )
+            .group_by(moves.c.officer_id)
+        )

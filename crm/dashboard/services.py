@@ -437,7 +437,7 @@ def _performance(
 ) -> tuple[list[PerformanceRow], list[PerformanceRow], PerformanceRow | None]:
     """The performance tables of the period: per officer, per 载体, and their total."""
     specs = _performance_specs(start, end)
-    by_officer = agg.grouped(specs, "officer_id")
+    by_officer = agg.by_officer_credited(specs)
     by_carrier = agg.grouped(specs, "carrier_id")
     officer_rows = [
         _performance_row(name, carrier, by_officer[user_id])

@@ -54,7 +54,6 @@ from crm.evaluation.models import (
 )
 from crm.evaluation.seed import seed_default_template
 from crm.extensions import db
-from crm.hooks import next_action_changed
 from crm.projects.conflicts import handover_project
 from crm.projects.lifecycle import change_status, move_stage, reject_move, verify_move
 from crm.projects.models import (
@@ -402,6 +401,7 @@ class _DemoBuilder(ProjectHistory):
             history.append((change, "verified_at", moment))
 
     def hand_over(self, spec, project, timeline, history) -> None:
+        """The project offered to another 载体 by a leader, waiting there (待接收)."""
         to_name, reason, sharing = spec.handover
         carrier = self.carriers[to_name]
         handover = handover_project(
@@ -413,8 +413,6 @@ class _DemoBuilder(ProjectHistory):
             sharing,
             loaded_version=project.version,
         )
-        # The 下一步 task follows the project to its new officer.
-        next_action_changed(self.users["leader"], [project.id])
         day = min(
             timeline.last_followup + timedelta(days=self.check_rng.randint(1, 10)), self.today
         )

@@ -468,6 +468,7 @@ def _stage_change_rows(world: _World, p: _Drawn) -> list[dict]:
                 "to_stage": to_stage,
                 "reason": "",
                 "changed_by_id": p.officer,
+                "officer_id": p.officer,
                 "changed_at": _at(day, 10 if previous is None else 15),
                 "verification": Verification.VERIFIED if verified else None,
                 "verified_by_id": world.verifier if verified else None,

@@ -339,6 +339,19 @@ def summarize(answers: list[EvaluationAnswer]) -> Summary:
     )
 
 
+def summaries_of(evaluations: list[Evaluation]) -> dict[int, Summary]:
+    """`summarize` for several evaluations at once (the 待办 page's decisions): one query."""
+    answers: dict[int, list[EvaluationAnswer]] = {e.id: [] for e in evaluations}
+    if answers:
+        for answer in db.session.scalars(
+            sa.select(EvaluationAnswer)
+            .where(EvaluationAnswer.evaluation_id.in_(answers))
+            .options(joinedload(EvaluationAnswer.item))
+        ):
+            answers[answer.evaluation_id].append(answer)
+    return {evaluation_id: summarize(rows) for evaluation_id, rows in answers.items()}
+
+
 def _transition(
     evaluation: Evaluation, from_states: tuple[EvaluationState, ...], values: dict[str, Any]
 ) -> None:

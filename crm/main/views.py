@@ -1,20 +1,16 @@
-"""The home page (工作台) and the health check.
+"""The home page and the health check.
 
-Leaders and task forces land on the dashboard (统计); officers and admins keep their work list
-(officers find their 载体's dashboard under 统计)."""
+Every role lands on 待办 (crm/todo/), served through the `home` hook (crm/hooks.py); the
+dashboard is under 统计."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, jsonify, render_template, send_from_directory
-from flask_login import current_user, login_required
+from flask import Blueprint, current_app, jsonify, send_from_directory
+from flask_login import login_required
 
-from crm.access import can_read_project
-from crm.core import local_today
 from crm.extensions import db
 from crm.hooks import installed
-from crm.projects.conflicts import recent_handovers
-from crm.projects.worklist import my_work
 
 bp = Blueprint("main", __name__)
 
@@ -22,16 +18,7 @@ bp = Blueprint("main", __name__)
 @bp.route("/")
 @login_required
 def home():
-    # Another feature may serve the home page of some roles: the `homes` hook (crm/hooks.py).
-    if (view := installed().homes.get(current_user.role)) is not None:
-        return view()
-    today = local_today()
-    work = my_work(current_user, today, current_app.config["STALE_AFTER_DAYS"])
-    handovers = [
-        (handover, project, can_read_project(current_user, project))
-        for handover, project in recent_handovers(current_user, 5)
-    ]
-    return render_template("main/home.html", work=work, today=today, handovers=handovers)
+    return installed().home()
 
 
 @bp.route("/healthz")

@@ -35,7 +35,15 @@ from crm.companies.names import same_company_name, split_name
 from crm.core import ServiceError, utcnow
 from crm.decisions import AlreadyDecided, change_once, decide_once
 from crm.extensions import db
-from crm.projects.models import ConflictBasis, Handover, Project, ProjectConflict
+from crm.hooks import next_action_changed
+from crm.projects import notices
+from crm.projects.models import (
+    ConflictBasis,
+    Handover,
+    HandoverState,
+    Project,
+    ProjectConflict,
+)
 from crm.projects.officers import officer_in_charge_error
 from crm.projects.stages import Status
 
@@ -205,7 +213,31 @@ def record_conflicts_bulk(
         for project, courting in added
     ]
     record_bulk(user, "conflict_detected", entries, object_type="project_conflicts", at=at)
+    clusters = _clusters_of([project.id for project, _courting in added])
+    notices.conflicts_flagged(
+        user,
+        [
+            notices.Flagged(
+                ids[project.id, courting.project.id],
+                (
+                    (project.id, project.name, clusters[project.id]),
+                    (courting.project.id, courting.project.name, courting.project.cluster_id),
+                ),
+            )
+            for project, courting in added
+        ],
+    )
     return [entry[0] for entry in entries]
+
+
+def _clusters_of(project_ids: list[int]) -> dict[int, int]:
+    """The cluster of each project (projects just inserted in bulk have no object loaded)."""
+    ids = sorted(set(project_ids))
+    clusters: dict[int, int] = {}
+    for i in range(0, len(ids), _CHUNK):
+        query = sa.select(Project.id, Project.cluster_id).where(Project.id.in_(ids[i : i + _CHUNK]))
+        clusters.update(db.session.execute(query).tuples().all())
+    return clusters
 
 
 def _known_pairs(project_ids: list[int]) -> set[frozenset[int]]:
@@ -309,6 +341,13 @@ def resolve_conflict(user: User, conflict: ProjectConflict, note: str) -> Projec
 
 
 # 流转 (hand-over) ------------------------------------------------------------------------------
+#
+# A hand-over is offered by the task force, a leader or an admin (`handover_project`) and waits
+# for the receiving 载体 (待接收): the project stays with the sending 载体 meanwhile — its
+# carrier, its officer and so every statistic. The receiving 载体's officers, the project's
+# task force or a leader/admin accept it (`accept_handover`, choosing the new 责任人) or decline
+# it with a reason (`decline_handover`); the sender may withdraw it (`withdraw_handover`).
+# Each decision is taken once (`decide_once` on the state): of simultaneous ones one wins.
 
 
 def handover_targets(project: Project) -> tuple[list[Carrier], list[User]]:
@@ -318,17 +357,41 @@ def handover_targets(project: Project) -> tuple[list[Carrier], list[User]]:
         .where(Carrier.is_active.is_(True), Carrier.id != project.carrier_id)
         .order_by(Carrier.sort_order, Carrier.id)
     ).all()
-    officers = db.session.scalars(
-        sa.select(User)
-        .where(
-            User.role == Role.OFFICER,
-            User.is_active.is_(True),
-            User.carrier_id.in_([c.id for c in carriers]),
+    return list(carriers), _active_officers([c.id for c in carriers])
+
+
+def receiving_officers(handover: Handover) -> list[User]:
+    """Whom the receiving 载体 may put in charge: its active officers."""
+    return _active_officers([handover.to_carrier_id])
+
+
+def _active_officers(carrier_ids: list[int]) -> list[User]:
+    return list(
+        db.session.scalars(
+            sa.select(User)
+            .where(
+                User.role == Role.OFFICER,
+                User.is_active.is_(True),
+                User.carrier_id.in_(carrier_ids),
+            )
+            .options(joinedload(User.carrier))
+            .order_by(User.carrier_id, User.display_name)
         )
-        .options(joinedload(User.carrier))
-        .order_by(User.carrier_id, User.display_name)
-    ).all()
-    return list(carriers), list(officers)
+    )
+
+
+def pending_handover(project: Project) -> Handover | None:
+    """The hand-over of `project` waiting for the receiving 载体, if any (at most one)."""
+    return db.session.scalar(
+        sa.select(Handover)
+        .where(Handover.project_id == project.id, Handover.state == HandoverState.PENDING)
+        .options(
+            joinedload(Handover.from_carrier),
+            joinedload(Handover.to_carrier),
+            joinedload(Handover.handed_by),
+            joinedload(Handover.proposed_officer),
+        )
+    )
 
 
 def handover_project(
@@ -341,15 +404,18 @@ def handover_project(
     *,
     loaded_version: int | None,
 ) -> Handover:
-    """Hand `project` over to `to_carrier` with `officer` responsible. History, follow-ups,
-    evaluations and files stay with the project (they hang on its id). `loaded_version` is the
-    project's version the user saw: a hand-over or an edit made since wins (AlreadyDecided),
-    whichever 载体 this one names; without it nothing is handed over."""
+    """Offer `project` to `to_carrier`, proposing `officer` as its 责任人 there: the hand-over
+    waits for that 载体 to accept. History, follow-ups, evaluations and files go with the
+    project once accepted (they hang on its id). `loaded_version` is the project's version the
+    user saw: a hand-over or an edit made since wins (AlreadyDecided), whichever 载体 this one
+    names; without it nothing is offered."""
     reason, benefit_sharing = reason.strip(), benefit_sharing.strip()
     if not can(user, Action.HANDOVER, project):
         raise ServiceError("只有产业专班和领导可以流转项目")
     if loaded_version != project.version:
         raise AlreadyDecided("项目已被流转或修改" if loaded_version else "未能确认页面上的项目版本")
+    if pending_handover(project) is not None:
+        raise AlreadyDecided("项目已在流转中，待接收载体处理")
     errors = {}
     if project.status not in COURTING_STATUSES:
         raise ServiceError(f"项目已{project.status.label}，不能流转")
@@ -366,7 +432,6 @@ def handover_project(
         errors["reason"] = "请说明流转原因"
     if errors:
         raise ServiceError(errors=errors)
-    from_carrier_id = project.carrier_id
     # The project's version row: one hand-over (or edit, or move) of this version wins.
     decide_once(
         project,
@@ -374,27 +439,124 @@ def handover_project(
         {"version": project.version + 1},
         "项目已被流转或修改",
     )
-    changes = apply_changes(project, {"carrier_id": to_carrier.id, "officer_id": officer.id})
     handover = Handover(
         project_id=project.id,
-        from_carrier_id=from_carrier_id,
+        from_carrier_id=project.carrier_id,
         to_carrier_id=to_carrier.id,
         reason=reason,
         benefit_sharing=benefit_sharing,
         handed_by_id=user.id,
+        from_officer_id=project.officer_id,
+        proposed_officer_id=officer.id,
+        state=HandoverState.PENDING,
     )
     db.session.add(handover)
     db.session.flush()
-    from_name = db.session.get(Carrier, from_carrier_id).name
+    from_name = db.session.get(Carrier, project.carrier_id).name
+    record(
+        user,
+        "handover_offered",
+        handover,
+        summary=f"{project.name}：{from_name} → {to_carrier.name}，待接收",
+        changes={
+            "project_id": project.id,
+            "to_carrier_id": to_carrier.id,
+            "proposed_officer_id": officer.id,
+            "reason": reason,
+            "benefit_sharing": benefit_sharing,
+        },
+    )
+    notices.handover_offered(user, project, handover, from_name, to_carrier.name)
+    return handover
+
+
+def _open_for(user: User, handover: Handover, action: Action) -> Project:
+    """The project of a hand-over still waiting, that `user` may decide on with `action`."""
+    project = db.session.get(Project, handover.project_id)
+    if not can(user, action, project):
+        raise ServiceError("无权处理该项目流转")
+    if not handover.state.is_pending:
+        raise AlreadyDecided(f"该流转已{handover.state.label}")
+    return project
+
+
+def _decide(user: User, handover: Handover, state: HandoverState, **values) -> None:
+    """Take the decision `state`, once: of simultaneous decisions one wins (AlreadyDecided)."""
+    decide_once(
+        handover,
+        {"state": HandoverState.PENDING},
+        {"state": state, "decided_by_id": user.id, "decided_at": utcnow(), **values},
+        "该流转已被处理",
+    )
+
+
+def accept_handover(user: User, handover: Handover, officer: User | None) -> Handover:
+    """The receiving 载体 takes the project over with `officer` in charge: its 载体 and 责任人
+    change (and with them where its statistics count from now on; moves made before stay
+    credited to the officer in charge then), and open conflicts with projects of that 载体
+    are settled."""
+    project = _open_for(user, handover, Action.RECEIVE_HANDOVER)
+    to_carrier = db.session.get(Carrier, handover.to_carrier_id)
+    if project.status not in COURTING_STATUSES:
+        raise ServiceError(f"项目已{project.status.label}，不能接收；可由流转发起方撤回")
+    if error := officer_in_charge_error(officer, to_carrier):
+        raise ServiceError(errors={"officer_id": error})
+    _decide(user, handover, HandoverState.ACCEPTED, officer_id=officer.id)
+    from_name = db.session.get(Carrier, handover.from_carrier_id).name
+    project.version += 1  # a page of the project from before the hand-over is stale now
+    changes = apply_changes(project, {"carrier_id": to_carrier.id, "officer_id": officer.id})
+    db.session.flush()
     record(
         user,
         "project_handed_over",
         project,
         summary=f"{project.name}：{from_name} → {to_carrier.name}",
-        changes=changes | {"reason": reason, "benefit_sharing": benefit_sharing},
+        changes=changes | {"reason": handover.reason, "benefit_sharing": handover.benefit_sharing},
     )
     _settle_conflicts_within(user, project, to_carrier)
+    next_action_changed(user, [project.id])  # its 下一步 task goes to the new officer
+    notices.handover_decided(user, project, handover, from_name, to_carrier.name)
     return handover
+
+
+def decline_handover(user: User, handover: Handover, reason: str) -> Handover:
+    """The receiving 载体 declines, with its reason: the project stays where it is."""
+    project = _open_for(user, handover, Action.RECEIVE_HANDOVER)
+    reason = reason.strip()
+    if not reason:
+        raise ServiceError(errors={"reason": "请说明退回原因"})
+    if len(reason) > DECLINE_REASON_MAX:
+        raise ServiceError(errors={"reason": f"退回原因最多 {DECLINE_REASON_MAX} 个字符"})
+    _decide(user, handover, HandoverState.DECLINED, decline_reason=reason)
+    from_name = db.session.get(Carrier, handover.from_carrier_id).name
+    to_name = db.session.get(Carrier, handover.to_carrier_id).name
+    record(
+        user,
+        "handover_declined",
+        handover,
+        summary=f"{project.name}：{to_name}退回",
+        changes={"project_id": project.id, "decline_reason": reason},
+    )
+    notices.handover_decided(user, project, handover, from_name, to_name)
+    return handover
+
+
+def withdraw_handover(user: User, handover: Handover) -> Handover:
+    """The sender takes its offer back before the receiving 载体 decided."""
+    project = _open_for(user, handover, Action.HANDOVER)
+    _decide(user, handover, HandoverState.WITHDRAWN)
+    to_name = db.session.get(Carrier, handover.to_carrier_id).name
+    record(
+        user,
+        "handover_withdrawn",
+        handover,
+        summary=f"{project.name}：撤回流转至{to_name}",
+        changes={"project_id": project.id},
+    )
+    return handover
+
+
+DECLINE_REASON_MAX = 500  # Handover.decline_reason
 
 
 def _settle_conflicts_within(user: User, project: Project, carrier: Carrier) -> None:
@@ -421,10 +583,61 @@ def _settle_conflicts_within(user: User, project: Project, carrier: Carrier) -> 
             record(user, "conflict_resolved", conflict, summary=conflict.resolution_note)
 
 
+def _may_receive(user: User) -> sa.ColumnElement[bool] | None:
+    """The pending hand-overs `user` may accept or decline, as a clause (None: none): an
+    officer's into its 载体, a task force's of its cluster's projects, anyone's for leaders and
+    admins."""
+    if user.role is Role.OFFICER:
+        return Handover.to_carrier_id == user.carrier_id
+    if user.role is Role.TASKFORCE:
+        return Project.cluster_id == user.cluster_id
+    if user.role in (Role.LEADER, Role.ADMIN):
+        return sa.true()
+    return None
+
+
+def _pending_for(user: User, *columns) -> sa.Select | None:
+    mine = _may_receive(user)
+    if mine is None:
+        return None
+    return (
+        sa.select(*columns)
+        .select_from(Handover)
+        .join(Project, Project.id == Handover.project_id)
+        .where(Handover.state == HandoverState.PENDING, Project.is_deleted.is_(False), mine)
+    )
+
+
+def pending_handovers_for(user: User, limit: int = 10) -> list[Handover]:
+    """The hand-overs waiting for `user` to accept or decline (待办), oldest first, with their
+    project and 载体 loaded; an indexed read of the few pending ones."""
+    query = _pending_for(user, Handover)
+    if query is None:
+        return []
+    return list(
+        db.session.scalars(
+            query.options(
+                joinedload(Handover.project),
+                joinedload(Handover.from_carrier),
+                joinedload(Handover.to_carrier),
+                joinedload(Handover.handed_by),
+            )
+            .order_by(Handover.handed_at, Handover.id)
+            .limit(limit)
+        )
+    )
+
+
+def count_pending_handovers_for(user: User) -> int:
+    """How many hand-overs wait for `user` (the top bar's and 待办's count)."""
+    query = _pending_for(user, sa.func.count(Handover.id))
+    return (db.session.scalar(query) or 0) if query is not None else 0
+
+
 def recent_handovers(user: User, limit: int = 10) -> list[tuple[Handover, Project]]:
-    """Recent hand-overs the user's side took part in: for an officer, out of or into its 载体
-    (so the 载体 that gave a project away still sees where it went); for the others, those
-    of the projects they read."""
+    """Recent hand-overs the user's side took part in, whatever their state: for an officer,
+    out of or into its 载体 (so the 载体 that gave a project away still sees where it went);
+    for the others, those of the projects they read."""
     if (carrier_id := own_carrier_id(user)) is not None:
         mine = sa.or_(Handover.from_carrier_id == carrier_id, Handover.to_carrier_id == carrier_id)
     else:

@@ -55,6 +55,8 @@ def project_timeline(project: Project) -> list[TimelineEntry]:
         joinedload(Handover.from_carrier),
         joinedload(Handover.to_carrier),
         joinedload(Handover.handed_by),
+        joinedload(Handover.decided_by),
+        joinedload(Handover.officer),
     )
     entries = (
         [TimelineEntry(c.changed_at, "stage", c) for c in stage_changes]

@@ -89,7 +89,7 @@ def _local_start(day: date) -> datetime:
     return datetime.combine(day, time.min, LOCAL_TZ).astimezone(UTC)
 
 
-def _moment_between(column, start: date | None, end: date | None) -> list[sa.ColumnElement]:
+def moment_between(column, start: date | None, end: date | None) -> list[sa.ColumnElement]:
     conditions = []
     if start:
         conditions.append(column >= _local_start(start))
@@ -113,15 +113,18 @@ def moved_clause(
     verification: Verification | None = None,
     start: date | None = None,
     end: date | None = None,
+    officer_id: int | None = None,
 ) -> sa.ColumnElement[bool]:
     """The project has a history row into `stage` (any stage if None), with `verification`,
-    made between the local dates `start` and `end`."""
+    made between the local dates `start` and `end` (while `officer_id` was in charge)."""
     conditions = []
+    if officer_id is not None:
+        conditions.append(StageChange.officer_id == officer_id)
     if stage is not None:
         conditions.append(StageChange.to_stage == stage)
     if verification is not None:
         conditions.append(StageChange.verification == verification)
-    conditions += _moment_between(StageChange.changed_at, start, end)
+    conditions += moment_between(StageChange.changed_at, start, end)
     return Project.id.in_(sa.select(StageChange.project_id).where(*conditions))
 
 
@@ -215,6 +218,7 @@ class ProjectFilter:
     verification: Verification | None = None  # with this verification (alone: any move),
     moved_from: date | None = None  # made within these dates
     moved_to: date | None = None
+    moved_officer_id: int | None = None  # while this officer was in charge (credited to it)
     planned: Stage | None = None  # the planned date of this milestone within these dates
     planned_from: date | None = None
     planned_to: date | None = None
@@ -387,7 +391,7 @@ def _on_form_field(field: str, arg: str, read, column) -> Condition:
 
 
 def _moved_clauses(f: ProjectFilter, _today: date, _stale_days: int) -> list[sa.ColumnElement]:
-    when = (f.verification, f.moved_from, f.moved_to)
+    when = (f.verification, f.moved_from, f.moved_to, f.moved_officer_id)
     if f.moved_into:
         return [moved_clause(stage, *when) for stage in f.moved_into]
     return [moved_clause(None, *when)] if f.verification is not None else []
@@ -399,7 +403,8 @@ def _moved_label(f: ProjectFilter) -> str | None:
     state = f"{f.verification.label}的" if f.verification else ""
     into = "、".join(s.label for s in f.moved_into) or "任一阶段"
     when = _period(f.moved_from, f.moved_to)
-    return f"有{state}进入{into}的阶段变更" + (f"（{when}）" if when else "")
+    by = "，由所选招商专员任责任人时推进" if f.moved_officer_id is not None else ""
+    return f"有{state}进入{into}的阶段变更" + (f"（{when}{by}）" if when or by else "")
 
 
 def _planned_clauses(f: ProjectFilter, _today: date, _stale_days: int) -> list[sa.ColumnElement]:
@@ -460,7 +465,7 @@ CONDITIONS: tuple[Condition, ...] = (
     ),
     Condition(
         _span("created"),
-        lambda f, _today, _days: _moment_between(Project.created_at, f.created_from, f.created_to),
+        lambda f, _today, _days: moment_between(Project.created_at, f.created_from, f.created_to),
         lambda f: (
             "登记于" + _period(f.created_from, f.created_to)
             if f.created_from or f.created_to
@@ -472,6 +477,7 @@ CONDITIONS: tuple[Condition, ...] = (
             Param("moved_into", "moved", _stages),
             Param("verification", "verification", _named(Verification), on_form=_pending_alone),
             *_span("moved"),
+            Param("moved_officer_id", "moved_by", _int),
         ),
         _moved_clauses,
         _moved_label,

@@ -247,8 +247,32 @@ class HandoverForm(Form):
         description="选填，如：投产后前三年地方留成税收按 4:6 分享",
     )
     confirm = BooleanField(
-        "确认流转：项目及其全部记录将移交接收载体，本载体的招商专员将不能再编辑",
+        "确认流转：接收载体接收后，项目及其全部记录将移交该载体，本载体的招商专员将不能再编辑",
         validators=[DataRequired("请勾选确认后再流转")],
+    )
+
+
+class AcceptHandoverForm(Form):
+    """接收流转: the receiving 载体 takes the project over, naming its 责任人 there (the
+    sender's proposal preselected). The choices are its active officers; the service checks
+    the submitted one again (an officer disabled meanwhile is refused at the field)."""
+
+    officer_id = SelectField(
+        "新的责任人",
+        coerce=int,
+        validate_choice=False,
+        validators=[DataRequired("请选择接收载体的招商专员作为责任人")],
+    )
+
+
+class DeclineHandoverForm(Form):
+    """退回流转: the receiving 载体 declines, saying why; the project stays where it is."""
+
+    reason = TextAreaField(
+        "退回原因",
+        filters=[strip],
+        validators=[DataRequired("请说明退回原因"), Length(max=500)],
+        description="如：该项目用地需求超出本园区可供指标",
     )
 
 

@@ -136,6 +136,7 @@ def _write_move(
         to_stage=to_stage,
         reason=reason,
         changed_by_id=user.id,
+        officer_id=project.officer_id,  # credited to the officer in charge now
         # 甄别: a claimed 签约, 开工 or 投产 waits for the task force before it counts.
         verification=Verification.PENDING if not backward and to_stage in VERIFIED_STAGES else None,
     )

@@ -20,7 +20,7 @@ from crm.companies.models import Company
 from crm.extensions import db
 from crm.pagination import IdFirstPagination
 from crm.projects.filters import SORTS, ProjectFilter, filter_clauses, stale_clause
-from crm.projects.models import Project
+from crm.projects.models import Handover, HandoverState, Project
 from crm.speedups import kept, plain_rows
 
 
@@ -159,6 +159,10 @@ def _page_rows_select(today: date, stale_days: int) -> tuple[sa.Select, type]:
             Cluster.name.label("cluster_name"),
             User.display_name.label("officer_name"),
             stale_clause(today, stale_days).label("is_stale"),
+            # 流转中: offered to another 载体 and waiting (the partial unique index, per row).
+            sa.exists()
+            .where(Handover.project_id == Project.id, Handover.state == HandoverState.PENDING)
+            .label("in_handover"),
         )
         .join(Company, Company.id == Project.company_id)
         .join(Carrier, Carrier.id == Project.carrier_id)

@@ -153,6 +153,9 @@ class StageChange(db.Model):
             "project_id",
         ),
         sa.Index("ix_stage_changes_changed_at_id", "changed_at", "id"),
+        # 待办: the moves waiting for 甄别, oldest first; those rejected lately, newest first.
+        sa.Index("ix_stage_changes_verification_changed_at", "verification", "changed_at", "id"),
+        sa.Index("ix_stage_changes_verification_verified_at", "verification", "verified_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -162,9 +165,12 @@ class StageChange(db.Model):
     reason: Mapped[str] = mapped_column(sa.String(500), default="", server_default="")
     changed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # The project's 责任人 when the move was made: the officer the move is credited to in
+    # the statistics, wherever the project went since (流转).
+    officer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     # 甄别 of a move into 签约, 开工 or 投产; None for moves that need none.
     verification: Mapped[Verification | None] = mapped_column(
-        enum_column(Verification, "verification"), index=True
+        enum_column(Verification, "verification")
     )
     verified_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -172,6 +178,7 @@ class StageChange(db.Model):
 
     project: Mapped[Project] = relationship()
     changed_by: Mapped[User | None] = relationship(foreign_keys=[changed_by_id])
+    officer: Mapped[User | None] = relationship(foreign_keys=[officer_id])
     verified_by: Mapped[User | None] = relationship(foreign_keys=[verified_by_id])
 
     @property
@@ -325,10 +332,42 @@ class ProjectConflict(db.Model):
     resolved_by: Mapped[User | None] = relationship()
 
 
+class HandoverState(LabelledEnum):
+    """Where a hand-over (流转) stands: offered, until the receiving 载体 decides."""
+
+    PENDING = "待接收", "warn"
+    ACCEPTED = "已接收", "ok"
+    DECLINED = "已退回", "stale"
+    WITHDRAWN = "已撤回"
+
+    @property
+    def is_pending(self) -> bool:
+        return self is HandoverState.PENDING
+
+
+_PENDING_HANDOVER = sa.text("state = 'PENDING'")
+
+
 class Handover(db.Model):
-    """流转: a project handed over to another 载体, its history travelling with it."""
+    """流转: a project offered to another 载体, its history travelling with it. The project
+    stays with the sending 载体 (and its statistics there) until the receiving 载体 accepts;
+    it may decline with a reason, or the sender withdraw the offer."""
 
     __tablename__ = "handovers"
+    __table_args__ = (
+        # A project has at most one hand-over waiting for the receiving 载体.
+        sa.Index(
+            "uq_handovers_pending_project",
+            "project_id",
+            unique=True,
+            sqlite_where=_PENDING_HANDOVER,
+            postgresql_where=_PENDING_HANDOVER,
+        ),
+        # 待办: the hand-overs waiting for a 载体 (or for anyone, by state alone), oldest first.
+        sa.Index(
+            "ix_handovers_state_to_carrier_id_handed_at", "state", "to_carrier_id", "handed_at"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(sa.ForeignKey("projects.id"), index=True)
@@ -338,7 +377,25 @@ class Handover(db.Model):
     benefit_sharing: Mapped[str] = mapped_column(sa.String(1000), default="", server_default="")
     handed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     handed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The project's 责任人 when it was offered (the sending officer), and the one the sender
+    # proposed in the receiving 载体; both unknown for hand-overs made before acceptance existed.
+    from_officer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    proposed_officer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
 
+    state: Mapped[HandoverState] = mapped_column(
+        enum_column(HandoverState, "state"), default=HandoverState.PENDING
+    )
+    # Who accepted, declined or withdrew it, and when; the new 责任人 on acceptance.
+    decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    officer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    decline_reason: Mapped[str] = mapped_column(sa.String(500), default="", server_default="")
+
+    project: Mapped[Project] = relationship()
     from_carrier: Mapped[Carrier] = relationship(foreign_keys=[from_carrier_id])
     to_carrier: Mapped[Carrier] = relationship(foreign_keys=[to_carrier_id])
-    handed_by: Mapped[User | None] = relationship()
+    handed_by: Mapped[User | None] = relationship(foreign_keys=[handed_by_id])
+    from_officer: Mapped[User | None] = relationship(foreign_keys=[from_officer_id])
+    proposed_officer: Mapped[User | None] = relationship(foreign_keys=[proposed_officer_id])
+    decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
+    officer: Mapped[User | None] = relationship(foreign_keys=[officer_id])

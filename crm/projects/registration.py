@@ -297,6 +297,7 @@ def _record_first_stages(
                 "reason": via,
                 "changed_by_id": user.id,
                 "changed_at": at,
+                "officer_id": e.values.get("officer_id"),
             }
             for pid, e in zip(ids, entries, strict=True)
         ],

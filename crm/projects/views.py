@@ -13,8 +13,10 @@ from crm.access import (
     allowed_actions,
     can_create_project,
     can_import_projects,
+    can_read_project,
     load_company,
     load_company_by_code,
+    load_handover,
     load_project,
     own_carrier_id,
 )
@@ -24,12 +26,14 @@ from crm.companies.models import Contact
 from crm.core import ConflictError, local_today, parse_int
 from crm.decisions import AlreadyDecided
 from crm.extensions import db
-from crm.forms import NONE_CHOICE, save_form, select_choices
+from crm.forms import NONE_CHOICE, Form, save_form, select_choices
 from crm.projects import conflicts as conflict_service
 from crm.projects import lifecycle
 from crm.projects.detail import element_needs, funds_ratio, funds_records, project_timeline
 from crm.projects.filters import SEARCH_MAX_CHARS, SORTS, ProjectFilter, is_stale
 from crm.projects.forms import (
+    AcceptHandoverForm,
+    DeclineHandoverForm,
     ElementNeedForm,
     ElementStatusForm,
     FollowUpForm,
@@ -47,6 +51,7 @@ from crm.projects.models import (
     ElementNeed,
     ElementStatus,
     FollowUpKind,
+    Handover,
     Project,
     StageChange,
 )
@@ -312,9 +317,7 @@ def render_detail(project: Project, status: int = 200, open_form: str = "", **fo
             for c in pending
         },
         conflicts=conflict_service.project_conflicts(project),
-        handover_form=_handover_form(project, forms.get("handover_form"))
-        if Action.HANDOVER in actions
-        else None,
+        **_handover_forms(project, actions, forms),
         needs=needs,
         need_forms={
             n.id: ElementStatusForm(
@@ -350,6 +353,41 @@ def render_detail(project: Project, status: int = 200, open_form: str = "", **fo
 @login_required
 def detail(project_id: int):
     return render_detail(load_project(current_user, project_id))
+
+
+def _handover_forms(project: Project, actions: set[Action], forms: dict) -> dict:
+    """The hand-over (流转) section: the pending one with what this user may do on it (accept,
+    decline, withdraw), or the form offering the project to another 载体."""
+    pending = conflict_service.pending_handover(project)
+    if pending is None:
+        offer = Action.HANDOVER in actions
+        return {
+            "handover": None,
+            "handover_form": _handover_form(project, forms.get("handover_form")) if offer else None,
+        }
+    receive = Action.RECEIVE_HANDOVER in actions
+    return {
+        "handover": pending,
+        "handover_form": None,
+        "accept_form": _accept_form(pending, forms.get("accept_form")) if receive else None,
+        "decline_form": (forms.get("decline_form") or DeclineHandoverForm(formdata=None))
+        if receive
+        else None,
+        "may_withdraw": Action.HANDOVER in actions,
+    }
+
+
+def _accept_form(handover: Handover, form: AcceptHandoverForm | None = None) -> AcceptHandoverForm:
+    form = form or AcceptHandoverForm(formdata=None)
+    if form.officer_id.data is None and not form.is_submitted():
+        form.officer_id.data = handover.proposed_officer_id
+    form.officer_id.choices = select_choices(
+        [
+            (0, "请选择"),
+            *((u.id, u.display_name) for u in conflict_service.receiving_officers(handover)),
+        ]
+    )
+    return form
 
 
 def _handover_form(project: Project, form: HandoverForm | None = None) -> HandoverForm:
@@ -416,7 +454,7 @@ def handover(project_id: int):
     form = _handover_form(project, HandoverForm())
 
     def service():
-        conflict_service.handover_project(
+        return conflict_service.handover_project(
             current_user,
             project,
             db.session.get(Carrier, form.to_carrier_id.data or 0),
@@ -426,19 +464,72 @@ def handover(project_id: int):
             loaded_version=parse_int(form.version.data or ""),
         )
 
-    return _run_action(project, form, "handover_form", service, "项目已流转")
+    return _run_action(
+        project, form, "handover_form", service, "已发起流转，待接收载体接收后项目移交"
+    )
+
+
+@bp.route("/<int:project_id>/handovers/<int:handover_id>/accept", methods=["POST"])
+@login_required
+def accept_handover(project_id: int, handover_id: int):
+    handover = load_handover(current_user, project_id, handover_id, Action.RECEIVE_HANDOVER)
+    form = _accept_form(handover, AcceptHandoverForm())
+    return _run_action(
+        handover.project,
+        form,
+        "accept_form",
+        lambda: conflict_service.accept_handover(
+            current_user, handover, db.session.get(User, form.officer_id.data or 0)
+        ),
+        "已接收项目，项目已移交本载体",
+    )
+
+
+@bp.route("/<int:project_id>/handovers/<int:handover_id>/decline", methods=["POST"])
+@login_required
+def decline_handover(project_id: int, handover_id: int):
+    handover = load_handover(current_user, project_id, handover_id, Action.RECEIVE_HANDOVER)
+    form = DeclineHandoverForm()
+    return _run_action(
+        handover.project,
+        form,
+        "decline_form",
+        lambda: conflict_service.decline_handover(current_user, handover, form.reason.data or ""),
+        "已退回流转，项目仍由原载体跟进",
+    )
+
+
+@bp.route("/<int:project_id>/handovers/<int:handover_id>/withdraw", methods=["POST"])
+@login_required
+def withdraw_handover(project_id: int, handover_id: int):
+    handover = load_handover(current_user, project_id, handover_id, Action.HANDOVER)
+    return _run_action(
+        handover.project,
+        Form(),
+        "withdraw_form",
+        lambda: conflict_service.withdraw_handover(current_user, handover),
+        "已撤回流转",
+    )
 
 
 def _run_action(
     project: Project, form, form_name: str, service, success: str, render: dict | None = None
 ):
     """Save an action of the project page, or show the page again with the form open and
-    its errors (`render` names the form to the template when it is not `form_name`)."""
+    its errors (`render` names the form to the template when it is not `form_name`). A user
+    who may no longer read the project afterwards (a 载体 that declined a hand-over) is taken
+    to the home page."""
     saved, outcome = save_form(form, service, not_at_fields=AlreadyDecided)
     if saved:
         flash(success, "success")
+        if not can_read_project(current_user, project):
+            return redirect(url_for("main.home"))
         return redirect(url_for("projects.detail", project_id=project.id))
     db.session.refresh(project)  # after a rollback, the page shows what is stored
+    if not can_read_project(current_user, project):  # a hand-over withdrawn meanwhile, say
+        if not isinstance(outcome, AlreadyDecided):
+            abort(404)
+        return render_template("error.html", code=409, message=outcome.message), 409
     if isinstance(outcome, AlreadyDecided):  # decided by someone else first: show what they did
         flash(outcome.message, "error")
         return render_detail(project, 409)

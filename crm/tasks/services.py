@@ -320,10 +320,7 @@ def task_list_select(user: User, f: TaskFilter, today: date) -> sa.Select:
         )
     order = DUE_ORDER if f.sort == "due" else (Task.created_at.desc(), Task.id.desc())
     return (
-        sa.select(Task)
-        .join(Project, Project.id == Task.project_id)
-        .where(*where)
-        .order_by(*order)
+        sa.select(Task).join(Project, Project.id == Task.project_id).where(*where).order_by(*order)
     )
 
 

@@ -1,8 +1,11 @@
-"""notifications (issue 15: 通知)
+"""notifications, and the indexes of 待办 (issue 15)
 
 One row per recipient: what happened (kind), about which project, who did it, the text and the
 page it links to, read or not. The (user_id, read_at, id) index answers the top bar's unread
 count and the list; (user_id, key) is unique so a retried reminder is written once.
+
+stage_changes: the index on verification alone gives way to two that also order 待办's lists:
+the moves waiting for 甄别 oldest first, the moves rejected lately newest first.
 
 Revision ID: 6b1f0d2c9a47
 Revises: 4e7a1c9b2d05
@@ -42,9 +45,19 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_notifications_project_id'), ['project_id'], unique=False)
         batch_op.create_index('ix_notifications_user_id_read_at_id', ['user_id', 'read_at', 'id'], unique=False)
 
+    with op.batch_alter_table('stage_changes', schema=None) as batch_op:
+        batch_op.drop_index('ix_stage_changes_verification')
+        batch_op.create_index('ix_stage_changes_verification_changed_at', ['verification', 'changed_at', 'id'], unique=False)
+        batch_op.create_index('ix_stage_changes_verification_verified_at', ['verification', 'verified_at'], unique=False)
+
 
 
 def downgrade():
+    with op.batch_alter_table('stage_changes', schema=None) as batch_op:
+        batch_op.drop_index('ix_stage_changes_verification_verified_at')
+        batch_op.drop_index('ix_stage_changes_verification_changed_at')
+        batch_op.create_index('ix_stage_changes_verification', ['verification'], unique=False)
+
     with op.batch_alter_table('notifications', schema=None) as batch_op:
         batch_op.drop_index('ix_notifications_user_id_read_at_id')
         batch_op.drop_index(batch_op.f('ix_notifications_project_id'))

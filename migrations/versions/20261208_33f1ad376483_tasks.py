@@ -10,7 +10,7 @@
   with the next action's text and due date (created by nobody: the system).
 
 Revision ID: 33f1ad376483
-Revises: 6b1f0d2c9a47
+Revises: b7d3e5a1c264
 Create Date: 2026-12-08 00:05:00
 
 """
@@ -22,7 +22,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '33f1ad376483'
-down_revision = '6b1f0d2c9a47'
+down_revision = 'b7d3e5a1c264'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,348 @@
+"""待办: what a user must do now, in groups, each item with its project, since when, its due
+date and one link to the place where it is done.
+
+Each group is a function `(user, today, limit) -> Group | None` (None: not this user's work),
+and `GROUPS` lists which groups each role sees, in order. A group reads its first `limit`
+items and its total from the feature that owns them: the 待办 page adds no rule of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app, url_for
+from sqlalchemy.orm import joinedload
+
+from crm.access import project_scope
+from crm.auth.models import Role, User
+from crm.core import utcnow
+from crm.dashboard import queries
+from crm.evaluation.models import Evaluation, EvaluationState
+from crm.evaluation.services import decision_queue_query, summaries_of
+from crm.extensions import db
+from crm.projects.conflicts import count_open_conflicts
+from crm.projects.filters import stale_clause
+from crm.projects.models import Project, StageChange
+from crm.projects.stages import Status, Verification
+from crm.templating import local_datetime
+
+LIMIT = 10  # items shown per group; the group's link lists them all
+REJECTIONS_SHOWN_DAYS = 30  # a rejected 甄别 stays on the officer's 待办 this long
+
+
+@dataclass
+class Item:
+    name: str  # the project's name (or the account's)
+    url: str  # where the work is done
+    what: str  # what is to be done
+    since: datetime | date | None = None
+    due: date | None = None
+    overdue: bool = False
+    where: str = ""  # the 载体, the assignee, …
+    note: str = ""  # a figure worth seeing here (a score, veto hits)
+    alert: bool = False  # the note is a warning
+
+
+@dataclass
+class Group:
+    key: str
+    title: str
+    total: int
+    items: list[Item]
+    empty: str  # the one line an empty group shows
+    more_url: str | None = None  # the full list, when the group shows only its first items
+    notes: list[str] = field(default_factory=list)
+
+
+GroupFunction = Callable[[User, date, int], "Group | None"]
+
+
+def _count(query: sa.Select) -> int:
+    return db.session.scalar(
+        sa.select(sa.func.count()).select_from(query.order_by(None).subquery())
+    )
+
+
+def _own_projects(user: User) -> sa.ColumnElement[bool]:
+    """An officer's own projects (责任人); everyone else's scope."""
+    if user.role is Role.OFFICER:
+        return sa.and_(project_scope(user), Project.officer_id == user.id)
+    return project_scope(user)
+
+
+# The groups -------------------------------------------------------------------------------------
+
+
+def next_actions(user: User, today: date, limit: int) -> Group:
+    """下一步: due this week or overdue, of the officer's own projects."""
+    week_end = today + timedelta(days=6 - today.weekday())
+    query = sa.select(Project).where(
+        _own_projects(user),
+        Project.status == Status.ACTIVE,
+        Project.next_action_due.is_not(None),
+        Project.next_action_due <= week_end,
+    )
+    projects = db.session.scalars(
+        query.order_by(Project.next_action_due, Project.id)
+        .options(joinedload(Project.company))
+        .limit(limit)
+    ).all()
+    return Group(
+        "next_actions",
+        "本周到期与逾期的下一步",
+        _count(query),
+        [
+            Item(
+                p.name,
+                url_for("projects.detail", project_id=p.id),
+                p.next_action,
+                due=p.next_action_due,
+                overdue=p.next_action_due < today,
+                where=p.company.name,
+            )
+            for p in projects
+        ],
+        "本周没有到期的下一步。",
+    )
+
+
+def stale_projects(user: User, today: date, limit: int) -> Group:
+    """久未跟踪: the officer's own projects not followed up for STALE_AFTER_DAYS."""
+    days = current_app.config["STALE_AFTER_DAYS"]
+    query = sa.select(Project).where(_own_projects(user), stale_clause(today, days))
+    projects = db.session.scalars(
+        query.order_by(Project.last_followup_on.asc().nulls_first(), Project.id).limit(limit)
+    ).all()
+    args = {"stale": 1} | ({"officer": user.id} if user.role is Role.OFFICER else {})
+    return Group(
+        "stale",
+        f"久未跟踪（超过 {days} 天）",
+        _count(query),
+        [
+            Item(
+                p.name,
+                url_for("projects.detail", project_id=p.id) + "#timeline",
+                "跟踪一次",
+                since=p.last_followup_on,
+                note="从未跟踪" if p.last_followup_on is None else "",
+            )
+            for p in projects
+        ],
+        "没有久未跟踪的项目。",
+        url_for("projects.index", **args),
+    )
+
+
+def returned_evaluations(user: User, today: date, limit: int) -> Group:
+    """评估退回: the leaders returned an evaluation of the officer's project for rework."""
+    query = (
+        sa.select(Evaluation)
+        .join(Project, Project.id == Evaluation.project_id)
+        .where(_own_projects(user), Evaluation.state == EvaluationState.RETURNED)
+    )
+    evaluations = db.session.scalars(
+        query.order_by(Evaluation.decided_at, Evaluation.id)
+        .options(joinedload(Evaluation.project))
+        .limit(limit)
+    ).all()
+    return Group(
+        "returned",
+        "被退回的评估",
+        _count(query),
+        [
+            Item(
+                e.project.name,
+                url_for("evaluation.detail", evaluation_id=e.id),
+                "按决策意见补充后重新提交",
+                since=e.decided_at,
+            )
+            for e in evaluations
+        ],
+        "没有被退回的评估。",
+    )
+
+
+def evaluations_to_fill(user: User, today: date, limit: int) -> Group:
+    """评估待填写或提交: drafts and returned evaluations of the task force's cluster."""
+    query = (
+        sa.select(Evaluation)
+        .join(Project, Project.id == Evaluation.project_id)
+        .where(
+            project_scope(user),
+            Evaluation.state.in_((EvaluationState.DRAFT, EvaluationState.RETURNED)),
+        )
+    )
+    evaluations = db.session.scalars(
+        query.order_by(Evaluation.created_at, Evaluation.id)
+        .options(joinedload(Evaluation.project).joinedload(Project.carrier))
+        .limit(limit)
+    ).all()
+    return Group(
+        "to_fill",
+        "待填写或提交的评估",
+        _count(query),
+        [
+            Item(
+                e.project.name,
+                url_for("evaluation.detail", evaluation_id=e.id),
+                "补充后重新提交" if e.state is EvaluationState.RETURNED else "填写清单并提交",
+                since=e.decided_at or e.created_at,
+                where=e.project.carrier.name,
+                note=e.state.label,
+                alert=e.state is EvaluationState.RETURNED,
+            )
+            for e in evaluations
+        ],
+        "没有待填写的评估。",
+    )
+
+
+def rejected_moves(user: User, today: date, limit: int) -> Group:
+    """甄别驳回: the officer's claimed moves the task force rejected lately."""
+    since = utcnow() - timedelta(days=REJECTIONS_SHOWN_DAYS)
+    query = (
+        sa.select(StageChange)
+        .join(Project, Project.id == StageChange.project_id)
+        .where(
+            _own_projects(user),
+            StageChange.verification == Verification.REJECTED,
+            StageChange.verified_at >= since,
+        )
+    )
+    changes = db.session.scalars(
+        query.order_by(StageChange.verified_at.desc(), StageChange.id.desc())
+        .options(joinedload(StageChange.project))
+        .limit(limit)
+    ).all()
+    return Group(
+        "rejected",
+        f"甄别被驳回的阶段变更（近 {REJECTIONS_SHOWN_DAYS} 天）",
+        _count(query),
+        [
+            Item(
+                c.project.name,
+                url_for("projects.detail", project_id=c.project_id) + "#verification",
+                f"“{c.to_stage.label}”被驳回：{c.verification_note}",
+                since=c.verified_at,
+                alert=True,
+            )
+            for c in changes
+        ],
+        "没有被驳回的阶段变更。",
+    )
+
+
+def moves_to_verify(user: User, today: date, limit: int) -> Group:
+    """待甄别: moves into 签约, 开工, 投产 waiting for the task force."""
+    query = (
+        sa.select(StageChange)
+        .join(Project, Project.id == StageChange.project_id)
+        .where(project_scope(user), StageChange.verification == Verification.PENDING)
+    )
+    return Group(
+        "to_verify",
+        "待甄别的阶段变更",
+        _count(query),
+        [
+            Item(
+                c.project.name,
+                url_for("projects.detail", project_id=c.project_id) + "#verification",
+                f"核实“{c.to_stage.label}”",
+                since=c.changed_at,
+                where=c.project.carrier.name,
+            )
+            for c in queries.pending_moves(user, limit)
+        ],
+        "没有待甄别的阶段变更。",
+        url_for("projects.index", verification=Verification.PENDING.name),
+    )
+
+
+def conflicts(user: User, today: date, limit: int) -> Group:
+    """跨载体冲突 still open, of the projects the user reads."""
+    return Group(
+        "conflicts",
+        "未处理的跨载体冲突",
+        count_open_conflicts(user),
+        [
+            Item(
+                f"{c.project.name} / {c.other_project.name}",
+                url_for("conflicts.conflicts") + f"#conflict-{c.id}",
+                "商定由哪个载体跟进",
+                since=c.detected_at,
+                where=f"{c.project.carrier.name} / {c.other_project.carrier.name}",
+                note=c.basis.label,
+            )
+            for c in queries.open_conflicts(user, limit)
+        ],
+        "没有未处理的冲突。",
+        url_for("conflicts.conflicts"),
+    )
+
+
+def awaiting_decision(user: User, today: date, limit: int) -> Group:
+    """待决策: evaluations submitted to the leaders, with their score and veto hits."""
+    evaluations = queries.awaiting_decision(user, limit)
+    summaries = summaries_of(evaluations)
+    items = []
+    for e in evaluations:
+        s = summaries[e.id]
+        vetoes = f" · 一票否决 {len(s.veto_hits)} 项" if s.veto_hits else ""
+        items.append(
+            Item(
+                e.project.name,
+                url_for("evaluation.detail", evaluation_id=e.id) + "#decision",
+                "集体决策",
+                since=e.submitted_at,
+                where=e.project.carrier.name,
+                note=f"得分 {s.total_score:g}/{s.max_score:g}{vetoes}",
+                alert=bool(s.veto_hits),
+            )
+        )
+    return Group(
+        "decisions",
+        "待决策的评估",
+        _count(decision_queue_query().where(project_scope(user))),
+        items,
+        "没有待决策的评估。",
+        url_for("evaluation.queue"),
+    )
+
+
+def locked_accounts(user: User, today: date, limit: int) -> Group:
+    """Accounts locked after wrong passwords: the admin may unlock them."""
+    query = sa.select(User).where(User.locked_until > utcnow())
+    users = db.session.scalars(query.order_by(User.locked_until, User.id).limit(limit)).all()
+    return Group(
+        "locked",
+        "被锁定的账号",
+        _count(query),
+        [
+            Item(
+                f"{u.display_name}（{u.username}）",
+                url_for("admin.user_edit", user_id=u.id),
+                "核实后解锁",
+                where=u.scope_label,
+                note=f"锁定至 {local_datetime(u.locked_until)}",
+            )
+            for u in users
+        ],
+        "没有被锁定的账号。",
+        url_for("admin.users"),
+    )
+
+
+# Which groups each role sees, in this order.
+GROUPS: dict[Role, tuple[GroupFunction, ...]] = {
+    Role.OFFICER: (next_actions, returned_evaluations, rejected_moves, stale_projects),
+    Role.TASKFORCE: (evaluations_to_fill, moves_to_verify, conflicts),
+    Role.LEADER: (awaiting_decision, conflicts),
+    Role.ADMIN: (locked_accounts, awaiting_decision, moves_to_verify, conflicts),
+}
+
+
+def todo_for(user: User, today: date, limit: int = LIMIT) -> list[Group]:
+    return [group for build in GROUPS.get(user.role, ()) if (group := build(user, today, limit))]

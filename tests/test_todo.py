@@ -1,0 +1,155 @@
+"""待办: each role's home page lists its real work, in groups, each item linking to where it is
+done; another 载体's or cluster's work never shows; an empty group says so in one line."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from crm.core import utcnow
+from crm.evaluation.models import DecisionOutcome, Verdict
+from crm.evaluation.services import start_evaluation
+from crm.projects import lifecycle
+from crm.projects.lifecycle import move_stage, reject_move
+from crm.projects.models import ConflictBasis, ProjectConflict
+from crm.projects.stages import Stage
+from tests import factories
+from tests.evaluation_factories import (
+    attracting,
+    decided_evaluation,
+    default_template,
+    submitted_evaluation,
+)
+from tests.factories import today
+from tests.test_evaluation import VETO_ITEM
+
+
+def section(html: str, key: str) -> str:
+    """The group `key` of the 待办 page."""
+    return html.split(f'id="{key}"', 1)[1].split("</section>", 1)[0]
+
+
+@pytest.fixture
+def no_entry_checks(monkeypatch):
+    monkeypatch.setattr(lifecycle, "_entry_checks", {stage: [] for stage in Stage})
+
+
+def test_an_officer_sees_a_returned_evaluation_and_a_rejected_move(
+    world, db_session, login, no_entry_checks
+):
+    evaluation, _ = decided_evaluation(
+        world.project_a,
+        world.officer_a,
+        world.taskforce_x,
+        world.leader,
+        DecisionOutcome.RETURNED,
+    )
+    other = factories.project(
+        world.carrier_a, world.cluster_x, world.officer_a, world.channel, name="甲区电池项目"
+    )
+    move_stage(world.officer_a, other, Stage.ATTRACTING)
+    claimed = move_stage(
+        world.officer_a,
+        other,
+        Stage.SIGNED,
+        fields={"signed_amount": Decimal("1000"), "signed_on": today()},
+    )
+    reject_move(world.taskforce_x, claimed, "协议未盖章")
+    db_session.commit()
+
+    html = login(world.officer_a).get("/").get_data(as_text=True)
+    returned = section(html, "returned")
+    assert world.project_a.name in returned
+    assert f'href="/evaluations/{evaluation.id}"' in returned
+    rejected = section(html, "rejected")
+    assert "甲区电池项目" in rejected and "“签约”被驳回：协议未盖章" in rejected
+    assert f'href="/projects/{other.id}#verification"' in rejected
+
+    theirs = login(world.officer_b).get("/").get_data(as_text=True)
+    assert "没有被退回的评估。" in theirs and "没有被驳回的阶段变更。" in theirs
+    assert world.project_a.name not in theirs
+
+
+def test_the_task_force_sees_evaluations_to_fill_moves_to_verify_and_conflicts(
+    world, db_session, login, no_entry_checks
+):
+    default_template()
+    attracting(world.project_a, world.officer_a)
+    draft = start_evaluation(world.officer_a, world.project_a)
+    second = factories.project(
+        world.carrier_b, world.cluster_x, world.officer_b, world.channel, name="乙县储能项目"
+    )
+    move_stage(world.officer_b, second, Stage.ATTRACTING)
+    move_stage(
+        world.officer_b,
+        second,
+        Stage.SIGNED,
+        fields={"signed_amount": Decimal("2000"), "signed_on": today()},
+    )
+    db_session.add(
+        ProjectConflict(
+            project_id=world.project_a.id, other_project_id=second.id, basis=ConflictBasis.NAME
+        )
+    )
+    db_session.commit()
+
+    html = login(world.taskforce_x).get("/").get_data(as_text=True)
+    to_fill = section(html, "to_fill")
+    assert world.project_a.name in to_fill and "填写清单并提交" in to_fill
+    assert f'href="/evaluations/{draft.id}"' in to_fill
+    to_verify = section(html, "to_verify")
+    assert "乙县储能项目" in to_verify and "核实“签约”" in to_verify
+    conflicts = section(html, "conflicts")
+    assert "甲区光伏组件项目 / 乙县储能项目" in conflicts and "企业名称相同" in conflicts
+    # the counts at the top of the page
+    assert 'href="#to_verify">待甄别的阶段变更 <span class="count-chip busy">1</span>' in html
+
+    other = login(world.taskforce_y).get("/").get_data(as_text=True)
+    for line in ("没有待填写的评估。", "没有待甄别的阶段变更。", "没有未处理的冲突。"):
+        assert line in other
+    assert "乙县储能项目" not in other
+
+
+def test_a_leader_sees_what_waits_for_the_decision_with_score_and_vetoes(world, db_session, login):
+    evaluation = submitted_evaluation(
+        world.project_a,
+        world.officer_a,
+        world.taskforce_x,
+        overrides={VETO_ITEM: Verdict.FAILS},
+    )
+    db_session.commit()
+    html = login(world.leader).get("/").get_data(as_text=True)
+    decisions = section(html, "decisions")
+    assert world.project_a.name in decisions
+    assert f'href="/evaluations/{evaluation.id}#decision"' in decisions
+    assert "一票否决 1 项" in decisions and "得分 " in decisions
+
+
+def test_an_admin_sees_locked_accounts(world, db_session, login):
+    world.officer_b.locked_until = utcnow() + timedelta(minutes=30)
+    world.taskforce_y.locked_until = utcnow() - timedelta(minutes=1)  # expired: unlocked
+    db_session.commit()
+    html = login(world.admin).get("/").get_data(as_text=True)
+    locked = section(html, "locked")
+    assert world.officer_b.username in locked
+    assert f'href="/admin/users/{world.officer_b.id}/edit"' in locked
+    assert world.taskforce_y.username not in locked
+
+
+def test_a_group_shows_its_first_items_and_links_to_all(world, db_session, login, app):
+    from crm.todo import services
+
+    app.config["STALE_AFTER_DAYS"] = 30
+    for n in range(services.LIMIT + 2):
+        p = factories.project(
+            world.carrier_a, world.cluster_x, world.officer_a, world.channel, name=f"老项目{n:02d}"
+        )
+        p.created_at = utcnow() - timedelta(days=90)
+    db_session.commit()
+    html = login(world.officer_a).get("/").get_data(as_text=True)
+    stale = section(html, "stale")
+    assert stale.count("老项目") == services.LIMIT
+    assert f"查看全部 {services.LIMIT + 2} 项</a>" in stale
+    assert f'href="/projects/?stale=1&amp;officer={world.officer_a.id}"' in stale
