@@ -331,3 +331,16 @@ def test_the_worker_runs_what_the_app_queued(tmp_path):
         output, _ = worker.communicate(timeout=30)
     assert worker.returncode == 0, output
     assert "SQLite" in output  # it says which queue it serves
+
+
+def test_every_job_has_a_chinese_name(app, world, login):
+    from crm.jobs.models import JOB_LABELS
+    from crm.jobs.queue import huey
+
+    registered = {
+        key.rsplit(".", 1)[-1] for key in huey._registry._registry if key.startswith("crm.")
+    }
+    assert registered and registered <= JOB_LABELS.keys()
+    db.session.add(JobRun(task_id="t", name="clean_files", status=JobStatus.SUCCEEDED))
+    db.session.flush()
+    assert "<td>清理无主文件</td>" in login(world.admin).get("/admin/jobs").get_data(as_text=True)

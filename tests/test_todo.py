@@ -153,3 +153,44 @@ def test_a_group_shows_its_first_items_and_links_to_all(world, db_session, login
     assert stale.count("老项目") == services.LIMIT
     assert f"查看全部 {services.LIMIT + 2} 项</a>" in stale
     assert f'href="/projects/?stale=1&amp;officer={world.officer_a.id}"' in stale
+
+
+def test_the_receiving_side_finds_a_hand_over_to_accept(world, db_session, login):
+    from crm.projects.conflicts import handover_project
+
+    project = world.project_a
+    handover_project(
+        world.taskforce_x,
+        project,
+        world.carrier_b,
+        world.officer_b,
+        "项目选址调整至乙县",
+        loaded_version=project.version,
+    )
+    db_session.commit()
+    html = login(world.officer_b).get("/").get_data(as_text=True)
+    handovers = section(html, "handovers")
+    assert project.name in handovers
+    assert f"接收或退回：{world.carrier_a.name} → {world.carrier_b.name}" in handovers
+    assert f'href="/projects/{project.id}#handover"' in handovers
+    # the sender waits; it has nothing to accept
+    assert "没有待接收的流转。" in login(world.officer_a).get("/").get_data(as_text=True)
+
+
+def test_an_admin_sees_the_failed_jobs(world, db_session, login):
+    from crm.jobs.models import JobRun, JobStatus
+
+    db_session.add(
+        JobRun(
+            task_id="t1",
+            name="send_mail",
+            summary="officer_a",
+            status=JobStatus.FAILED,
+            error="SMTPConnectError: 连接被拒绝",
+            finished_at=utcnow(),
+        )
+    )
+    db_session.commit()
+    failed = section(login(world.admin).get("/").get_data(as_text=True), "failed_jobs")
+    assert "发送邮件" in failed and "SMTPConnectError: 连接被拒绝" in failed
+    assert 'href="/admin/jobs?status=FAILED"' in failed

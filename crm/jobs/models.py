@@ -25,6 +25,17 @@ class JobStatus(LabelledEnum):
     FAILED = "失败", "stale"  # the last attempt failed: nothing more will happen
 
 
+# The Chinese name of each job, as the 后台任务 page and 待办 show it (a test checks that every
+# job registered with the queue has one).
+JOB_LABELS = {
+    "send_mail": "发送邮件",
+    "send_daily_digest": "每日待办摘要",
+    "send_due_reminders": "到期提醒",
+    "clean_files": "清理无主文件",
+    "prune_job_runs": "清理过期任务记录",
+}
+
+
 class JobRun(db.Model):
     """One job put on the queue (后台任务), from its first attempt to its last: a retry updates
     the same row (attempt, status), and keeps the error of the last failed attempt."""
@@ -45,6 +56,10 @@ class JobRun(db.Model):
     error: Mapped[str] = mapped_column(sa.String(JOB_ERROR_MAX), default="", server_default="")
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def label(self) -> str:
+        return JOB_LABELS.get(self.name, self.name)
 
 
 class SentMail(db.Model):

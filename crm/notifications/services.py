@@ -17,6 +17,7 @@ from crm.access import can_read_project
 from crm.auth.models import Role, User
 from crm.core import utcnow
 from crm.extensions import db
+from crm.jobs.mail import mail_notifications
 from crm.notifications.models import Notification, NotificationKind
 from crm.projects.models import Project
 from crm.speedups import kept
@@ -53,7 +54,7 @@ def notify(
         users = {uid: u for uid, u in users.items() if uid not in _users_with_key(key, list(users))}
     made = [
         Notification(
-            user_id=uid,
+            user=user,
             kind=kind,
             project_id=project.id if project is not None else None,
             actor_id=actor.id if actor is not None else None,
@@ -61,10 +62,11 @@ def notify(
             url=url[:500],
             key=key,
         )
-        for uid in users
+        for user in users.values()
     ]
     db.session.add_all(made)
     db.session.flush()
+    mail_notifications(made)  # e-mail copies, queued after the commit when mail is on
     return made
 
 
@@ -118,9 +120,11 @@ def unread_count(user: User) -> int:
     statement kept (`crm.speedups.kept`) so the list page pays for the query alone."""
     statement = kept(
         "unread_notifications",
-        lambda: sa.select(sa.func.count())
-        .select_from(Notification)
-        .where(Notification.user_id == sa.bindparam("user_id"), Notification.read_at.is_(None)),
+        lambda: (
+            sa.select(sa.func.count())
+            .select_from(Notification)
+            .where(Notification.user_id == sa.bindparam("user_id"), Notification.read_at.is_(None))
+        ),
     )
     return db.session.connection().execute(statement, {"user_id": user.id}).scalar_one()
 

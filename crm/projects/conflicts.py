@@ -24,8 +24,6 @@ from crm.access import (
     can,
     can_resolve_conflict,
     conflict_scope,
-    own_carrier_id,
-    project_scope,
 )
 from crm.audit.services import apply_changes, record, record_bulk
 from crm.auth.models import Role, User
@@ -586,13 +584,15 @@ def _settle_conflicts_within(user: User, project: Project, carrier: Carrier) -> 
 def _may_receive(user: User) -> sa.ColumnElement[bool] | None:
     """The pending hand-overs `user` may accept or decline, as a clause (None: none): an
     officer's into its 载体, a task force's of its cluster's projects, anyone's for leaders and
-    admins."""
+    admins; of live projects only. The project is checked row by row (EXISTS), so the read is
+    driven by the few pending hand-overs, never by a cluster's thousands of projects."""
+    project = [Project.id == Handover.project_id, Project.is_deleted.is_(False)]
     if user.role is Role.OFFICER:
-        return Handover.to_carrier_id == user.carrier_id
+        return sa.and_(Handover.to_carrier_id == user.carrier_id, sa.exists().where(*project))
     if user.role is Role.TASKFORCE:
-        return Project.cluster_id == user.cluster_id
+        return sa.exists().where(*project, Project.cluster_id == user.cluster_id)
     if user.role in (Role.LEADER, Role.ADMIN):
-        return sa.true()
+        return sa.exists().where(*project)
     return None
 
 
@@ -603,8 +603,7 @@ def _pending_for(user: User, *columns) -> sa.Select | None:
     return (
         sa.select(*columns)
         .select_from(Handover)
-        .join(Project, Project.id == Handover.project_id)
-        .where(Handover.state == HandoverState.PENDING, Project.is_deleted.is_(False), mine)
+        .where(Handover.state == HandoverState.PENDING, mine)
     )
 
 
@@ -632,28 +631,3 @@ def count_pending_handovers_for(user: User) -> int:
     """How many hand-overs wait for `user` (the top bar's and 待办's count)."""
     query = _pending_for(user, sa.func.count(Handover.id))
     return (db.session.scalar(query) or 0) if query is not None else 0
-
-
-def recent_handovers(user: User, limit: int = 10) -> list[tuple[Handover, Project]]:
-    """Recent hand-overs the user's side took part in, whatever their state: for an officer,
-    out of or into its 载体 (so the 载体 that gave a project away still sees where it went);
-    for the others, those of the projects they read."""
-    if (carrier_id := own_carrier_id(user)) is not None:
-        mine = sa.or_(Handover.from_carrier_id == carrier_id, Handover.to_carrier_id == carrier_id)
-    else:
-        mine = project_scope(user)
-    return [
-        (handover, project)
-        for handover, project in db.session.execute(
-            sa.select(Handover, Project)
-            .join(Project, Project.id == Handover.project_id)
-            .where(mine, Project.is_deleted.is_(False))
-            .options(
-                joinedload(Handover.from_carrier),
-                joinedload(Handover.to_carrier),
-                joinedload(Handover.handed_by),
-            )
-            .order_by(Handover.handed_at.desc(), Handover.id.desc())
-            .limit(limit)
-        ).all()
-    ]

@@ -23,7 +23,12 @@ from crm.dashboard import queries
 from crm.evaluation.models import Evaluation, EvaluationState
 from crm.evaluation.services import decision_queue_query, summaries_of
 from crm.extensions import db
-from crm.projects.conflicts import count_open_conflicts
+from crm.jobs import runs
+from crm.projects.conflicts import (
+    count_open_conflicts,
+    count_pending_handovers_for,
+    pending_handovers_for,
+)
 from crm.projects.filters import stale_clause
 from crm.projects.models import Project, StageChange
 from crm.projects.stages import Status, Verification
@@ -335,12 +340,67 @@ def locked_accounts(user: User, today: date, limit: int) -> Group:
     )
 
 
+def handovers_to_accept(user: User, today: date, limit: int) -> Group:
+    """流转 waiting for the receiving 载体 (its officers, the cluster's task force, leaders)."""
+    return Group(
+        "handovers",
+        "待接收的项目流转",
+        count_pending_handovers_for(user),
+        [
+            Item(
+                h.project.name,
+                url_for("projects.detail", project_id=h.project_id) + "#handover",
+                f"接收或退回：{h.from_carrier.name} → {h.to_carrier.name}",
+                since=h.handed_at,
+                where=f"发起人 {h.handed_by.display_name}" if h.handed_by else "",
+            )
+            for h in pending_handovers_for(user, limit)
+        ],
+        "没有待接收的流转。",
+    )
+
+
+def failed_jobs(user: User, today: date, limit: int) -> Group:
+    """Background jobs that failed in the last week, after their retries."""
+    return Group(
+        "failed_jobs",
+        "失败的后台任务（近 7 天）",
+        runs.count_failed_jobs(),
+        [
+            Item(
+                run.label,
+                url_for("admin.jobs", status="FAILED"),
+                run.error or "失败",
+                since=run.finished_at or run.started_at,
+                where=run.summary,
+                alert=True,
+            )
+            for run in runs.failed_jobs(limit)
+        ],
+        "近 7 天没有失败的后台任务。",
+        url_for("admin.jobs", status="FAILED"),
+    )
+
+
 # Which groups each role sees, in this order.
 GROUPS: dict[Role, tuple[GroupFunction, ...]] = {
-    Role.OFFICER: (next_actions, returned_evaluations, rejected_moves, stale_projects),
-    Role.TASKFORCE: (evaluations_to_fill, moves_to_verify, conflicts),
-    Role.LEADER: (awaiting_decision, conflicts),
-    Role.ADMIN: (locked_accounts, awaiting_decision, moves_to_verify, conflicts),
+    Role.OFFICER: (
+        next_actions,
+        handovers_to_accept,
+        returned_evaluations,
+        rejected_moves,
+        stale_projects,
+    ),
+    Role.TASKFORCE: (evaluations_to_fill, moves_to_verify, handovers_to_accept, conflicts),
+    Role.LEADER: (awaiting_decision, handovers_to_accept, conflicts),
+    Role.ADMIN: (
+        locked_accounts,
+        failed_jobs,
+        awaiting_decision,
+        moves_to_verify,
+        handovers_to_accept,
+        conflicts,
+    ),
 }
 
 

@@ -5,7 +5,7 @@
 - users.email: where a user's mail goes (nullable: no mail).
 
 Revision ID: b7d3e5a1c264
-Revises: 6b1f0d2c9a47
+Revises: a882a6c612a1
 Create Date: 2026-12-08 00:20:00
 
 """
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'b7d3e5a1c264'
-down_revision = '6b1f0d2c9a47'
+down_revision = 'a882a6c612a1'
 branch_labels = None
 depends_on = None
 
@@ -60,8 +60,9 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('users', schema=None) as batch_op:
-        batch_op.drop_column('email')
+    # A plain DROP COLUMN (SQLite 3.35 and later have it): batch mode would copy the users
+    # table, which other tables' foreign keys refuse once they hold rows.
+    op.drop_column('users', 'email')
 
     with op.batch_alter_table('sent_mails', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_sent_mails_user_id'))
