@@ -546,8 +546,12 @@ def test_a_followups_next_action_becomes_the_officers_task(world, db_session):
     assert cancelled.id == task.id and cancelled.cancel_reason
 
 
-def test_completing_the_next_action_task_clears_the_projects_next_action(world, login, db_session):
-    followup(world)
+@pytest.mark.parametrize("action", ["起草投资协议", "起草投资协议" + "并" * 400])
+def test_completing_the_next_action_task_clears_the_projects_next_action(
+    world, login, db_session, action
+):
+    """Also a next action longer than a task's title (the task holds its first 200)."""
+    followup(world, action=action)
     (task,) = next_action_tasks(world.project_a)
     response = login(world.officer_a).post(
         f"/tasks/{task.id}/complete", data={"note": "协议草稿已发企业", "confirm": "y"}

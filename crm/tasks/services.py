@@ -20,7 +20,7 @@ from crm.audit.labels import describe_entries
 from crm.audit.models import AuditEntry
 from crm.audit.services import record
 from crm.auth.models import User
-from crm.core import ServiceError, local_today, utcnow
+from crm.core import ServiceError, local_today, parse_int, utcnow
 from crm.decisions import AlreadyDecided, decide_once
 from crm.extensions import db
 from crm.notifications.models import NotificationKind
@@ -153,9 +153,11 @@ def _close(user: User, task: Task, status: TaskStatus, values: dict[str, Any]) -
 
 def _clear_next_action(task: Task) -> None:
     """A 下一步 done or dropped: the project has no next action any more (unless a newer one
-    replaced it meanwhile, which has its own task)."""
+    replaced it meanwhile, which has its own task). The task's title is the next action cut
+    to a title's length."""
     project = task.project
-    if (project.next_action, project.next_action_due) == (task.title, task.due_on):
+    text = (project.next_action or "").strip()[:TITLE_MAX]
+    if (text, project.next_action_due) == (task.title, task.due_on):
         project.next_action, project.next_action_due = "", None
 
 
@@ -279,8 +281,6 @@ class TaskFilter:
 
     @classmethod
     def from_args(cls, args) -> TaskFilter:
-        from crm.core import parse_int
-
         def pick(name: str, allowed: dict[str, str]) -> str:
             value = args.get(name, "")
             return value if value in allowed else getattr(cls, name)
