@@ -25,6 +25,7 @@ from crm.evaluation.services import load_answers, start_evaluation
 from crm.extensions import db
 from crm.projects.filters import SEARCH_MAX_CHARS
 from crm.projects.models import ElementKind, ElementNeed
+from crm.tasks.services import create_task
 from tests import factories
 from tests.conftest import PASSWORD
 from tests.evaluation_factories import attracting, default_template, submitted_evaluation
@@ -289,6 +290,26 @@ FORMS: dict[str, FormSpec] = {
         lambda o: f"/admin/catalog/channels/{o['world'].channel.id}/edit",
         lambda o: {"name": "改名渠道", "sort_order": "3", "is_active": "y"},
     ),
+    "task_new": FormSpec(
+        "officer_a",
+        lambda o: f"/projects/{o['project']}/tasks/new",
+        lambda o: {
+            "title": "核实项目用地指标",
+            "description": "请核实拟选地块",
+            "due_on": factories.today().isoformat(),
+            "assignee_id": str(o["world"].taskforce_x.id),
+        },
+    ),
+    "task_complete": FormSpec(
+        "taskforce_x",
+        lambda o: f"/tasks/{o['task']}/complete",
+        lambda o: {"note": "已核实", "confirm": "y"},
+    ),
+    "task_cancel": FormSpec(
+        "officer_a",
+        lambda o: f"/tasks/{o['task']}/cancel",
+        lambda o: {"reason": "企业已自行办理", "confirm": "y"},
+    ),
 }
 
 # Search forms: read-only, so only "never a 500".
@@ -329,6 +350,18 @@ SEARCHES: dict[str, tuple[str, str, dict[str, str]]] = {
         },
     ),
     "evaluations": ("leader", "/evaluations/", {"page": "1"}),
+    "tasks": (
+        "officer_a",
+        "/tasks/",
+        {
+            "scope": "all",
+            "state": "overdue",
+            "project": "1",
+            "q": "任务",
+            "sort": "new",
+            "page": "2",
+        },
+    ),
 }
 
 
@@ -342,6 +375,11 @@ def objects(world, db_session) -> dict:
     attracting(project, world.officer_a)
     evaluation = start_evaluation(world.officer_a, project)
     submitted = submitted_evaluation(world.project_b, world.officer_b, world.taskforce_y)
+    task = create_task(
+        world.officer_a,
+        project,
+        {"title": "报送项目专报", "due_on": factories.today(), "assignee": world.taskforce_x},
+    )
     db_session.commit()
     return {
         "world": world,
@@ -352,6 +390,7 @@ def objects(world, db_session) -> dict:
         "evaluation": evaluation.id,
         "answers": load_answers(evaluation),
         "submitted": submitted.id,
+        "task": task.id,
     }
 
 
