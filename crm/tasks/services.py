@@ -19,7 +19,7 @@ from crm.access import can_read_project, project_scope
 from crm.audit.labels import describe_entries
 from crm.audit.models import AuditEntry
 from crm.audit.services import record
-from crm.auth.models import User
+from crm.auth.models import Role, User
 from crm.core import ServiceError, local_today, parse_int, utcnow
 from crm.decisions import AlreadyDecided, decide_once
 from crm.extensions import db
@@ -55,16 +55,21 @@ def tell(kind: NotificationKind, task: Task, actor: User, recipient: User | None
 # Who may be given a task -----------------------------------------------------------------------
 
 
+# The order the assignee list offers people in: those who work the project first.
+_ROLE_ORDER = {Role.OFFICER: 0, Role.TASKFORCE: 1, Role.LEADER: 2, Role.ADMIN: 3}
+
+
 def assignee_choices(project: Project) -> list[User]:
-    """The active users who read `project` (the one rule, `can_read_project`), by name: the
-    people a task on it may be given to."""
+    """The active users who read `project` (the one rule, `can_read_project`): the people a
+    task on it may be given to, its officers and task force first, then by name."""
     users = db.session.scalars(
         sa.select(User)
         .where(User.is_active.is_(True))
         .options(joinedload(User.carrier), joinedload(User.cluster))
-        .order_by(User.role, User.display_name, User.id)
+        .order_by(User.display_name, User.id)
     ).all()
-    return [u for u in users if can_read_project(u, project)]
+    readers = [u for u in users if can_read_project(u, project)]
+    return sorted(readers, key=lambda u: _ROLE_ORDER.get(u.role, len(_ROLE_ORDER)))
 
 
 def _assignee_error(project: Project, assignee: User | None) -> str | None:
