@@ -12,8 +12,9 @@ Tasks (任务): about 0.2 open tasks per project (20,000 at 100,000 projects), m
 下一步 of a 正常 project (its officer's task with the project's next action and due date, as
 crm/tasks/next_actions.py keeps it; the other projects' next actions were done long ago, so
 they have none), the rest given by officers, task forces and leaders to each other on projects
-they all read, a third of them overdue; and as many done or cancelled ones. They draw from a
-generator of their own: the projects are the same with or without them.
+they all read, a third of them overdue; and about as many done or cancelled ones. They draw
+from a generator of their own: the projects' names, stages and figures are what the same seed
+gave before tasks existed (only fewer of them have a next action).
 
 Names of companies and projects are composed from word lists; `--seed` makes every run with
 the same seed and N write the same data (dates are relative to the day it runs).
