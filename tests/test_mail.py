@@ -133,7 +133,7 @@ def test_an_unreachable_server_is_retried_with_back_off_then_shown_as_failed(
     page = login(factories.user(Role.ADMIN)).get("/admin/jobs?status=FAILED")
     assert page.status_code == 200
     text = page.get_data(as_text=True)
-    assert "send_mail" in text and "失败" in text and "ConnectionRefusedError" in text
+    assert "<td>发送邮件</td>" in text and "失败" in text and "ConnectionRefusedError" in text
 
 
 def test_a_retry_that_reaches_the_server_sends_the_mail_once(app, queue, monkeypatch):
