@@ -99,6 +99,8 @@ class Config:
     PROXY_COUNT = _env_int("CRM_PROXY_COUNT", 0)
     # A project with no follow-up for this many days is shown as stale (久未跟踪).
     STALE_AFTER_DAYS = _env_int("CRM_STALE_AFTER_DAYS", 30)
+    # 督办: a task this many days overdue shows on the leaders' 待办.
+    ESCALATE_AFTER_DAYS = _env_int("CRM_ESCALATE_AFTER_DAYS", 7)
     PAGE_SIZE = 50
     # The dashboard's figures are kept per scope until the next audited change, and at most
     # this long (0: computed on every request).

@@ -150,20 +150,33 @@ def test_the_digest_fires_at_eight_in_shanghai():
 
 @pytest.fixture
 def due(world):
-    """Next actions around today on the world's projects and two more."""
+    """Next actions around today on the world's projects and two more (each its officer's 下一步
+    task), and a task of the task force due today."""
+    from crm.tasks.next_actions import sync_next_action_tasks
+    from crm.tasks.services import create_task
+
     today = factories.today()
     w = world
     w.project_a.next_action, w.project_a.next_action_due = "上门拜访董事长", today
     w.project_b.next_action, w.project_b.next_action_due = "报送选址方案", today - timedelta(days=3)
     other_officer = factories.user(Role.OFFICER, w.carrier_a)
     colleague = factories.project(w.carrier_a, w.cluster_x, other_officer, name="同事的项目")
-    colleague.next_action_due = today
+    colleague.next_action, colleague.next_action_due = "回访", today
     on_hold = factories.project(
         w.carrier_a, w.cluster_x, w.officer_a, name="暂缓的项目", status=Status.ON_HOLD
     )
-    on_hold.next_action_due = today - timedelta(days=1)
+    on_hold.next_action, on_hold.next_action_due = "暂缓中", today - timedelta(days=1)
     later = factories.project(w.carrier_a, w.cluster_x, w.officer_a, name="下周的项目")
-    later.next_action_due = today + timedelta(days=1)
+    later.next_action, later.next_action_due = "准备签约", today + timedelta(days=1)
+    db.session.flush()
+    sync_next_action_tasks(
+        None, [p.id for p in (w.project_a, w.project_b, colleague, on_hold, later)]
+    )
+    create_task(
+        w.officer_a,
+        w.project_a,
+        {"title": "审核尽调材料", "due_on": today, "assignee": w.taskforce_x},
+    )
     db.session.flush()
     return w
 
@@ -172,22 +185,22 @@ def _names(user, day=None):
     return [item.project for item in due_items(user, day or factories.today())]
 
 
-def test_due_items_by_role(due):
+def test_due_items_are_the_users_own_tasks(due):
     assert _names(due.officer_a) == ["甲区光伏组件项目"]  # its own: not a colleague's, not 暂缓
     assert _names(due.officer_b) == ["乙县中药饮片项目"]
-    assert _names(due.taskforce_x) == ["甲区光伏组件项目", "同事的项目"]
-    assert _names(due.taskforce_y) == ["乙县中药饮片项目"]
-    assert _names(due.leader) == ["乙县中药饮片项目", "甲区光伏组件项目", "同事的项目"]
+    assert _names(due.taskforce_x) == ["甲区光伏组件项目"]  # the task it was given
+    assert _names(due.taskforce_y) == [] and _names(due.leader) == []
     tomorrow = factories.today() + timedelta(days=1)
     assert _names(due.officer_a, tomorrow) == ["甲区光伏组件项目", "下周的项目"]
     (item,) = due_items(due.officer_b, factories.today())
-    assert item.overdue_on(factories.today()) and item.path == f"/projects/{due.project_b.id}"
+    assert item.overdue_on(factories.today()) and item.path.startswith("/tasks/")
 
 
 def test_the_digest_mails_each_user_with_something_due_once(due, queue, smtp_server):
     due.officer_a.email = "officer.a@bozhou.example"
     due.officer_b.email = "officer.b@bozhou.example"
-    due.taskforce_y.email = "tf.y@bozhou.example"
+    due.taskforce_x.email = "tf.x@bozhou.example"
+    due.taskforce_y.email = "tf.y@bozhou.example"  # nothing due
     due.admin.email = "admin@bozhou.example"
     due.admin.is_active = False  # disabled: no mail
     nothing_due = factories.user(Role.OFFICER, factories.carrier(), email="idle@bozhou.example")
@@ -199,14 +212,14 @@ def test_the_digest_mails_each_user_with_something_due_once(due, queue, smtp_ser
     assert sorted(by_address) == [
         "officer.a@bozhou.example",
         "officer.b@bozhou.example",
-        "tf.y@bozhou.example",
+        "tf.x@bozhou.example",
     ]
     today = factories.today()
     mail_a = by_address["officer.a@bozhou.example"]
     assert mail_a["Subject"] == f"每日待办：今天到期 1 项（{today:%Y年%m月%d日}）"
     body_a = mail_a.get_content()
     assert "【甲区光伏组件项目】下一步：上门拜访董事长（今天到期）" in body_a
-    assert f"https://crm.bozhou.example/projects/{due.project_a.id}" in body_a
+    assert "https://crm.bozhou.example/tasks/" in body_a
     assert "已逾期" not in body_a and "同事的项目" not in body_a
     body_b = by_address["officer.b@bozhou.example"].get_content()
     assert "已逾期：" in body_b and "报送选址方案（已逾期 3 天" in body_b

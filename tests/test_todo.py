@@ -194,3 +194,65 @@ def test_an_admin_sees_the_failed_jobs(world, db_session, login):
     failed = section(login(world.admin).get("/").get_data(as_text=True), "failed_jobs")
     assert "发送邮件" in failed and "SMTPConnectError: 连接被拒绝" in failed
     assert 'href="/admin/jobs?status=FAILED"' in failed
+
+
+# Tasks: mine, 督办, the reminders, the top bar ------------------------------------------------------
+
+
+def _task(world, assignee, title, due, creator=None):
+    from crm.tasks.services import create_task
+
+    return create_task(
+        creator or world.officer_a,
+        world.project_a,
+        {"title": title, "due_on": due, "assignee": assignee},
+    )
+
+
+def _overdue(task, days):
+    task.due_on = today() - timedelta(days=days)  # created earlier, overdue since
+
+
+def test_my_tasks_lead_the_page_and_the_top_bar_counts_them(world, db_session, login):
+    first = _task(world, world.taskforce_x, "审核尽调材料", today())
+    _overdue(_task(world, world.taskforce_x, "复核用地指标", today()), 3)
+    _task(world, world.admin, "别人的任务", today(), creator=world.leader)
+    db_session.commit()
+    html = login(world.taskforce_x).get("/").get_data(as_text=True)
+    tasks = section(html, "tasks")
+    assert tasks.index("复核用地指标") < tasks.index("审核尽调材料")  # due first
+    assert '<span class="badge stale">逾期 3 天</span>' in tasks
+    assert f'href="/tasks/{first.id}"' in tasks
+    assert 'aria-label="2 项任务">2</span>' in html  # the top bar
+    assert 'aria-label="2 条未读">2</span>' in html  # assigned: told twice
+
+
+def test_tasks_overdue_a_week_go_to_the_leaders(world, db_session, login, app):
+    app.config["ESCALATE_AFTER_DAYS"] = 7
+    _overdue(_task(world, world.taskforce_x, "逾期七天的任务", today()), 7)
+    _overdue(_task(world, world.taskforce_x, "逾期六天的任务", today()), 6)
+    db_session.commit()
+    escalated = section(login(world.leader).get("/").get_data(as_text=True), "escalated")
+    assert "逾期七天的任务" in escalated and "逾期六天的任务" not in escalated
+    assert f"承办人 {world.taskforce_x.display_name}" in escalated
+    assert "督办：逾期 7 天以上的任务" in escalated
+    assert "逾期七天的任务" in section(
+        login(world.admin).get("/").get_data(as_text=True), "escalated"
+    )
+
+
+def test_a_task_due_tomorrow_is_reminded_once(world, db_session):
+    import sqlalchemy as sa
+
+    from crm.notifications.models import Notification, NotificationKind
+    from crm.tasks.services import send_due_reminders
+
+    _task(world, world.taskforce_x, "明天交材料", today() + timedelta(days=1))
+    _task(world, world.taskforce_x, "后天交材料", today() + timedelta(days=2))
+    assert send_due_reminders(today()) == 1
+    assert send_due_reminders(today()) == 0  # a second run (a retry) tells nobody again
+    (reminder,) = db_session.scalars(
+        sa.select(Notification).where(Notification.kind == NotificationKind.DUE_REMINDER)
+    )
+    assert reminder.user_id == world.taskforce_x.id
+    assert "任务“明天交材料”明天" in reminder.text

@@ -14,15 +14,13 @@ from datetime import date
 import sqlalchemy as sa
 from flask import current_app
 
-from crm.access import project_scope
-from crm.auth.models import Role, User
+from crm.auth.models import User
 from crm.core import local_today
 from crm.extensions import db
 from crm.jobs.mail import MAIL_FOOTER, mail_enabled, queue_mail
 from crm.jobs.queue import local_crontab, periodic_job
 from crm.notifications.services import app_path
-from crm.projects.models import Project
-from crm.projects.stages import Status
+from crm.tasks.services import tasks_due_by
 
 DIGEST_MAX_ITEMS = 50  # a longer list ends with "另有 N 项"; the home page has them all
 
@@ -41,38 +39,23 @@ class DueItem:
         return self.due < day
 
 
-def _next_actions(user: User, day: date) -> list[DueItem]:
-    """Projects' next actions (下一步) due by `day`: an officer's own projects (责任人), the
-    projects of the scope of everyone else; live projects only."""
-    mine = project_scope(user)
-    if user.role is Role.OFFICER:
-        mine = sa.and_(mine, Project.officer_id == user.id)
-    rows = db.session.execute(
-        sa.select(Project.id, Project.name, Project.next_action, Project.next_action_due)
-        .where(
-            mine,
-            Project.status == Status.ACTIVE,
-            Project.next_action_due.is_not(None),
-            Project.next_action_due <= day,
-        )
-        .order_by(Project.next_action_due, Project.id)
-        .limit(DIGEST_MAX_ITEMS + 1)
-    )
+def _tasks(user: User, day: date) -> list[DueItem]:
+    """The user's open tasks due by `day` — a project's 下一步 is its officer's task."""
     return [
         DueItem(
-            kind="下一步",
-            title=action or "（未填写）",
-            project=name,
-            due=due,
-            path=app_path("projects.detail", project_id=project_id),
+            kind=task.kind.label,
+            title=task.title,
+            project=task.project.name,
+            due=task.due_on,
+            path=app_path("tasks.detail", task_id=task.id),
         )
-        for project_id, name, action, due in rows
+        for task in tasks_due_by(user, day, DIGEST_MAX_ITEMS + 1)
     ]
 
 
 def due_items(user: User, day: date) -> list[DueItem]:
     """What `user` must do by `day` (today's and overdue), earliest first."""
-    items = _next_actions(user, day)
+    items = _tasks(user, day)
     return sorted(items, key=lambda item: item.due)
 
 
@@ -103,7 +86,7 @@ def digest_text(user: User, day: date, items: list[DueItem]) -> tuple[str, str]:
         if group:
             parts += [f"{title}：", *(_line(i, day, base_url) for i in group), ""]
     if len(items) > DIGEST_MAX_ITEMS:
-        parts += ["另有更多事项，请登录系统查看工作台。", ""]
+        parts += ["另有更多事项，请登录系统查看待办。", ""]
     parts.append(MAIL_FOOTER)
     return subject, "\n".join(parts)
 

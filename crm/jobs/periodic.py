@@ -2,8 +2,8 @@
 (digest.py) and the clean-ups. Each calls the service that does the work, as the command line
 does (`crm clean-files`), and is safe to run again.
 
-Reminders of tasks and next actions due tomorrow are sent by the notifications (the lead's
-`send_due_reminders`), not here.
+Reminders of tasks due tomorrow (a project's 下一步 is its officer's task) are notifications
+(通知, and their e-mail copies), sent at 08:00 with the digest.
 """
 
 from __future__ import annotations
@@ -13,13 +13,21 @@ from pathlib import Path
 
 from flask import current_app
 
+from crm.core import local_today
 from crm.files.services import clean_store
 from crm.jobs import digest, runs
 from crm.jobs.queue import local_crontab, periodic_job
+from crm.tasks import services as tasks
 
-__all__ = ["clean_files", "digest", "prune_job_runs"]
+__all__ = ["clean_files", "digest", "prune_job_runs", "send_due_reminders"]
 
 CLEAN_FILES_GRACE = timedelta(hours=24)  # as `crm clean-files`: uploads still in progress stay
+
+
+@periodic_job(local_crontab(hour="8", minute="0"))
+def send_due_reminders() -> int:
+    """08:00: each open task due tomorrow, told to its assignee once."""
+    return tasks.send_due_reminders(local_today())
 
 
 @periodic_job(local_crontab(hour="3", minute="30"))

@@ -1,10 +1,10 @@
-"""通知: the list, opening one (read, then its page), marking all read; the top bar's count."""
+"""通知: the list, opening one (read, then its page), marking all read (the top bar's count:
+crm/todo/views.py)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy.exc import SQLAlchemyError
 
 from crm import transaction
 from crm.access import can_read_project
@@ -13,22 +13,6 @@ from crm.extensions import db
 from crm.notifications import services
 
 bp = Blueprint("notifications", __name__, url_prefix="/notifications")
-
-
-@bp.app_context_processor
-def unread_notifications():
-    """The top bar's unread count, asked only by pages that show the top bar (one indexed
-    query); None where it cannot be read (an error page after a failed query)."""
-
-    def count() -> int | None:
-        if not current_user.is_authenticated:
-            return None
-        try:
-            return services.unread_count(current_user)
-        except SQLAlchemyError:
-            return None
-
-    return {"unread_notifications": count}
 
 
 @bp.route("/")

@@ -9,7 +9,7 @@ the others get AlreadyDecided (409).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -224,13 +224,7 @@ def open_tasks_for(user: User, limit: int = 20) -> list[Task]:
     read any more (handed over, deleted) is left out."""
     return list(
         db.session.scalars(
-            sa.select(Task)
-            .join(Project, Project.id == Task.project_id)
-            .where(
-                Task.assignee_id == user.id,
-                Task.status == TaskStatus.OPEN,
-                project_scope(user),
-            )
+            _open_assigned(user)
             .order_by(*DUE_ORDER)
             .options(sa.orm.contains_eager(Task.project))
             .limit(limit)
@@ -241,11 +235,79 @@ def open_tasks_for(user: User, limit: int = 20) -> list[Task]:
 def count_open_tasks_for(user: User) -> int:
     """How many open tasks `user` has (as `open_tasks_for` lists them; one query)."""
     return db.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Task)
+        sa.select(sa.func.count()).select_from(_open_assigned(user).order_by(None).subquery())
+    )
+
+
+def _open_assigned(user: User) -> sa.Select:
+    return (
+        sa.select(Task)
         .join(Project, Project.id == Task.project_id)
         .where(Task.assignee_id == user.id, Task.status == TaskStatus.OPEN, project_scope(user))
     )
+
+
+def tasks_due_by(user: User, day: date, limit: int) -> list[Task]:
+    """The user's open tasks due on `day` or before (the daily digest), earliest first."""
+    return list(
+        db.session.scalars(
+            _open_assigned(user)
+            .where(Task.due_on <= day)
+            .order_by(*DUE_ORDER)
+            .options(sa.orm.contains_eager(Task.project))
+            .limit(limit)
+        )
+    )
+
+
+def _overdue_since(user: User, day: date) -> sa.Select:
+    return (
+        sa.select(Task)
+        .join(Project, Project.id == Task.project_id)
+        .where(Task.status == TaskStatus.OPEN, Task.due_on < day, project_scope(user))
+    )
+
+
+def escalated_tasks(user: User, day: date, limit: int) -> tuple[int, list[Task]]:
+    """督办: open tasks of the projects `user` reads still open `day` (a date: overdue since
+    before it), longest overdue first, with their project and assignee; and how many there are.
+    Read in the order of ix_tasks_status_due_on."""
+    query = _overdue_since(user, day)
+    total = db.session.scalar(
+        sa.select(sa.func.count()).select_from(query.order_by(None).subquery())
+    )
+    tasks = db.session.scalars(
+        query.order_by(*DUE_ORDER)
+        .options(sa.orm.contains_eager(Task.project), joinedload(Task.assignee))
+        .limit(limit)
+    ).all()
+    return total, list(tasks)
+
+
+def send_due_reminders(today: date) -> int:
+    """到期提醒: each open task due tomorrow, told to its assignee once (the notification's key
+    names the task and the date: a retried or repeated run tells nobody twice)."""
+    tomorrow = today + timedelta(days=1)
+    tasks = db.session.scalars(
+        sa.select(Task)
+        .where(Task.status == TaskStatus.OPEN, Task.due_on == tomorrow)
+        .order_by(Task.id)
+        .options(joinedload(Task.project), joinedload(Task.assignee))
+    ).all()
+    told = 0
+    for task in tasks:
+        told += len(
+            notify(
+                NotificationKind.DUE_REMINDER,
+                [task.assignee],
+                project=task.project,
+                actor=None,
+                text=f"{task.project.name}：{task.kind.label}“{task.title}”明天（{tomorrow:%m月%d日}）到期",
+                url=app_path("tasks.detail", task_id=task.id),
+                key=f"due:{task.id}:{tomorrow.isoformat()}",
+            )
+        )
+    return told
 
 
 def project_open_tasks(project: Project) -> list[Task]:

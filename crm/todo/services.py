@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from flask import current_app, url_for
 from sqlalchemy.orm import joinedload
 
-from crm.access import project_scope
+from crm.access import project_scope, scope_key
 from crm.auth.models import Role, User
 from crm.core import utcnow
 from crm.dashboard import queries
@@ -24,6 +25,7 @@ from crm.evaluation.models import Evaluation, EvaluationState
 from crm.evaluation.services import decision_queue_query, summaries_of
 from crm.extensions import db
 from crm.jobs import runs
+from crm.notifications.models import Notification
 from crm.projects.conflicts import (
     count_open_conflicts,
     count_pending_handovers_for,
@@ -31,7 +33,10 @@ from crm.projects.conflicts import (
 )
 from crm.projects.filters import stale_clause
 from crm.projects.models import Project, StageChange
-from crm.projects.stages import Status, Verification
+from crm.projects.stages import Verification
+from crm.speedups import kept
+from crm.tasks.models import Task, TaskStatus
+from crm.tasks.services import count_open_tasks_for, escalated_tasks, open_tasks_for
 from crm.templating import local_datetime
 
 LIMIT = 10  # items shown per group; the group's link lists them all
@@ -81,36 +86,50 @@ def _own_projects(user: User) -> sa.ColumnElement[bool]:
 # The groups -------------------------------------------------------------------------------------
 
 
-def next_actions(user: User, today: date, limit: int) -> Group:
-    """下一步: due this week or overdue, of the officer's own projects."""
-    week_end = today + timedelta(days=6 - today.weekday())
-    query = sa.select(Project).where(
-        _own_projects(user),
-        Project.status == Status.ACTIVE,
-        Project.next_action_due.is_not(None),
-        Project.next_action_due <= week_end,
-    )
-    projects = db.session.scalars(
-        query.order_by(Project.next_action_due, Project.id)
-        .options(joinedload(Project.company))
-        .limit(limit)
-    ).all()
+def my_tasks(user: User, today: date, limit: int) -> Group:
+    """任务 assigned to the user, open, due first: a project's 下一步 is its officer's task."""
     return Group(
-        "next_actions",
-        "本周到期与逾期的下一步",
-        _count(query),
+        "tasks",
+        "我的任务",
+        count_open_tasks_for(user),
         [
             Item(
-                p.name,
-                url_for("projects.detail", project_id=p.id),
-                p.next_action,
-                due=p.next_action_due,
-                overdue=p.next_action_due < today,
-                where=p.company.name,
+                t.project.name,
+                url_for("tasks.detail", task_id=t.id),
+                f"{t.kind.label}：{t.title}",
+                since=t.created_at,
+                due=t.due_on,
+                overdue=t.due_on is not None and t.due_on < today,
             )
-            for p in projects
+            for t in open_tasks_for(user, limit)
         ],
-        "本周没有到期的下一步。",
+        "没有待办的任务。",
+        url_for("tasks.index"),
+    )
+
+
+def escalated(user: User, today: date, limit: int) -> Group:
+    """督办: tasks overdue ESCALATE_AFTER_DAYS or more, in the user's scope, for leaders."""
+    days = current_app.config["ESCALATE_AFTER_DAYS"]
+    total, tasks = escalated_tasks(user, today - timedelta(days=days - 1), limit)
+    return Group(
+        "escalated",
+        f"督办：逾期 {days} 天以上的任务",
+        total,
+        [
+            Item(
+                t.project.name,
+                url_for("tasks.detail", task_id=t.id),
+                f"{t.kind.label}：{t.title}",
+                since=t.created_at,
+                due=t.due_on,
+                overdue=True,
+                where=f"承办人 {t.assignee.display_name}",
+            )
+            for t in tasks
+        ],
+        f"没有逾期 {days} 天以上的任务。",
+        url_for("tasks.index", scope="all", state="overdue"),
     )
 
 
@@ -385,23 +404,60 @@ def failed_jobs(user: User, today: date, limit: int) -> Group:
 # Which groups each role sees, in this order.
 GROUPS: dict[Role, tuple[GroupFunction, ...]] = {
     Role.OFFICER: (
-        next_actions,
+        my_tasks,
         handovers_to_accept,
         returned_evaluations,
         rejected_moves,
         stale_projects,
     ),
-    Role.TASKFORCE: (evaluations_to_fill, moves_to_verify, handovers_to_accept, conflicts),
-    Role.LEADER: (awaiting_decision, handovers_to_accept, conflicts),
+    Role.TASKFORCE: (
+        my_tasks,
+        evaluations_to_fill,
+        moves_to_verify,
+        handovers_to_accept,
+        conflicts,
+    ),
+    Role.LEADER: (awaiting_decision, escalated, handovers_to_accept, conflicts, my_tasks),
     Role.ADMIN: (
         locked_accounts,
         failed_jobs,
+        escalated,
         awaiting_decision,
         moves_to_verify,
         handovers_to_accept,
         conflicts,
     ),
 }
+
+
+class TopCounts(NamedTuple):
+    tasks: int  # open tasks assigned to the user
+    unread: int  # unread notifications
+
+
+def top_counts(user: User) -> TopCounts:
+    """The top bar's two figures, on every page: one statement of two indexed counts (the
+    user's unread notifications; its open tasks on projects it reads), kept per scope
+    (`crm.speedups.kept`) so a page pays for the query alone."""
+
+    def build() -> sa.Select:
+        uid = sa.bindparam("user_id")
+        unread = (
+            sa.select(sa.func.count())
+            .select_from(Notification)
+            .where(Notification.user_id == uid, Notification.read_at.is_(None))
+        )
+        tasks = (
+            sa.select(sa.func.count())
+            .select_from(Task)
+            .join(Project, Project.id == Task.project_id)
+            .where(Task.assignee_id == uid, Task.status == TaskStatus.OPEN, project_scope(user))
+        )
+        return sa.select(tasks.scalar_subquery(), unread.scalar_subquery())
+
+    statement = kept(("top_counts", scope_key(user)), build)
+    row = db.session.connection().execute(statement, {"user_id": user.id}).one()
+    return TopCounts(*row)
 
 
 def todo_for(user: User, today: date, limit: int = LIMIT) -> list[Group]:
