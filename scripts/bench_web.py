@@ -15,9 +15,9 @@ the name with `_ledger` appended (created if missing, reset on each run), never 
 pages' database. The PDF always uses a SQLite demo: its timed part, the render, reads none.
 
 The web pages' database is built once by `flask crm generate --projects N --seed S` and
-cached: SQLite in .bench/crm-N-seedS.sqlite3, PostgreSQL marked as built in .bench/ for that
+cached: SQLite in .bench/crm-N-seedS-vV.sqlite3 (V: DATA_VERSION), PostgreSQL marked as built in .bench/ for that
 URL, N and seed. Then gunicorn (2 sync workers) serves the CRM on a free port; the script signs
-in as a leader and as an officer (the real form, with its CSRF token) and times each page on
+in as a leader, an officer, a task force and an admin (the real form, with its CSRF token) and times each page on
 one connection (p50/p99 of repeated requests). Then the load tests, --load-runs rounds (median
 of each figure): the officer's list under 16 concurrent connections for --duration seconds,
 and a bare Flask app served by the same gunicorn setup on a second port (this module's
@@ -63,7 +63,10 @@ LIST = "/projects/?" + urlencode({"stage": "ATTRACTING", "sort": "updated"})
 
 # Issue 7's targets (issue 4's, for the PDF, are scripts/bench_pdf.py's).
 SEARCH_P50_MS = 100
-PAGE_P50_MS = 50  # the detail and the dashboard
+PAGE_P50_MS = 50  # the detail, the dashboard, 待办
+# What `crm generate` writes: raised when it writes other data (issue 15: tasks, a task force per
+# cluster, an admin), so a cached database of an older generator is built again.
+DATA_VERSION = 2
 LOAD_P99_MS = 100
 RATIO = 0.5
 EXPORT_ROWS, EXPORT_S = 10_000, 5
@@ -141,7 +144,7 @@ def database(projects: int, seed: int, pg_url: str | None) -> str:
     CACHE.mkdir(exist_ok=True)
     env = dict(os.environ, CRM_INSTANCE_PATH=str(CACHE / "instance"))
     if pg_url:
-        marker = CACHE / f"pg-{projects}-seed{seed}.built"
+        marker = CACHE / f"pg-{projects}-seed{seed}-v{DATA_VERSION}.built"
         env["DATABASE_URL"] = pg_url
         stamp = hashlib.sha256(pg_url.encode()).hexdigest()  # not the URL: it may hold a password
         if marker.exists() and marker.read_text() == stamp:
@@ -160,7 +163,7 @@ def database(projects: int, seed: int, pg_url: str | None) -> str:
         _flask(env, "crm", "generate", "--projects", str(projects), "--seed", str(seed))
         marker.write_text(stamp)
         return pg_url
-    path = CACHE / f"crm-{projects}-seed{seed}.sqlite3"
+    path = CACHE / f"crm-{projects}-seed{seed}-v{DATA_VERSION}.sqlite3"
     if not path.exists():
         partial = path.with_name(path.name + ".part")
         partial.unlink(missing_ok=True)
@@ -345,6 +348,23 @@ def machine_speed() -> float:
     for i in range(5_000_000):
         total += i
     return time.perf_counter() - started
+
+
+def first_user(url: str, role: str) -> str:
+    """The first active user of `role` (TASKFORCE, ADMIN…) of the generated data."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        name = conn.execute(
+            sa.text(
+                "SELECT username FROM users WHERE role = :role AND is_active "
+                "ORDER BY username LIMIT 1"
+            ),
+            {"role": role},
+        ).scalar_one()
+    engine.dispose()
+    return name
 
 
 def officer_name(url: str) -> tuple[str, int]:
@@ -549,6 +569,8 @@ def main() -> None:
     try:
         anonymous = Client(crm.port)
         leader, officer_client = anonymous.login("gen_leader"), anonymous.login(officer)
+        taskforce = anonymous.login(first_user(url, "TASKFORCE"))
+        admin = anonymous.login(first_user(url, "ADMIN"))
         single = [
             ("list p.1, officer", officer_client, LIST, None),
             ("list p.100, officer", officer_client, LIST + "&page=100", None),
@@ -558,6 +580,12 @@ def main() -> None:
              SEARCH_P50_MS),
             ("detail (leader)", leader, f"/projects/{project_id}", PAGE_P50_MS),
             ("dashboard (leader)", leader, "/dashboard/", PAGE_P50_MS),
+            ("待办 (officer)", officer_client, "/", PAGE_P50_MS),
+            ("待办 (task force)", taskforce, "/", PAGE_P50_MS),
+            ("待办 (leader)", leader, "/", PAGE_P50_MS),
+            ("待办 (admin)", admin, "/", PAGE_P50_MS),
+            ("tasks, mine (officer)", officer_client, "/tasks/", PAGE_P50_MS),
+            ("tasks, all open (leader)", leader, "/tasks/?scope=all", PAGE_P50_MS),
         ]  # fmt: skip
         for label, client, path, target in single:
             p50, p99 = timed(client, path, args.runs)

@@ -195,7 +195,38 @@ def _ensure_users(rng: random.Random, carriers: list[int]) -> tuple[dict[int, li
             role=Role.LEADER,
         )
         leader = leader or user.id
+    _ensure_taskforces_and_admin(rng)
     return officers, leader
+
+
+def _ensure_taskforces_and_admin(rng: random.Random) -> None:
+    """A task force for each cluster that has none (gen_taskforce_<cluster id>) and an admin
+    (gen_admin), so that every role's pages can be measured at scale (`make bench`: 待办)."""
+    from crm.auth.services import create_user
+
+    staffed = set(
+        db.session.scalars(sa.select(User.cluster_id).where(User.role == Role.TASKFORCE))
+    )
+    for cluster in db.session.scalars(sa.select(Cluster).order_by(Cluster.id)):
+        if cluster.id not in staffed:
+            create_user(
+                None,
+                username=f"gen_taskforce_{cluster.id}",
+                display_name=_person(rng),
+                password=GENERATED_PASSWORD,
+                enforce_password_policy=False,
+                role=Role.TASKFORCE,
+                cluster=cluster,
+            )
+    if not db.session.scalar(sa.select(User.id).where(User.username == "gen_admin")):
+        create_user(
+            None,
+            username="gen_admin",
+            display_name=_person(rng),
+            password=GENERATED_PASSWORD,
+            enforce_password_policy=False,
+            role=Role.ADMIN,
+        )
 
 
 # The tables written, in the order of their INSERTs (a row's parents first).
