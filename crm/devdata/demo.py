@@ -490,7 +490,32 @@ def load_demo() -> bool:
     # few only, as they would have been archived when decided.
     if current_app.config["DOSSIER_ARCHIVE"]:
         _archive_latest_decisions(DEMO_ARCHIVED_DOSSIERS)
+    _read_all_but_newest(DEMO_UNREAD_NOTIFICATIONS)
     return True
+
+
+DEMO_UNREAD_NOTIFICATIONS = 5  # per user: a history of months has been read, not the latest
+
+
+def _read_all_but_newest(keep: int) -> None:
+    """Mark each user's notifications read except the newest `keep`."""
+    from sqlalchemy.orm import aliased
+
+    from crm.notifications.models import Notification
+
+    newer = aliased(Notification)
+    newest = (
+        sa.select(newer.id)
+        .where(newer.user_id == Notification.user_id)
+        .order_by(newer.id.desc())
+        .limit(keep)
+    )
+    db.session.execute(
+        sa.update(Notification)
+        .where(Notification.read_at.is_(None), Notification.id.not_in(newest))
+        .values(read_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
 
 
 DEMO_ARCHIVED_DOSSIERS = 3

@@ -204,9 +204,7 @@ def _ensure_taskforces_and_admin(rng: random.Random) -> None:
     (gen_admin), so that every role's pages can be measured at scale (`make bench`: 待办)."""
     from crm.auth.services import create_user
 
-    staffed = set(
-        db.session.scalars(sa.select(User.cluster_id).where(User.role == Role.TASKFORCE))
-    )
+    staffed = set(db.session.scalars(sa.select(User.cluster_id).where(User.role == Role.TASKFORCE)))
     for cluster in db.session.scalars(sa.select(Cluster).order_by(Cluster.id)):
         if cluster.id not in staffed:
             create_user(

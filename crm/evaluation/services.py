@@ -41,6 +41,7 @@ from crm.notifications.services import app_path, leaders, notify, taskforce_of
 from crm.projects.lifecycle import register_entry_check
 from crm.projects.models import Project
 from crm.projects.stages import Stage
+from crm.templating import number
 
 COMMENT_REQUIRED = (Verdict.FAILS, Verdict.NOT_APPLICABLE)
 MAX_COMMENT = 5000
@@ -399,8 +400,8 @@ def submit_evaluation(user: User, evaluation: Evaluation) -> None:
         leaders(),
         project=project,
         actor=user,
-        text=f"{project.name}：评估已提交待决策（得分 {summary.total_score:g}/"
-        f"{summary.max_score:g}{vetoes}）",
+        text=f"{project.name}：评估已提交待决策（得分 {number(summary.total_score)}/"
+        f"{number(summary.max_score)}{vetoes}）",
         url=app_path("evaluation.detail", evaluation_id=evaluation.id),
     )
 

@@ -37,7 +37,7 @@ from crm.projects.stages import Verification
 from crm.speedups import kept
 from crm.tasks.models import Task, TaskStatus
 from crm.tasks.services import count_open_tasks_for, escalated_tasks, open_tasks_for
-from crm.templating import local_datetime
+from crm.templating import local_datetime, number
 
 LIMIT = 10  # items shown per group; the group's link lists them all
 REJECTIONS_SHOWN_DAYS = 30  # a rejected 甄别 stays on the officer's 待办 this long
@@ -322,7 +322,7 @@ def awaiting_decision(user: User, today: date, limit: int) -> Group:
                 "集体决策",
                 since=e.submitted_at,
                 where=e.project.carrier.name,
-                note=f"得分 {s.total_score:g}/{s.max_score:g}{vetoes}",
+                note=f"得分 {number(s.total_score)}/{number(s.max_score)}{vetoes}",
                 alert=bool(s.veto_hits),
             )
         )
