@@ -159,7 +159,9 @@ def generate_command(count, seed, followups, analyze):
 
     counts = generate(count, seed=seed, followups=followups, progress=progress, analyze=analyze)
     click.echo("已生成：" + "，".join(f"{k} {v}" for k, v in counts.items()))
-    click.echo(f"生成的账号（gen_leader、gen_admin、gen_officer_*、gen_taskforce_*）密码为 {GENERATED_PASSWORD}")
+    click.echo(
+        f"生成的账号（gen_leader、gen_admin、gen_officer_*、gen_taskforce_*）密码为 {GENERATED_PASSWORD}"
+    )
 
 
 # ---- backups ---------------------------------------------------------------------------------

@@ -31,7 +31,8 @@ next_action_changed
     transaction: functions `(user, project_ids, *, bulk) -> None`, run after the projects' rows
     are written (`bulk`: many projects at once, the ledger import: a few statements whatever
     their number, no notifications). Provided by tasks (`sync_next_action_tasks`: the officer's
-    open 下一步 task created, updated or cancelled to match). Called, through
+    open 下一步 task created, updated or cancelled to match; `reassign_unreadable_tasks`: an
+    open task whose assignee no longer reads the project passes to its officer). Called, through
     `next_action_changed` below, by `crm.projects.records.add_followup`,
     `crm.projects.registration.update_project` and `update_projects_bulk` (when the officer
     changed), `crm.projects.lifecycle.change_status` and
@@ -78,6 +79,7 @@ def default_hooks() -> Hooks:
     from crm.reports.dossier import archive_on_decision
     from crm.reports.views import dossier_panel
     from crm.tasks.next_actions import sync_next_action_tasks
+    from crm.tasks.services import reassign_unreadable_tasks
     from crm.tasks.views import tasks_panel
     from crm.todo.views import index as todo
 
@@ -85,7 +87,7 @@ def default_hooks() -> Hooks:
         project_panels=(tasks_panel, documents_panel, evaluation_panel, dossier_panel),
         home=todo,
         decision_taken=(archive_on_decision,),
-        next_action_changed=(sync_next_action_tasks,),
+        next_action_changed=(sync_next_action_tasks, reassign_unreadable_tasks),
     )
 
 

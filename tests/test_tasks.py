@@ -424,9 +424,27 @@ def test_open_tasks_for_a_user_due_first(world, listed, db_session):
 
 def test_open_tasks_leave_out_projects_the_user_no_longer_reads(world, db_session):
     make_task(world, assignee=world.taskforce_x)
-    world.project_a.cluster_id = world.cluster_y.id  # the project moved to another cluster
+    world.project_a.cluster_id = world.cluster_y.id  # moved to another cluster, not by a service
     db_session.flush()
     assert services.open_tasks_for(world.taskforce_x) == []
+
+
+def test_a_task_passes_to_the_officer_when_its_project_leaves_the_assignees_scope(
+    world, db_session
+):
+    """Moved to another cluster through the project's edit: the old cluster's task force no
+    longer reads it, so its open task passes to the project's officer (and is counted there)."""
+    from crm.projects.registration import update_project
+
+    task = make_task(world, assignee=world.taskforce_x)
+    project = world.project_a
+    update_project(
+        world.officer_a,
+        project,
+        {"name": project.name, "cluster_id": world.cluster_y.id},
+        loaded_version=project.version,
+    )
+    assert task.assignee_id == world.officer_a.id
     assert services.count_open_tasks_for(world.taskforce_x) == 0
 
 

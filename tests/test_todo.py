@@ -256,3 +256,37 @@ def test_a_task_due_tomorrow_is_reminded_once(world, db_session):
     )
     assert reminder.user_id == world.taskforce_x.id
     assert "任务“明天交材料”明天" in reminder.text
+
+
+def test_an_open_task_follows_its_project_to_the_receiving_officer(world, db_session, login):
+    """After a hand-over, the old officer's open task on the project passes to the new
+    officer (who is told); the task force's stays with it: both still read the project."""
+    import sqlalchemy as sa
+
+    from crm.notifications.models import Notification, NotificationKind
+    from crm.projects.conflicts import accept_handover, handover_project
+
+    mine = _task(world, world.officer_a, "补充可研报告", today(), creator=world.taskforce_x)
+    theirs = _task(world, world.taskforce_x, "组织要素会商", today())
+    project = world.project_a
+    offered = handover_project(
+        world.taskforce_x,
+        project,
+        world.carrier_b,
+        world.officer_b,
+        "项目选址调整至乙县",
+        loaded_version=project.version,
+    )
+    accept_handover(world.leader, offered, world.officer_b)
+    db_session.commit()
+    assert mine.assignee_id == world.officer_b.id
+    assert theirs.assignee_id == world.taskforce_x.id
+    told = db_session.scalars(
+        sa.select(Notification.text).where(
+            Notification.user_id == world.officer_b.id,
+            Notification.kind == NotificationKind.TASK_ASSIGNED,
+        )
+    ).all()
+    assert "任务“补充可研报告”（甲区光伏组件项目）随项目转由您负责" in told, told
+    html = login(world.officer_a).get("/").get_data(as_text=True)
+    assert "补充可研报告" not in html and "没有待办的任务。" in html

@@ -373,7 +373,8 @@ def update_project(
     if changes:
         project.version += 1
         record(user, "project_updated", project, summary=project.name, changes=changes)
-    if "officer_id" in changes:  # the 下一步 task follows the officer
+    # The 下一步 task follows the officer; open tasks follow the project into its new scope.
+    if changes.keys() & {"officer_id", "carrier_id", "cluster_id"}:
         db.session.flush()
         next_action_changed(user, [project.id])
     return project

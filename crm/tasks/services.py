@@ -142,6 +142,45 @@ def create_task(user: User, project: Project, values: dict[str, Any]) -> Task:
     return task
 
 
+def reassign_unreadable_tasks(user: User | None, project_ids, *, bulk: bool = False) -> None:
+    """An open task goes with its project: when a project changes hands (a hand-over accepted,
+    a new officer), a task whose assignee can no longer read it passes to the project's
+    officer, told and audited. So an open task's assignee always reads its project, and the
+    top bar counts a user's open tasks from the index alone (`crm.todo.services.top_counts`).
+    The ledger import (`bulk`) changes no project's 载体."""
+    if bulk or not project_ids:
+        return
+    tasks = db.session.scalars(
+        sa.select(Task)
+        .where(Task.project_id.in_(list(project_ids)), Task.status == TaskStatus.OPEN)
+        .options(joinedload(Task.project), joinedload(Task.assignee))
+        .order_by(Task.id)
+    ).all()
+    for task in tasks:
+        project, old = task.project, task.assignee
+        if can_read_project(old, project) or project.officer_id == old.id:
+            continue
+        # By id: the project's `officer` may still be the one before the change being made.
+        officer = db.session.get(User, project.officer_id)
+        task.assignee = officer
+        record(
+            user,
+            "task_updated",
+            task,
+            summary=f"{project.name}：{task.title}：{old.display_name} → {officer.display_name}"
+            "（原负责人已看不到该项目）",
+            changes={"assignee_id": [old.id, officer.id]},
+        )
+        tell(
+            NotificationKind.TASK_ASSIGNED,
+            task,
+            user,
+            officer,
+            f"任务“{task.title}”（{project.name}）随项目转由您负责",
+        )
+    db.session.flush()
+
+
 def _close(user: User, task: Task, status: TaskStatus, values: dict[str, Any]) -> None:
     """Close the open `task` as `status`, unless someone closed it meanwhile (409)."""
     if not task.is_open:
@@ -233,9 +272,19 @@ def open_tasks_for(user: User, limit: int = 20) -> list[Task]:
 
 
 def count_open_tasks_for(user: User) -> int:
-    """How many open tasks `user` has (as `open_tasks_for` lists them; one query)."""
-    return db.session.scalar(
-        sa.select(sa.func.count()).select_from(_open_assigned(user).order_by(None).subquery())
+    """How many open tasks `user` has: from the index alone, no project read (an open task's
+    assignee reads its project, `reassign_unreadable_tasks`). The top bar's figure is the same
+    count (`crm.todo.services.top_counts`)."""
+    return db.session.scalar(open_task_count(sa.literal(user.id)))
+
+
+def open_task_count(user_id) -> sa.Select:
+    """SELECT count(*) of the open tasks assigned to `user_id` (a value or a bound parameter):
+    one range of ix_tasks_assignee_id_status_due_on."""
+    return (
+        sa.select(sa.func.count())
+        .select_from(Task)
+        .where(Task.assignee_id == user_id, Task.status == TaskStatus.OPEN)
     )
 
 
