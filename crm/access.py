@@ -8,6 +8,9 @@ Every query that lists or loads a project or a company goes through `project_sco
 - 领导 (leader): everything; takes the collective decision on evaluations, hands projects over
   to another 载体 (流转) and settles cross-载体 conflicts; changes nothing else.
 - 管理员 (admin): everything but the decision.
+- 部门用户 (department user): no project, company, evaluation, file, task or conflict (scope
+  "none": every loader answers 404, every list is empty) and no project action; its records
+  will be the 诉求 addressed to its 部门.
 
 The task force also verifies (甄别) the moves into 签约, 开工 and 投产 of its cluster's projects,
 hands them over and settles conflicts.
@@ -97,7 +100,7 @@ _RECEIVER_ACTIONS = {Action.VIEW, Action.RECEIVE_HANDOVER}
 
 
 # What each role reads: an officer its own 载体's projects, a task force its cluster's in every
-# 载体, a leader or an admin all of them; anyone else none.
+# 载体, a leader or an admin all of them; anyone else (a department user) none.
 _SCOPE_KIND = {
     Role.ADMIN: "all",
     Role.LEADER: "all",
@@ -160,6 +163,7 @@ class PageRights:
     administer: bool = False  # the 系统管理 menu
     carrier_fixed: bool = False  # works in its own 载体: no 载体 to choose, imports only its own
     cluster_fixed: bool = False  # reads one cluster: no cluster to choose
+    pipeline: bool = False  # reads projects: 统计, 任务, 项目, 企业, 待决策, 冲突 in the navigation
 
 
 def page_rights(user) -> PageRights:
@@ -172,6 +176,7 @@ def page_rights(user) -> PageRights:
         administer=is_admin(user),
         carrier_fixed=kind == "carrier",
         cluster_fixed=kind == "cluster",
+        pipeline=kind != "none",
     )
 
 
@@ -205,6 +210,8 @@ def readable_project_ids(user: User, ids: set[int]) -> set[int]:
 def company_scope(user: User) -> sa.ColumnElement[bool]:
     """Companies `user` may read: those behind a readable project, or registered by its 载体."""
     alive = Company.is_deleted.is_(False)
+    if _scope_kind(user) == "none":
+        return sa.false()
     if user.role in (Role.ADMIN, Role.LEADER):
         return alive
     has_project = (

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from flask.cli import AppGroup
 
 from crm.auth.models import Role
-from crm.catalog.models import Carrier, Cluster
+from crm.catalog.models import Carrier, Cluster, Department
 from crm.core import ServiceError
 from crm.extensions import db
 
@@ -24,6 +24,7 @@ ROLE_NAMES = {
     "officer": Role.OFFICER,
     "taskforce": Role.TASKFORCE,
     "leader": Role.LEADER,
+    "department": Role.DEPARTMENT,
 }
 
 
@@ -32,12 +33,13 @@ ROLE_NAMES = {
 @click.option("--role", type=click.Choice(sorted(ROLE_NAMES)), required=True)
 @click.option("--carrier", help="载体名称（招商专员必填）")
 @click.option("--cluster", help="产业集群名称（产业专班必填）")
+@click.option("--department", help="部门名称（部门用户必填）")
 @click.option("--name", "display_name", default="", help="显示的姓名")
-def create_user_command(username, role, carrier, cluster, display_name):
+def create_user_command(username, role, carrier, cluster, department, display_name):
     """Create a user; the password comes from CRM_PASSWORD or a prompt."""
     from crm.auth.services import create_user
 
-    carrier_obj = cluster_obj = None
+    carrier_obj = cluster_obj = department_obj = None
     if carrier:
         carrier_obj = db.session.scalar(sa.select(Carrier).where(Carrier.name == carrier))
         if carrier_obj is None:
@@ -46,6 +48,12 @@ def create_user_command(username, role, carrier, cluster, display_name):
         cluster_obj = db.session.scalar(sa.select(Cluster).where(Cluster.name == cluster))
         if cluster_obj is None:
             raise click.BadParameter(f"没有名为“{cluster}”的产业集群", param_hint="--cluster")
+    if department:
+        department_obj = db.session.scalar(
+            sa.select(Department).where(Department.name == department.strip())
+        )
+        if department_obj is None:
+            raise click.BadParameter(f"没有名为“{department}”的部门", param_hint="--department")
     password = os.environ.get("CRM_PASSWORD") or click.prompt(
         "密码", hide_input=True, confirmation_prompt=True
     )
@@ -58,6 +66,7 @@ def create_user_command(username, role, carrier, cluster, display_name):
             role=ROLE_NAMES[role],
             carrier=carrier_obj,
             cluster=cluster_obj,
+            department=department_obj,
         )
     except ServiceError as exc:
         db.session.rollback()

@@ -10,7 +10,15 @@ from decimal import Decimal
 from werkzeug.security import generate_password_hash
 
 from crm.auth.models import Role, User
-from crm.catalog.models import Carrier, Chain, Channel, Cluster, ClusterCategory, TerminationReason
+from crm.catalog.models import (
+    Carrier,
+    Chain,
+    Channel,
+    Cluster,
+    ClusterCategory,
+    Department,
+    TerminationReason,
+)
 from crm.companies.credit_code import check_character
 from crm.companies.models import Company, Contact, Origin
 from crm.extensions import db
@@ -52,6 +60,10 @@ def channel(name=None) -> Channel:
 
 def termination_reason(name=None) -> TerminationReason:
     return _add(TerminationReason(name=name or f"原因{next(_seq)}"))
+
+
+def department(name=None) -> Department:
+    return _add(Department(name=name or f"部门{next(_seq)}"))
 
 
 def user(role: Role, carrier_=None, cluster_=None, username=None, **kw) -> User:
@@ -131,6 +143,7 @@ class World:
     officer_b: User
     taskforce_x: User
     taskforce_y: User
+    department: User  # 部门用户 of 市自然资源和规划局 (zrzy)
     project_a: Project  # 载体 A, cluster X
     project_b: Project  # 载体 B, cluster Y
 
@@ -153,6 +166,11 @@ class World:
             officer_b=officer_b,
             taskforce_x=user(Role.TASKFORCE, cluster_=cx, username="taskforce_x"),
             taskforce_y=user(Role.TASKFORCE, cluster_=cy, username="taskforce_y"),
+            department=user(
+                Role.DEPARTMENT,
+                username="department",
+                department=department("市自然资源和规划局"),
+            ),
             project_a=project(ca, cx, officer_a, ch, name="甲区光伏组件项目"),
             project_b=project(cb, cy, officer_b, ch, name="乙县中药饮片项目"),
         )

@@ -10,7 +10,9 @@ The roles, all looking at project A (载体 A, cluster X) and what hangs on it:
 - officer_b: officer of another 载体; taskforce_y: task force of another cluster — the project
   does not exist for them (404), while pages without a record answer by role (403);
 - officer_a: the project's own officer; taskforce_x: its cluster's task force;
-- leader and admin.
+- leader and admin;
+- department: a 部门用户 (市自然资源和规划局), who reads no project and none of what hangs on one
+  (404), finds the lists empty and may do none of the project actions.
 
 Besides the answers, the walk checks that no GET changes the database (a fingerprint of every
 table before and after each GET; the audit log's records of reading are allowed), and that every
@@ -52,7 +54,16 @@ LOGIN = "login"  # 302 to the login page
 HOME = "home"  # 302 to the home page
 BACK = "back"  # 302 back to a page of the app (an action refused with a message, or done)
 
-ROLES = ("anonymous", "officer_b", "taskforce_y", "officer_a", "taskforce_x", "leader", "admin")
+ROLES = (
+    "anonymous",
+    "officer_b",
+    "taskforce_y",
+    "officer_a",
+    "taskforce_x",
+    "leader",
+    "admin",
+    "department",
+)
 SIGNED_IN = ROLES[1:]
 
 # A POST "with an empty form": a body without any of the form's fields. (A body with nothing
@@ -81,14 +92,14 @@ def everyone(default=200, **by_role):
     return _answers(default, **by_role)
 
 
-# The project and what hangs on it: hidden from officer_b and taskforce_y.
+# The project and what hangs on it: hidden from officer_b, taskforce_y and the department user.
 def on_project(default, **by_role):
-    return _answers(default, officer_b=404, taskforce_y=404, **by_role)
+    return _answers(default, officer_b=404, taskforce_y=404, department=404, **by_role)
 
 
 # A project of 载体 A offered to 载体 B: officer_b may open it (to accept or decline).
 def offered_project(default, **by_role):
-    return _answers(default, taskforce_y=404, **by_role)
+    return _answers(default, taskforce_y=404, department=404, **by_role)
 
 
 def admin_only(admin):
@@ -267,7 +278,7 @@ MATRIX: dict[str, Row] = {
         ["/conflicts/{conflict}/resolve"],
         # the conflict pairs project A with project B: both sides see it; officers may not
         # resolve it; the note is required, so the form comes back with its message
-        post=everyone(400, officer_a=403, officer_b=403),
+        post=everyone(400, officer_a=403, officer_b=403, department=404),
     ),
     "projects.verify_move": Row(
         ["/projects/{project}/moves/{move}/verify"],

@@ -47,7 +47,7 @@ from crm.auth.services import create_user, update_user
 from crm.auth.signin import is_locked
 from crm.auth.views import start_session
 from crm.catalog.forms import FORMS, NONE_CHOICE, optional_id, select_choices
-from crm.catalog.models import Carrier, CatalogEntry, Chain, Cluster
+from crm.catalog.models import Carrier, CatalogEntry, Chain, Cluster, Department
 from crm.catalog.services import (
     CATALOG_KINDS,
     CatalogKind,
@@ -106,7 +106,9 @@ def users():
     filters = UserFilterForm(request.args)
     stmt = (
         sa.select(User)
-        .options(selectinload(User.carrier), selectinload(User.cluster))
+        .options(
+            selectinload(User.carrier), selectinload(User.cluster), selectinload(User.department)
+        )
         .order_by(User.username)
     )
     if q := (filters.q.data or "").strip()[:64]:  # the field's limit; longer finds nothing new
@@ -132,14 +134,19 @@ def users():
 def _user_choices(form, user: User | None = None) -> None:
     form.carrier_id.choices = _entry_choices(Carrier, user and user.carrier_id, NONE_CHOICE)
     form.cluster_id.choices = _entry_choices(Cluster, user and user.cluster_id, NONE_CHOICE)
+    form.department_id.choices = _entry_choices(
+        Department, user and user.department_id, NONE_CHOICE
+    )
 
 
 def _scope_values(form) -> dict:
     carrier_id = optional_id(form.carrier_id.data)
     cluster_id = optional_id(form.cluster_id.data)
+    department_id = optional_id(form.department_id.data)
     return {
         "carrier": db.session.get(Carrier, carrier_id) if carrier_id else None,
         "cluster": db.session.get(Cluster, cluster_id) if cluster_id else None,
+        "department": db.session.get(Department, department_id) if department_id else None,
     }
 
 
@@ -179,6 +186,7 @@ def user_edit(user_id: int):
     if not form.is_submitted():
         form.carrier_id.data = user.carrier_id or 0
         form.cluster_id.data = user.cluster_id or 0
+        form.department_id.data = user.department_id or 0
     version_before = user.session_version
     saved, _ = save_form(
         form,
@@ -209,13 +217,14 @@ def user_edit(user_id: int):
     ), _form_status()
 
 
-# ---- catalogues (载体, 产业集群, 产业链, 招商渠道, 终止原因) ----
+# ---- catalogues (载体, 产业集群, 产业链, 招商渠道, 终止原因, 部门) ----
 
 # Columns a catalogue's list shows besides name, sort order and state.
 _EXTRA_COLUMNS: dict[type[CatalogEntry], list[tuple[str, Callable[[CatalogEntry], str]]]] = {
     Carrier: [("主导产业", lambda e: e.leading_industry or "—")],
     Cluster: [("产业类别", lambda e: e.category.label)],
     Chain: [("所属产业集群", lambda e: e.cluster.name)],
+    Department: [("简称", lambda e: e.short_name or "—")],
 }
 
 

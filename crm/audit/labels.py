@@ -98,6 +98,7 @@ OBJECT_TYPE_LABELS = {
     "chains": "产业链",
     "channels": "招商渠道",
     "termination_reasons": "终止原因",
+    "departments": "部门",
     "companies": "企业",
     "contacts": "联系人",
     "projects": "项目",
@@ -147,6 +148,7 @@ FIELD_LABELS = {
     "company_id": "企业",
     "carrier_id": "载体",
     "cluster_id": "产业集群",
+    "department_id": "部门",
     "chain_id": "产业链",
     "channel_id": "招商渠道",
     "officer_id": "责任人",
@@ -175,6 +177,7 @@ FIELD_LABELS = {
     "must_change_password": "须修改密码",
     # catalogues
     "leading_industry": "主导产业",
+    "short_name": "简称",
     "category": "类别",
     # companies and contacts
     "name_key": "名称比对键",

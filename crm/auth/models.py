@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from crm.catalog.models import Carrier, Cluster
+from crm.catalog.models import Carrier, Cluster, Department
 from crm.core import LabelledEnum, UTCDateTime, enum_column, utcnow
 from crm.extensions import db
 
@@ -18,18 +18,23 @@ class Role(LabelledEnum):
     OFFICER = "招商专员"
     TASKFORCE = "产业专班"
     LEADER = "领导"
+    DEPARTMENT = "部门用户"  # a 部门's staff: answers the 诉求 addressed to its 部门
 
 
 class User(UserMixin, db.Model):
     __tablename__ = "users"
     __table_args__ = (
         sa.UniqueConstraint("username"),
-        # An officer belongs to one 载体, a task force to one cluster.
+        # An officer belongs to one 载体, a task force to one cluster, a department user to one
+        # 部门.
         sa.CheckConstraint(
             "role != 'OFFICER' OR carrier_id IS NOT NULL", name="officer_has_carrier"
         ),
         sa.CheckConstraint(
             "role != 'TASKFORCE' OR cluster_id IS NOT NULL", name="taskforce_has_cluster"
+        ),
+        sa.CheckConstraint(
+            "role != 'DEPARTMENT' OR department_id IS NOT NULL", name="department_has_department"
         ),
     )
 
@@ -40,6 +45,7 @@ class User(UserMixin, db.Model):
     role: Mapped[Role] = mapped_column(enum_column(Role, "role"))
     carrier_id: Mapped[int | None] = mapped_column(sa.ForeignKey("carriers.id"))
     cluster_id: Mapped[int | None] = mapped_column(sa.ForeignKey("clusters.id"))
+    department_id: Mapped[int | None] = mapped_column(sa.ForeignKey("departments.id"))
     phone: Mapped[str] = mapped_column(sa.String(32), default="", server_default="")
     # Where the queue sends this user's mail (the daily digest); None: no mail.
     email: Mapped[str | None] = mapped_column(sa.String(254))
@@ -59,6 +65,7 @@ class User(UserMixin, db.Model):
 
     carrier: Mapped[Carrier | None] = relationship()
     cluster: Mapped[Cluster | None] = relationship()
+    department: Mapped[Department | None] = relationship()
 
     def __str__(self) -> str:
         return self.display_name
@@ -71,11 +78,13 @@ class User(UserMixin, db.Model):
 
     @property
     def scope_label(self) -> str:
-        """Where the user works: the 载体 or cluster, or the whole city."""
+        """Where the user works: the 载体, cluster or 部门, or the whole city."""
         if self.role is Role.OFFICER and self.carrier:
             return self.carrier.name
         if self.role is Role.TASKFORCE and self.cluster:
             return f"{self.cluster.name}专班"
+        if self.role is Role.DEPARTMENT and self.department:
+            return self.department.name
         return "全市"
 
 

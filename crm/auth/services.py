@@ -28,7 +28,7 @@ from crm.audit.services import apply_changes, record
 from crm.auth.models import PasswordHistory, Role, User
 from crm.auth.passwords import is_common, strength
 from crm.auth.signin import unlock
-from crm.catalog.models import Carrier, Cluster
+from crm.catalog.models import Carrier, Cluster, Department
 from crm.core import ServiceError
 from crm.extensions import db
 
@@ -192,10 +192,12 @@ def _check_scope(
     carrier: Carrier | None,
     cluster: Cluster | None,
     user: User | None = None,
+    department: Department | None = None,
 ) -> dict[str, str]:
-    """An officer needs an active 载体, a task force an active cluster.
+    """An officer needs an active 载体, a task force an active cluster, a department user an
+    active 部门.
 
-    A user may keep the 载体 or cluster it already has after that entry was deactivated.
+    A user may keep the 载体, cluster or 部门 it already has after that entry was deactivated.
     """
     errors = {}
     if role is Role.OFFICER:
@@ -208,6 +210,11 @@ def _check_scope(
             errors["cluster_id"] = "产业专班须对应一个产业集群"
         elif not cluster.is_active and (user is None or user.cluster_id != cluster.id):
             errors["cluster_id"] = "该产业集群已停用"
+    if role is Role.DEPARTMENT:
+        if department is None:
+            errors["department_id"] = "部门用户须属于一个部门"
+        elif not department.is_active and (user is None or user.department_id != department.id):
+            errors["department_id"] = "该部门已停用"
     return errors
 
 
@@ -295,12 +302,14 @@ def create_user(
     role: Role,
     carrier: Carrier | None = None,
     cluster: Cluster | None = None,
+    department: Department | None = None,
     phone: str = "",
     email: str | None = None,
     must_change_password: bool = False,
     enforce_password_policy: bool = True,
 ) -> User:
-    """Create an account. Errors are keyed by the form's field names (carrier_id, cluster_id).
+    """Create an account. Errors are keyed by the form's field names (carrier_id, cluster_id,
+    department_id).
 
     An admin creating an account on the admin page passes `must_change_password=True`: the
     user chooses an own password at the first sign-in. The command line and the demo do not.
@@ -310,7 +319,7 @@ def create_user(
     username = username.strip()
     display_name = display_name.strip()
     phone = phone.strip()
-    errors = _check_scope(role, carrier, cluster)
+    errors = _check_scope(role, carrier, cluster, department=department)
     errors.update(_check_profile(display_name, phone))
     if message := _check_username(username):
         errors["username"] = message
@@ -329,6 +338,7 @@ def create_user(
         role=role,
         carrier=carrier if role is Role.OFFICER else None,
         cluster=cluster if role is Role.TASKFORCE else None,
+        department=department if role is Role.DEPARTMENT else None,
         phone=phone,
         email=email,
     )
@@ -347,6 +357,7 @@ def update_user(
     carrier: Carrier | None,
     cluster: Cluster | None,
     email: str | None,
+    department: Department | None = None,
     phone: str = "",
     is_active: bool = True,
     password: str = "",
@@ -361,7 +372,7 @@ def update_user(
     """
     display_name = display_name.strip()
     phone = phone.strip()
-    errors = _check_scope(role, carrier, cluster, user)
+    errors = _check_scope(role, carrier, cluster, user, department)
     errors.update(_check_profile(display_name, phone))
     if password and (message := check_password_rules(password, names=(display_name,), user=user)):
         errors["password"] = message
@@ -381,6 +392,7 @@ def update_user(
             "role": role,
             "carrier_id": carrier.id if carrier and role is Role.OFFICER else None,
             "cluster_id": cluster.id if cluster and role is Role.TASKFORCE else None,
+            "department_id": department.id if department and role is Role.DEPARTMENT else None,
             "phone": phone,
             "email": email,
             "is_active": is_active,
@@ -392,7 +404,11 @@ def update_user(
         changes["password"] = ["***", "***"]
     if password or unlock_account or changes.get("is_active") == [False, True]:
         changes |= unlock(user)
-    if password or not is_active or {"role", "carrier_id", "cluster_id"} & changes.keys():
+    if (
+        password
+        or not is_active
+        or {"role", "carrier_id", "cluster_id", "department_id"} & changes.keys()
+    ):
         end_sessions(user)
     if changes:
         action = "user_updated"

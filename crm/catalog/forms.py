@@ -12,9 +12,10 @@ from crm.catalog.models import (
     Channel,
     Cluster,
     ClusterCategory,
+    Department,
     TerminationReason,
 )
-from crm.catalog.services import LEADING_INDUSTRY_MAX, NAME_MAX, SORT_ORDER_MAX
+from crm.catalog.services import LEADING_INDUSTRY_MAX, NAME_MAX, SHORT_NAME_MAX, SORT_ORDER_MAX
 from crm.forms import NONE_CHOICE, enum_coerce, select_choices
 from crm.forms import Form as ChineseForm
 
@@ -59,6 +60,16 @@ class CarrierForm(CatalogEntryForm):
     )
 
 
+class DepartmentForm(CatalogEntryForm):
+    short_name = StringField(
+        "简称",
+        description="选填，如“自然资源规划局”",
+        validators=[
+            Length(max=SHORT_NAME_MAX, message=f"简称不能超过 {SHORT_NAME_MAX} 个字"),
+        ],
+    )
+
+
 class ClusterForm(CatalogEntryForm):
     category = SelectField(
         "产业类别",
@@ -80,4 +91,5 @@ FORMS: dict[type[CatalogEntry], type[CatalogEntryForm]] = {
     Chain: ChainForm,
     Channel: CatalogEntryForm,
     TerminationReason: CatalogEntryForm,
+    Department: DepartmentForm,
 }

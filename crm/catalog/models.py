@@ -1,4 +1,4 @@
-"""Catalogues the admin edits: 载体, industry clusters and chains, channels, 终止 reasons."""
+"""Catalogues the admin edits: 载体, industry clusters and chains, channels, 终止 reasons, 部门."""
 
 from __future__ import annotations
 
@@ -67,3 +67,12 @@ class TerminationReason(CatalogEntry, db.Model):
 
     __tablename__ = "termination_reasons"
     __table_args__ = (sa.UniqueConstraint("name"),)
+
+
+class Department(CatalogEntry, db.Model):
+    """部门: a municipal department (市直单位) the policy names as 牵头 or 配合单位; its users
+    (Role.DEPARTMENT) answer the 诉求 addressed to it (载体吹哨、专班报到，专班吹哨、部门报到)."""
+
+    __tablename__ = "departments"
+    __table_args__ = (sa.UniqueConstraint("name"),)
+    short_name: Mapped[str] = mapped_column(sa.String(50), default="", server_default="")

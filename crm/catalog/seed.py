@@ -1,5 +1,5 @@
-"""The starting catalogues: Bozhou's 载体, the 4+6+6 clusters and their chains, the 招商渠道
-and the reasons for 终止.
+"""The starting catalogues: Bozhou's 载体, the 4+6+6 clusters and their chains, the 招商渠道,
+the reasons for 终止 and the 部门.
 
 The data lives here, in code, so a fresh installation gets it without any file. Seeding only
 inserts what is missing (matched by name), so it is safe to run again after the admin has
@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from crm.catalog.models import Carrier, Chain, Channel, Cluster, ClusterCategory, TerminationReason
+from crm.catalog.models import (
+    Carrier,
+    Chain,
+    Channel,
+    Cluster,
+    ClusterCategory,
+    Department,
+    TerminationReason,
+)
 from crm.extensions import db
 
 # 载体 and their leading industries (measure 2: each 载体 picks one or two 主导产业).
@@ -80,6 +88,40 @@ TERMINATION_REASONS: list[str] = [
     "其他",
 ]
 
+# 部门: every 牵头 or 配合单位 of 亳政〔2025〕38号 (the 30 measures) that is a department, in the
+# order the text first names it, those of measure 28 (要素保障) first: the 载体 (县区人民政府,
+# 管委会) and the 各产业专班办公室 it also names are users of their own kind, not 部门.
+DEPARTMENTS: list[str] = [
+    # measure 28: 要素会商 (用地、用林、用能、用水、环境容量)
+    "市发展改革委",
+    "市自然资源和规划局",
+    "市生态环境局",
+    "市住房城乡建设局",
+    "市城市管理局",
+    "市应急局",
+    "市投资促进中心",
+    # the other measures
+    "市工业和信息化局",
+    "市科技局",
+    "市农业农村局",
+    "市文化旅游体育局",
+    "市中医药管理局",
+    "市数据资源局",
+    "市商务局",
+    "亳州海关",
+    "市外事办",
+    "市机关事务管理局",
+    "市委人才工作局",
+    "市人力资源社会保障局",
+    "市财政局",
+    "亳州金融监管分局",
+    "人行亳州市分行",
+    "市营商环境办",
+    "市公安局",
+    "市司法局",
+    "市市场监管局",
+]
+
 
 def seed_catalogues() -> bool:
     """Insert the catalogue entries that are missing, by name; True if anything was added.
@@ -108,7 +150,11 @@ def seed_catalogues() -> bool:
                 db.session.add(Chain(cluster=cluster, name=chain_name, sort_order=chain_order))
                 added += 1
 
-    for model, names in ((Channel, CHANNELS), (TerminationReason, TERMINATION_REASONS)):
+    for model, names in (
+        (Channel, CHANNELS),
+        (TerminationReason, TERMINATION_REASONS),
+        (Department, DEPARTMENTS),
+    ):
         have = _existing(model)
         for order, name in enumerate(names, 1):
             if name not in have:

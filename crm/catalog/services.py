@@ -1,6 +1,6 @@
 """Catalogue rules: names unique, entries deactivated and never deleted, every change audited.
 
-One set of functions serves the five catalogues (载体, 产业集群, 产业链, 招商渠道, 终止原因);
+One set of functions serves the six catalogues (载体, 产业集群, 产业链, 招商渠道, 终止原因, 部门);
 a `CatalogKind` says what is particular to each: its table, its Chinese name, its extra fields.
 """
 
@@ -20,6 +20,7 @@ from crm.catalog.models import (
     Channel,
     Cluster,
     ClusterCategory,
+    Department,
     TerminationReason,
 )
 from crm.core import ServiceError
@@ -27,6 +28,7 @@ from crm.extensions import db
 
 NAME_MAX = 100
 LEADING_INDUSTRY_MAX = 200
+SHORT_NAME_MAX = 50
 SORT_ORDER_MAX = 99999
 
 
@@ -50,6 +52,7 @@ CATALOG_KINDS: tuple[CatalogKind, ...] = (
     CatalogKind("chains", Chain, "产业链", ("cluster_id",)),
     CatalogKind("channels", Channel, "招商渠道"),
     CatalogKind("termination-reasons", TerminationReason, "终止原因"),
+    CatalogKind("departments", Department, "部门", ("short_name",)),
 )
 _BY_SLUG = {kind.slug: kind for kind in CATALOG_KINDS}
 
@@ -108,6 +111,12 @@ def _check(kind: CatalogKind, entry: CatalogEntry | None, values: dict[str, Any]
         values["leading_industry"] = industry
         if len(industry) > LEADING_INDUSTRY_MAX:
             errors["leading_industry"] = f"主导产业不能超过 {LEADING_INDUSTRY_MAX} 个字"
+
+    if model is Department:
+        short_name = (values.get("short_name") or "").strip()
+        values["short_name"] = short_name
+        if len(short_name) > SHORT_NAME_MAX:
+            errors["short_name"] = f"简称不能超过 {SHORT_NAME_MAX} 个字"
 
     if model is Cluster and not isinstance(values.get("category"), ClusterCategory):
         errors["category"] = "请选择产业类别"

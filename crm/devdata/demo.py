@@ -22,7 +22,7 @@ from flask import current_app
 
 from crm.auth.models import Role, User
 from crm.auth.services import create_user
-from crm.catalog.models import Carrier, Chain, Channel, Cluster, TerminationReason
+from crm.catalog.models import Carrier, Chain, Channel, Cluster, Department, TerminationReason
 from crm.catalog.seed import seed_catalogues
 from crm.companies.credit_code import CHARSET, check_character
 from crm.companies.models import Company, Contact
@@ -100,6 +100,7 @@ class _DemoBuilder(ProjectHistory):
         self.company_dates: dict[str, date] = {}
         self.carriers = {c.name: c for c in db.session.scalars(sa.select(Carrier))}
         self.clusters = {c.name: c for c in db.session.scalars(sa.select(Cluster))}
+        self.departments = {d.name: d for d in db.session.scalars(sa.select(Department))}
         self.chains = {(ch.cluster_id, ch.name): ch for ch in db.session.scalars(sa.select(Chain))}
         self.channels = {c.name: c for c in db.session.scalars(sa.select(Channel))}
         self.reasons = {r.name: r for r in db.session.scalars(sa.select(TerminationReason))}
@@ -161,6 +162,7 @@ class _DemoBuilder(ProjectHistory):
                 role=role,
                 carrier=self.carriers.get(scope) if role is Role.OFFICER else None,
                 cluster=self.clusters.get(scope) if role is Role.TASKFORCE else None,
+                department=self.departments.get(scope) if role is Role.DEPARTMENT else None,
                 phone=self.phone(),
             )
             admin = admin or user

@@ -12,7 +12,7 @@ from crm.projects.stages import Stage
 
 DEMO_PASSWORD = "Demo@2026"
 
-# (username, display name, role, scope: the 载体 or cluster name, or 全市)
+# (username, display name, role, scope: the 载体, cluster or 部门 name, or 全市)
 DEMO_USERS: list[tuple[str, str, Role, str]] = [
     ("admin", "孙立群", Role.ADMIN, "全市"),
     ("leader", "王建华", Role.LEADER, "全市"),
@@ -24,6 +24,8 @@ DEMO_USERS: list[tuple[str, str, Role, str]] = [
     ("officer_bw", "吴昊天", Role.OFFICER, "亳芜现代产业园区"),
     ("taskforce_zy", "孟庆华", Role.TASKFORCE, "现代中医药"),
     ("taskforce_xny", "何志刚", Role.TASKFORCE, "新能源"),
+    ("dept_zrzy", "高明远", Role.DEPARTMENT, "市自然资源和规划局"),
+    ("dept_sthj", "周雅琴", Role.DEPARTMENT, "市生态环境局"),
 ]
 
 IN, OUT, ABROAD = Origin.IN_PROVINCE, Origin.OUT_OF_PROVINCE, Origin.OVERSEAS

@@ -434,6 +434,14 @@ GROUPS: dict[Role, tuple[GroupFunction, ...]] = {
 }
 
 
+def home_note(user: User) -> str:
+    """What the home page says of a role whose work has no group yet: a department user's
+    queue will be the 诉求 addressed to its 部门, which do not exist yet. '' for the others."""
+    if user.role is Role.DEPARTMENT and user.department is not None:
+        return f"交办给{user.department.name}的诉求将列在这里，由本部门报到和答复。"
+    return ""
+
+
 class TopCounts(NamedTuple):
     tasks: int  # open tasks assigned to the user
     unread: int  # unread notifications

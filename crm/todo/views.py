@@ -7,7 +7,7 @@ from flask_login import current_user
 from sqlalchemy.exc import SQLAlchemyError
 
 from crm.core import local_today
-from crm.todo.services import todo_for, top_counts
+from crm.todo.services import home_note, todo_for, top_counts
 
 # No routes of its own (待办 is served at `/`, crm/main): the top bar's counts on every page.
 bp = Blueprint("todo", __name__)
@@ -32,4 +32,6 @@ def top_bar():
 def index():
     today = local_today()
     groups = todo_for(current_user, today)
-    return render_template("todo/index.html", groups=groups, today=today)
+    return render_template(
+        "todo/index.html", groups=groups, today=today, note=home_note(current_user)
+    )
