@@ -71,6 +71,7 @@ def admin_urls(world):
         "chains": factories.chain(world.cluster_x),
         "channels": world.channel,
         "termination-reasons": factories.termination_reason(),
+        "departments": world.department.department,
     }
     urls = [
         ("GET", "/admin/users"),
@@ -180,9 +181,9 @@ def test_user_list_paginates(world, login, app, monkeypatch):
     monkeypatch.setitem(app.config, "PAGE_SIZE", 2)
     client = login(world.admin)
     html = client.get("/admin/users").get_data(as_text=True)
-    assert "下一页" in html and "共 6 条" in html
-    page3 = client.get("/admin/users?page=3").get_data(as_text=True)
-    assert "taskforce_y" in page3 and "上一页" in page3
+    assert "下一页" in html and "共 7 条" in html
+    page4 = client.get("/admin/users?page=4").get_data(as_text=True)
+    assert "taskforce_y" in page4 and "上一页" in page4
 
 
 def test_user_list_query_count_does_not_grow_with_users(world, login, count_queries):

@@ -339,7 +339,7 @@ def test_the_demo_gives_every_role_tasks_some_overdue_some_done(client, db_sessi
     today = local_today()
     all_tasks = db_session.scalars(sa.select(Task)).all()
     open_tasks = [t for t in all_tasks if t.status is TaskStatus.OPEN]
-    for role in Role:
+    for role in set(Role) - {Role.DEPARTMENT}:  # a department user reads no project: no task
         mine = [t for t in open_tasks if t.assignee.role is role and t.kind is TaskKind.TASK]
         assert mine, role
     assert any(t.due_on < today for t in open_tasks if t.kind is TaskKind.TASK)

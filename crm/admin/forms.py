@@ -61,7 +61,10 @@ class _UserFields(ChineseForm):
     # Choices are loaded by the view from the active catalogue entries; 0 is "—".
     carrier_id = SelectField("载体", coerce=int, description="招商专员必填")
     cluster_id = SelectField("产业集群", coerce=int, description="产业专班必填")
-    department_id = SelectField("部门", coerce=int, description="部门用户必填")
+    # A form posted without it (made before 部门 existed) means none, as "—" does.
+    department_id = SelectField(
+        "部门", coerce=int, description="部门用户必填", filters=[lambda value: value or 0]
+    )
     phone = StringField(
         "电话",
         validators=[Length(max=PHONE_MAX, message=f"电话不能超过 {PHONE_MAX} 个字符")],
