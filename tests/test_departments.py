@@ -306,3 +306,58 @@ def test_the_department_home_says_what_will_be_listed_and_the_navigation_hides_t
     for label in ("统计", "任务", "项目", "企业", "待决策", "冲突"):
         assert f">{label}<" in nav, label
     assert "诉求将列在这里" not in html
+
+
+# ---- the migration, with rows in the tables ----
+
+
+def test_the_migration_goes_down_and_up_again_with_department_users(tmp_path):
+    """Down: a department user becomes a disabled account that changes nothing (领导), its
+    sign-in history kept; up again: the role and the 部门 are there for new users."""
+    from flask_migrate import downgrade, upgrade
+
+    from config import TestingConfig
+    from crm import create_app
+    from crm.auth.models import PasswordHistory
+    from tests.test_evaluation import sessions_on
+    from tests.test_migrations import separate_database
+
+    with separate_database(tmp_path) as url:
+
+        class Config(TestingConfig):
+            SQLALCHEMY_DATABASE_URI = url
+
+        other = create_app(Config)
+        try:
+            with other.app_context():
+                upgrade()
+                with sessions_on(db.engine) as session:
+                    world = factories.World.build()
+                    session.add(PasswordHistory(user_id=world.department.id, password_hash="x"))
+                    session.commit()
+                    user_id, version = world.department.id, world.department.session_version
+
+                downgrade(revision="33f1ad376483")
+                with db.engine.connect() as conn:
+                    row = conn.execute(
+                        sa.text("SELECT role, is_active, session_version FROM users WHERE id = :i"),
+                        {"i": user_id},
+                    ).one()
+                    assert (row.role, bool(row.is_active)) == ("LEADER", False)
+                    assert row.session_version == version + 1
+                    kept = "SELECT count(*) FROM password_history WHERE user_id = :i"
+                    assert conn.execute(sa.text(kept), {"i": user_id}).scalar() == 1
+                    assert conn.execute(sa.text("SELECT count(*) FROM projects")).scalar() == 2
+
+                upgrade()
+                with sessions_on(db.engine) as session:
+                    department = factories.department("市生态环境局")
+                    user = factories.user(Role.DEPARTMENT, department=department)
+                    session.commit()
+                    assert session.get(User, user.id).department.name == "市生态环境局"
+                    with pytest.raises(sa.exc.IntegrityError):
+                        factories.user(Role.DEPARTMENT)
+                    session.rollback()
+        finally:
+            with other.app_context():
+                db.engine.dispose()

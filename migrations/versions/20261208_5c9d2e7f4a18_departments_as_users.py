@@ -85,14 +85,16 @@ def upgrade():
 
 def downgrade():
     bind = op.get_bind()
-    # The old schema has no place for a department user: keep them, and refuse, rather than
-    # turn them into another role that reads projects.
-    count = bind.execute(sa.text("SELECT count(*) FROM users WHERE role = 'DEPARTMENT'")).scalar()
-    if count:
-        raise RuntimeError(
-            f"{count} department user(s) (部门用户) exist: give them another role (or another "
-            "scope) before downgrading below revision 5c9d2e7f4a18"
-        )
+    # The old schema has no role that reads nothing: a department user becomes a disabled
+    # account (it cannot sign in, its sessions end) of the role that changes nothing, 领导;
+    # an admin who enables it again chooses its role then. Its rows elsewhere stay.
+    bind.execute(
+        sa.text(
+            "UPDATE users SET role = 'LEADER', department_id = NULL, is_active = :no,"
+            " session_version = session_version + 1 WHERE role = 'DEPARTMENT'"
+        ),
+        {"no": False},
+    )
 
     if bind.dialect.name == "sqlite":
         _rewrite_sqlite_users(
