@@ -193,10 +193,12 @@ def register_blueprints(app: Flask) -> None:
     from crm.reports.views import bp as reports_bp
     from crm.tasks.views import bp as tasks_bp
     from crm.todo.views import bp as todo_bp
+    from crm.workdays.views import bp as workdays_bp
 
     blueprints = (main_bp, auth_bp, projects_bp, companies_bp, files_bp, evaluation_bp)
     features = (dashboard_bp, ledger_bp, conflicts_bp)  # issue 5: statistics and the ledger
     features += (notifications_bp, tasks_bp, todo_bp)  # issue 15: 待办
+    features += (workdays_bp,)  # issue 16: the working-day calendar
     for bp in (*blueprints, reports_bp, admin_bp, *features):
         app.register_blueprint(bp)
 

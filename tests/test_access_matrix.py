@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass, field
+from datetime import date
 
 import pytest
 import sqlalchemy as sa
@@ -47,6 +48,8 @@ from crm.projects.models import (
 )
 from crm.projects.stages import Stage, Verification
 from crm.tasks.services import create_task
+from crm.workdays.models import DayKind
+from crm.workdays.services import add_day
 from tests import factories
 from tests.evaluation_factories import PDF, attracting, default_template
 
@@ -265,6 +268,12 @@ MATRIX: dict[str, Row] = {
         post=admin_only(400),
         resaves={"/admin/catalog/carriers/{carrier}/edit"},
     ),
+    "workdays.index": Row(["/admin/workdays/"], get=admin_only(200), post=admin_only(400)),
+    "workdays.delete": Row(
+        ["/admin/workdays/{calendar_day}/delete"],
+        get=admin_only(200),  # asks first
+        post=admin_only(400),  # box not ticked
+    ),
     # ---- dashboard, ledger, conflicts, 甄别 and 流转 ----
     "dashboard.index": Row(["/dashboard/"], get=everyone(200)),
     "ledger.export": Row(["/ledger/export"], get=everyone(200)),
@@ -391,6 +400,7 @@ def objects(world, db_session, uploads) -> dict[str, int]:
             url=f"/projects/{project.id}",
         )[0].id,
         "task": a_task(world),
+        "calendar_day": add_day(world.admin, date(2027, 2, 6), DayKind.REST, "春节").id,
     }
     db_session.commit()
     return ids
@@ -471,6 +481,7 @@ def test_every_rule_of_every_row_is_walked(app):
             "offered",
             "handover",
             "task",
+            "calendar_day",
         ],
         1,
     )

@@ -87,6 +87,8 @@ ACTION_LABELS = {
     "task_updated": "更新任务",
     "task_completed": "完成任务",
     "task_cancelled": "取消任务",
+    "calendar_day_added": "录入工作日历日期",
+    "calendar_day_deleted": "删除工作日历日期",
 }
 
 # What an entry is about: a table name, or a word for what is not a row of one.
@@ -128,6 +130,7 @@ OBJECT_TYPE_LABELS = {
     "tasks": "任务",
     "job_runs": "后台任务",
     "sent_mails": "已发送邮件",
+    "calendar_days": "工作日历",
 }
 
 # Field names, as the models (and the few extra keys services write into a diff) call them.
@@ -154,6 +157,7 @@ FIELD_LABELS = {
     "officer_id": "责任人",
     "user_id": "用户",
     "kind": "类型",
+    "day": "日期",
     "note": "说明",
     "notes": "备注",
     "reason": "原因",

@@ -163,7 +163,7 @@ def test_whole_journey(new_page, screenshot_dir, pdf_file, tmp_path):
 
     # -- (4) the leader decides 通过 -------------------------------------------------------
     leader = login(new_page(), "e2e_leader")
-    leader.get_by_role("link", name="待决策").click()
+    leader.get_by_role("link", name="待决策", exact=True).click()
     expect(leader.locator("main")).to_contain_text(PROJECT)
     check_page(leader, "05-decision-queue", screenshot_dir, problems)
     leader.get_by_role("link", name="查看并决策").first.click()
@@ -230,7 +230,7 @@ def test_whole_journey(new_page, screenshot_dir, pdf_file, tmp_path):
     expect(officer.get_by_role("link", name=PROJECT)).to_be_visible()
     check_page(officer, "02-project-list", screenshot_dir, problems)
 
-    leader.get_by_role("link", name="统计").click()
+    leader.get_by_role("link", name="统计", exact=True).click()
     signed = leader.locator("section.stat", has=leader.get_by_role("heading", name="本年签约"))
     expect(signed.locator(".big")).to_have_text(re.compile(r"^\s*1\s*项"))
     expect(signed).to_contain_text("签约金额 2.80 亿元")  # 28000 万元
