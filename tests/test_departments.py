@@ -320,7 +320,7 @@ def test_the_migration_goes_down_and_up_again_with_department_users(tmp_path):
     from crm import create_app
     from crm.auth.models import PasswordHistory
     from tests.test_evaluation import sessions_on
-    from tests.test_migrations import separate_database
+    from tests.test_migrations import script_directory, separate_database
 
     with separate_database(tmp_path) as url:
 
@@ -337,7 +337,7 @@ def test_the_migration_goes_down_and_up_again_with_department_users(tmp_path):
                     session.commit()
                     user_id, version = world.department.id, world.department.session_version
 
-                downgrade(revision="33f1ad376483")
+                downgrade(revision=script_directory().get_revision("5c9d2e7f4a18").down_revision)
                 with db.engine.connect() as conn:
                     row = conn.execute(
                         sa.text("SELECT role, is_active, session_version FROM users WHERE id = :i"),

@@ -12,7 +12,7 @@ lang_altertable.html, "making other kinds of table schema changes"), inside the 
 transaction; PostgreSQL alters the constraints directly.
 
 Revision ID: 5c9d2e7f4a18
-Revises: 33f1ad376483
+Revises: 5c0d7a3e91b4
 Create Date: 2026-12-08 01:30:00
 
 """
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = "5c9d2e7f4a18"
-down_revision = "33f1ad376483"
+down_revision = "5c0d7a3e91b4"
 branch_labels = None
 depends_on = None
 
