@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import secrets
 import threading
 from contextlib import contextmanager
@@ -584,6 +585,26 @@ def test_the_queue_lists_submitted_evaluations_oldest_first(world, login, db_ses
     assert page.index("乙县中药饮片项目") < page.index("甲区光伏组件项目")
     assert "丙园区储能项目" not in page
     assert f"/evaluations/{second.id}#decision" in page
+
+
+def test_the_queue_shows_scores_vetoes_and_each_role_its_action(world, login, db_session):
+    """The leaders decide from the queue: each row's total score and veto hits; an officer
+    (who may not decide) is offered to look, not to decide."""
+    vetoed = submitted_evaluation(
+        world.project_a,
+        world.officer_a,
+        world.taskforce_x,
+        overrides={VETO_ITEM: Verdict.FAILS},
+    )
+    db_session.commit()
+    page = text(login(world.leader).get("/evaluations/"))
+    row = page.split("甲区光伏组件项目", 1)[1].split("</tr>", 1)[0]
+    assert '<span class="badge stale">1 项不符合</span>' in row
+    assert re.search(r'<td class="num">\d+(\.\d+)? / \d+(\.\d+)?</td>', row), row
+    assert f'href="/evaluations/{vetoed.id}#decision">查看并决策</a>' in row
+    officer_page = text(login(world.officer_a).get("/evaluations/"))
+    assert "查看并决策" not in officer_page
+    assert f'<a href="/evaluations/{vetoed.id}">查看评估</a>' in officer_page
 
 
 def test_a_decision_needs_the_meeting_date_name_and_participants(

@@ -49,6 +49,7 @@ from crm.evaluation.services import (
     start_blocker,
     start_evaluation,
     submit_evaluation,
+    summaries_of,
     summarize,
     template_specs,
 )
@@ -262,7 +263,12 @@ def queue():
         per_page=current_app.config["PAGE_SIZE"],
         error_out=False,
     )
-    return render_template("evaluation/queue.html", page=page)
+    return render_template(
+        "evaluation/queue.html",
+        page=page,
+        summaries=summaries_of(page.items),
+        deciding={e.id for e in page.items if can(current_user, Action.DECIDE, e.project)},
+    )
 
 
 # Checklist templates (admin) ----------------------------------------------------------------
